@@ -1,0 +1,5 @@
+//! Baton: player-hosted game sessions with host migration.
+#![warn(missing_docs)]
+
+/// The sans-IO consensus core, re-exported.
+pub use baton_core as raft;
