@@ -1,0 +1,104 @@
+//! Applies committed entries to the application in log order, exactly once per client tag,
+//! and keeps the runtime's own replicated bookkeeping (client sessions, address book).
+
+use super::wire::{decode, encode, LogCommand};
+use super::{StateMachine, StateMachineError};
+use crate::raft::{ClientSessions, ClientTag, Entry, EntryPayload, Index, Membership, NodeId, SessionCheck};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+/// What a snapshot of a runtime node holds besides the application's own bytes.
+#[derive(Serialize, Deserialize)]
+struct SnapshotImage {
+    sessions: ClientSessions,
+    addresses: BTreeMap<NodeId, SocketAddr>,
+    app: Vec<u8>,
+}
+
+/// The outcome of applying one entry, for the driver to act on.
+pub(crate) enum Applied {
+    /// Nothing for anyone to hear about (no-op entries, untagged commands).
+    Quiet,
+    /// A tagged application command was applied (or recognised as a duplicate).
+    Command { tag: ClientTag, result: Option<Vec<u8>> },
+    /// A member's address became known.
+    Address { id: NodeId, addr: SocketAddr },
+    /// A new configuration was committed.
+    Membership(Membership),
+}
+
+pub(crate) struct Applier<S> {
+    pub(crate) state_machine: S,
+    sessions: ClientSessions,
+    pub(crate) addresses: BTreeMap<NodeId, SocketAddr>,
+    pub(crate) applied_index: Index,
+}
+
+impl<S: StateMachine> Applier<S> {
+    pub(crate) fn new(state_machine: S) -> Self {
+        Applier { state_machine, sessions: ClientSessions::default(), addresses: BTreeMap::new(), applied_index: 0 }
+    }
+
+    pub(crate) fn apply(&mut self, entry: &Entry) -> Applied {
+        debug_assert!(entry.index > self.applied_index, "entries are applied once, in order");
+        self.applied_index = entry.index;
+        match &entry.payload {
+            EntryPayload::Noop => Applied::Quiet,
+            EntryPayload::Membership(membership) => Applied::Membership(membership.clone()),
+            EntryPayload::Command { tag, data } => self.apply_command(entry.index, *tag, data),
+        }
+    }
+
+    fn apply_command(&mut self, index: Index, tag: Option<ClientTag>, data: &[u8]) -> Applied {
+        let Some(command) = decode::<LogCommand>(data) else {
+            // Every replica holds the same bytes, so every replica skips them alike: the
+            // replicated state stays identical even though the command is lost to the app.
+            tracing::error!(index, "committed command is not a runtime command; skipped");
+            return Applied::Quiet;
+        };
+        match command {
+            LogCommand::SetAddress { id, addr } => {
+                self.addresses.insert(id, addr);
+                Applied::Address { id, addr }
+            }
+            LogCommand::App(bytes) => match tag {
+                None => {
+                    self.state_machine.apply(index, &bytes);
+                    Applied::Quiet
+                }
+                Some(tag) => {
+                    let result = match self.sessions.check(tag) {
+                        SessionCheck::New => {
+                            let result = self.state_machine.apply(index, &bytes);
+                            self.sessions.record(tag, result.clone());
+                            Some(result)
+                        }
+                        SessionCheck::Duplicate(cached) => Some(cached.to_vec()),
+                        SessionCheck::Stale => None,
+                    };
+                    Applied::Command { tag, result }
+                }
+            },
+        }
+    }
+
+    pub(crate) fn snapshot(&self) -> Result<Vec<u8>, StateMachineError> {
+        let image = SnapshotImage {
+            sessions: self.sessions.clone(),
+            addresses: self.addresses.clone(),
+            app: self.state_machine.snapshot()?,
+        };
+        encode(&image).map_err(|err| StateMachineError(format!("encoding snapshot: {err}")))
+    }
+
+    pub(crate) fn restore(&mut self, index: Index, bytes: &[u8]) -> Result<(), StateMachineError> {
+        let image: SnapshotImage =
+            decode(bytes).ok_or_else(|| StateMachineError("snapshot is not a runtime snapshot image".into()))?;
+        self.state_machine.restore(&image.app)?;
+        self.sessions = image.sessions;
+        self.addresses = image.addresses;
+        self.applied_index = index;
+        Ok(())
+    }
+}

@@ -1,0 +1,743 @@
+//! The node task: the single owner of the core. Everything that changes the core goes
+//! through this loop, so the core needs no locks and its outputs are handled in order.
+
+use super::applier::{Applied, Applier};
+use super::persist::{spawn_persister, PersistDone, PersistJob};
+use super::wire::{encode, LogCommand, Wire};
+use super::{Bootstrap, Command, NodeConfig, NodeError, NodeEvent, NodeStatus, ReadFn, Reply, StateMachine};
+use crate::raft::{
+    ClientTag, Entry, Index, Membership, MembershipChange, Message, NodeId, PersistedState, ProposalId, RaftNode,
+    Ready, Role, Snapshot, SoftState,
+};
+use crate::storage::{open_storage, PersistBatch};
+use crate::transport::{Identity, SessionCredentials, Transport, TransportEvent};
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::time::MissedTickBehavior;
+use tracing::Instrument;
+
+/// Proposals of one node that may be in flight at once. The client-session window of the
+/// core must be wider, so that a retried proposal is always still recognised.
+const PROPOSALS_IN_FLIGHT_MAX: usize = 512;
+
+pub(crate) struct Started {
+    pub(crate) id: NodeId,
+    pub(crate) addr: SocketAddr,
+}
+
+struct PendingProposal {
+    command: Vec<u8>,
+    reply: Reply<Vec<u8>>,
+    next_retry: Instant,
+    deadline: Instant,
+}
+
+struct PendingRead<S> {
+    run: ReadFn<S>,
+    reply: Reply<()>,
+    deadline: Instant,
+}
+
+struct PendingChange {
+    proposal: ProposalId,
+    reply: Reply<()>,
+    deadline: Instant,
+}
+
+struct PendingTransfer {
+    target: NodeId,
+    reply: Reply<()>,
+    deadline: Instant,
+}
+
+pub(crate) struct Driver<S: StateMachine> {
+    id: NodeId,
+    addr: SocketAddr,
+    config: NodeConfig,
+    core: RaftNode,
+    applier: Applier<S>,
+    transport: Transport<Wire>,
+    persist_jobs: Option<std::sync::mpsc::Sender<PersistJob>>,
+    persister: Option<std::thread::JoinHandle<()>>,
+    events: broadcast::Sender<NodeEvent>,
+    session_inbox: mpsc::Sender<(NodeId, Vec<u8>)>,
+    client_id: u64,
+    next_sequence: u64,
+    proposals: BTreeMap<ClientTag, PendingProposal>,
+    /// Proposals waiting for a free slot in the in-flight window.
+    queued_proposals: std::collections::VecDeque<(Vec<u8>, Reply<Vec<u8>>, Instant)>,
+    reads_issued: HashMap<u64, PendingRead<S>>,
+    reads_to_retry: Vec<PendingRead<S>>,
+    reads_waiting_apply: Vec<(Index, PendingRead<S>)>,
+    next_read_id: u64,
+    changes: Vec<PendingChange>,
+    transfers: Vec<PendingTransfer>,
+    join_task: Option<tokio::task::JoinHandle<()>>,
+    last_snapshot_index: Index,
+    stopped: Option<String>,
+    span: tracing::Span,
+}
+
+impl<S: StateMachine> Driver<S> {
+    pub(crate) async fn start(
+        config: NodeConfig,
+        identity: Identity,
+        credentials: SessionCredentials,
+        state_machine: S,
+        bootstrap: Bootstrap,
+        commands: mpsc::Receiver<Command<S>>,
+        events: broadcast::Sender<NodeEvent>,
+        session_inbox: mpsc::Sender<(NodeId, Vec<u8>)>,
+    ) -> Result<Started, NodeError> {
+        let id = identity.node_id();
+        let mut storage = open_storage(config.storage.data_dir.as_deref(), config.storage.durability)?;
+        let mut persisted = storage.initial_state().clone();
+        let fresh = persisted == PersistedState::default();
+        if fresh && bootstrap == Bootstrap::NewCluster {
+            let founders = Membership { voters: [id].into_iter().collect(), learners: Default::default() };
+            persisted = PersistedState::bootstrap(founders);
+            storage.persist(&PersistBatch {
+                hard_state: Some(persisted.hard_state),
+                snapshot: persisted.snapshot.as_ref(),
+                entries: &persisted.entries,
+            })?;
+        }
+
+        let mut raft_config = config.raft.clone();
+        raft_config.id = id;
+        raft_config.rng_seed = config.rng_seed.unwrap_or_else(rand::random);
+        let mut core = RaftNode::new(raft_config, persisted.clone())?;
+
+        let mut applier = Applier::new(state_machine);
+        let mut last_snapshot_index = 0;
+        if let Some(snapshot) = &persisted.snapshot {
+            applier.restore(snapshot.meta.last_index, &snapshot.data)?;
+            last_snapshot_index = snapshot.meta.last_index;
+        }
+
+        let (transport, inbound) = Transport::<Wire>::bind(identity, credentials, config.transport.clone()).await?;
+        let addr = transport.local_addr();
+        for (peer, peer_addr) in &applier.addresses {
+            if *peer != id {
+                transport.add_peer(*peer, *peer_addr);
+            }
+        }
+
+        let label = format!("{id:016x}");
+        let (persist_jobs, persisted_rx, persister) = spawn_persister(storage, label.clone())?;
+        let span = tracing::info_span!("node", id = %label, term = tracing::field::Empty, role = tracing::field::Empty);
+
+        let join_task = match (&bootstrap, fresh) {
+            (Bootstrap::Join { addrs }, true) => {
+                Some(spawn_join_task(transport.clone(), addrs.clone(), addr, config.join_retry_interval, span.clone()))
+            }
+            _ => None,
+        };
+        if fresh && bootstrap == Bootstrap::NewCluster {
+            // A lone founder need not wait out an election timeout to start hosting.
+            if let Err(err) = core.campaign() {
+                tracing::debug!(parent: &span, %err, "founder could not campaign at once");
+            }
+        }
+
+        let driver = Driver {
+            id,
+            addr,
+            config,
+            core,
+            applier,
+            transport,
+            persist_jobs: Some(persist_jobs),
+            persister: Some(persister),
+            events,
+            session_inbox,
+            client_id: rand::random(),
+            next_sequence: 1,
+            proposals: BTreeMap::new(),
+            queued_proposals: Default::default(),
+            reads_issued: HashMap::new(),
+            reads_to_retry: Vec::new(),
+            reads_waiting_apply: Vec::new(),
+            next_read_id: 1,
+            changes: Vec::new(),
+            transfers: Vec::new(),
+            join_task,
+            last_snapshot_index,
+            stopped: None,
+            span: span.clone(),
+        };
+        tracing::info!(parent: &span, %addr, fresh, "node started");
+        tokio::spawn(driver.run(commands, inbound, persisted_rx).instrument(span));
+        Ok(Started { id, addr })
+    }
+
+    async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command<S>>,
+        mut inbound: mpsc::Receiver<TransportEvent<Wire>>,
+        mut persisted: mpsc::UnboundedReceiver<PersistDone>,
+    ) {
+        let mut ticker = tokio::time::interval(self.config.tick_interval);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        self.drain_ready();
+        let mut shutdown_reply: Option<oneshot::Sender<()>> = None;
+        loop {
+            tokio::select! {
+                biased;
+                _ = ticker.tick() => self.on_tick(),
+                done = persisted.recv() => match done {
+                    Some(done) => self.on_persisted(done),
+                    None => self.stop("the persistence thread ended"),
+                },
+                event = inbound.recv() => match event {
+                    Some(event) => self.on_transport_event(event),
+                    None => self.stop("the transport closed"),
+                },
+                command = commands.recv() => match command {
+                    Some(Command::Shutdown(reply)) => {
+                        shutdown_reply = Some(reply);
+                        break;
+                    }
+                    Some(command) => self.on_command(command),
+                    None => break,
+                },
+            }
+            if self.stopped.is_some() {
+                break;
+            }
+            self.drain_ready();
+        }
+        self.shutdown().await;
+        if let Some(reply) = shutdown_reply {
+            let _ = reply.send(());
+        }
+    }
+
+    fn stop(&mut self, reason: &str) {
+        if self.stopped.is_none() {
+            tracing::error!(reason, "node stopping");
+            let _ = self.events.send(NodeEvent::Fatal(reason.to_string()));
+            self.stopped = Some(reason.to_string());
+        }
+    }
+
+    async fn shutdown(&mut self) {
+        for (_, pending) in std::mem::take(&mut self.proposals) {
+            let _ = pending.reply.send(Err(NodeError::Stopped));
+        }
+        for (_, reply, _) in std::mem::take(&mut self.queued_proposals) {
+            let _ = reply.send(Err(NodeError::Stopped));
+        }
+        if let Some(task) = self.join_task.take() {
+            task.abort();
+        }
+        // Dropping the sender lets the persistence thread finish every queued job and end:
+        // whatever was handed to storage is durable before shutdown returns.
+        self.persist_jobs = None;
+        if let Some(persister) = self.persister.take() {
+            let _ = tokio::task::spawn_blocking(move || persister.join()).await;
+        }
+        self.transport.shutdown().await;
+        tracing::info!("node stopped");
+    }
+
+    // ---- inputs -------------------------------------------------------------------
+
+    fn on_tick(&mut self) {
+        self.core.tick();
+        let now = Instant::now();
+        self.retry_proposals(now);
+        self.retry_reads(now);
+        self.expire_requests(now);
+    }
+
+    fn on_persisted(&mut self, done: PersistDone) {
+        if let Err(err) = done.result {
+            self.stop(&format!("storage failed: {err}"));
+            return;
+        }
+        for message in done.persisted_messages {
+            self.send_raft(message);
+        }
+        self.core.advance(done.ready_number);
+    }
+
+    fn on_transport_event(&mut self, event: TransportEvent<Wire>) {
+        match event {
+            TransportEvent::Message { from, msg } => self.on_wire(from, msg),
+            TransportEvent::PeerConnected { id, addr } => tracing::debug!(peer = %format_args!("{id:016x}"), %addr, "peer connected"),
+            TransportEvent::PeerDisconnected { id, reason } => {
+                tracing::debug!(peer = %format_args!("{id:016x}"), reason, "peer disconnected")
+            }
+        }
+    }
+
+    fn on_wire(&mut self, from: NodeId, wire: Wire) {
+        match wire {
+            Wire::Raft(message) => {
+                if message.from != from || message.to != self.id {
+                    // The transport proved who `from` is; a message claiming another
+                    // sender or another recipient is forged or misrouted.
+                    tracing::warn!(peer = %format_args!("{from:016x}"), claimed = message.from, to = message.to, "dropping raft message with a mismatched sender or recipient");
+                    return;
+                }
+                tracing::trace!(?message, "step");
+                if let Err(err) = self.core.step(message) {
+                    tracing::debug!(%err, "core refused a message");
+                }
+            }
+            Wire::Forward { tag, command } => {
+                if self.core.role() == Role::Leader {
+                    if let Err(err) = self.core.propose(command, Some(tag)) {
+                        tracing::debug!(%err, "forwarded proposal refused; the proposer will retry");
+                    }
+                }
+            }
+            Wire::JoinRequest { addr } => self.on_join_request(from, addr),
+            Wire::Session(bytes) => {
+                if self.session_inbox.try_send((from, bytes)).is_err() {
+                    tracing::debug!("session inbox full or closed; message dropped");
+                }
+            }
+            Wire::Redirect { leader, addr } => {
+                if self.join_task.is_some() && leader != self.id {
+                    if let Some(addr) = addr {
+                        self.transport.add_peer(leader, addr);
+                    }
+                    self.transport.send(leader, Wire::JoinRequest { addr: self.addr });
+                }
+            }
+        }
+    }
+
+    fn on_join_request(&mut self, from: NodeId, addr: SocketAddr) {
+        if self.core.role() != Role::Leader {
+            if let Some(leader) = self.core.leader_id() {
+                let leader_addr = self.applier.addresses.get(&leader).copied();
+                self.transport.send(from, Wire::Redirect { leader, addr: leader_addr });
+            }
+            return;
+        }
+        self.transport.add_peer(from, addr);
+        if self.applier.addresses.get(&from) != Some(&addr) {
+            self.propose_address(from, addr);
+        }
+        let membership = self.core.membership();
+        if membership.voters.contains(&from) || membership.learners.contains(&from) {
+            return;
+        }
+        match self.core.propose_membership(MembershipChange::AddLearner(from)) {
+            Ok(_) => tracing::info!(joiner = %format_args!("{from:016x}"), %addr, "adding joiner as learner"),
+            Err(err) => tracing::debug!(%err, "join deferred; the joiner will ask again"),
+        }
+    }
+
+    fn on_command(&mut self, command: Command<S>) {
+        match command {
+            Command::Propose { command, reply } => {
+                let deadline = Instant::now() + self.config.proposal_timeout;
+                self.queued_proposals.push_back((command, reply, deadline));
+                self.admit_proposals();
+            }
+            Command::Read { run, reply } => {
+                let deadline = Instant::now() + self.config.proposal_timeout;
+                self.issue_read(PendingRead { run, reply, deadline });
+            }
+            Command::ChangeMembership { change, addr, reply } => self.change_membership(change, addr, reply),
+            Command::TransferLeadership { target, reply } => match self.core.transfer_leadership(target) {
+                Ok(()) => {
+                    let deadline = Instant::now() + self.election_timeout() * 2;
+                    self.transfers.push(PendingTransfer { target, reply, deadline });
+                }
+                Err(err) => {
+                    let _ = reply.send(Err(NodeError::Refused(err)));
+                }
+            },
+            Command::SetFitness(fitness) => self.core.set_fitness(fitness),
+            Command::Status(reply) => {
+                let _ = reply.send(self.status());
+            }
+            Command::SendSession { to, bytes } => self.transport.send(to, Wire::Session(bytes)),
+            Command::Shutdown(reply) => {
+                // The run loop intercepts shutdown before dispatching; answering here too
+                // keeps a caller from hanging if that ever changes.
+                let _ = reply.send(());
+            }
+        }
+    }
+
+    fn change_membership(&mut self, change: MembershipChange, addr: Option<SocketAddr>, reply: Reply<()>) {
+        if let (MembershipChange::AddLearner(id), Some(addr)) = (&change, addr) {
+            self.transport.add_peer(*id, addr);
+            if self.core.role() == Role::Leader {
+                self.propose_address(*id, addr);
+            }
+        }
+        match self.core.propose_membership(change) {
+            Ok(proposal) => {
+                let deadline = Instant::now() + self.config.proposal_timeout;
+                self.changes.push(PendingChange { proposal, reply, deadline });
+            }
+            Err(err) => {
+                let _ = reply.send(Err(NodeError::Refused(err)));
+            }
+        }
+    }
+
+    // ---- proposals ----------------------------------------------------------------
+
+    fn admit_proposals(&mut self) {
+        while self.proposals.len() < PROPOSALS_IN_FLIGHT_MAX {
+            let Some((command, reply, deadline)) = self.queued_proposals.pop_front() else { break };
+            let encoded = match encode(&LogCommand::App(command)) {
+                Ok(encoded) => encoded,
+                Err(err) => {
+                    let _ = reply.send(Err(NodeError::Encode(err.to_string())));
+                    continue;
+                }
+            };
+            let tag = ClientTag { client_id: self.client_id, sequence: self.next_sequence };
+            self.next_sequence += 1;
+            let next_retry = Instant::now() + self.config.proposal_retry_interval;
+            self.submit(tag, encoded.clone());
+            self.proposals.insert(tag, PendingProposal { command: encoded, reply, next_retry, deadline });
+        }
+    }
+
+    /// Hands a tagged proposal to the leader: directly when this node leads, over the
+    /// network otherwise. Losing it is fine: the retry timer sends it again.
+    fn submit(&mut self, tag: ClientTag, command: Vec<u8>) {
+        if self.core.role() == Role::Leader {
+            if let Err(err) = self.core.propose(command, Some(tag)) {
+                tracing::debug!(%err, sequence = tag.sequence, "proposal deferred");
+            }
+        } else if let Some(leader) = self.core.leader_id() {
+            self.transport.send(leader, Wire::Forward { tag, command });
+        }
+    }
+
+    fn retry_proposals(&mut self, now: Instant) {
+        let due: Vec<(ClientTag, Vec<u8>)> = self
+            .proposals
+            .iter_mut()
+            .filter(|(_, pending)| pending.next_retry <= now)
+            .map(|(tag, pending)| {
+                pending.next_retry = now + self.config.proposal_retry_interval;
+                (*tag, pending.command.clone())
+            })
+            .collect();
+        for (tag, command) in due {
+            self.submit(tag, command);
+        }
+    }
+
+    fn propose_address(&mut self, id: NodeId, addr: SocketAddr) {
+        match encode(&LogCommand::SetAddress { id, addr }) {
+            Ok(command) => {
+                if let Err(err) = self.core.propose(command, None) {
+                    tracing::debug!(%err, "address announcement deferred");
+                }
+            }
+            Err(err) => tracing::error!(%err, "cannot encode an address announcement"),
+        }
+    }
+
+    // ---- reads --------------------------------------------------------------------
+
+    fn issue_read(&mut self, read: PendingRead<S>) {
+        let request_id = self.next_read_id;
+        self.next_read_id += 1;
+        match self.core.read_index(request_id) {
+            Ok(()) => {
+                self.reads_issued.insert(request_id, read);
+            }
+            Err(err) => {
+                tracing::debug!(%err, "read deferred");
+                self.reads_to_retry.push(read);
+            }
+        }
+    }
+
+    fn retry_reads(&mut self, _now: Instant) {
+        for read in std::mem::take(&mut self.reads_to_retry) {
+            self.issue_read(read);
+        }
+    }
+
+    fn serve_reads(&mut self) {
+        let applied = self.applier.applied_index;
+        let (ready, waiting): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.reads_waiting_apply).into_iter().partition(|(index, _)| *index <= applied);
+        self.reads_waiting_apply = waiting;
+        for (_, read) in ready {
+            (read.run)(&self.applier.state_machine);
+            let _ = read.reply.send(Ok(()));
+        }
+    }
+
+    fn expire_requests(&mut self, now: Instant) {
+        let timeout = self.config.proposal_timeout;
+        let expired: Vec<ClientTag> =
+            self.proposals.iter().filter(|(_, pending)| pending.deadline <= now).map(|(tag, _)| *tag).collect();
+        for tag in expired {
+            if let Some(pending) = self.proposals.remove(&tag) {
+                let _ = pending.reply.send(Err(NodeError::Timeout(timeout)));
+            }
+        }
+        while self.queued_proposals.front().is_some_and(|(_, _, deadline)| *deadline <= now) {
+            if let Some((_, reply, _)) = self.queued_proposals.pop_front() {
+                let _ = reply.send(Err(NodeError::Timeout(timeout)));
+            }
+        }
+        self.admit_proposals();
+        let expire_reads = |reads: Vec<PendingRead<S>>| -> Vec<PendingRead<S>> {
+            let (expired, alive): (Vec<_>, Vec<_>) = reads.into_iter().partition(|read| read.deadline <= now);
+            for read in expired {
+                let _ = read.reply.send(Err(NodeError::Timeout(timeout)));
+            }
+            alive
+        };
+        self.reads_to_retry = expire_reads(std::mem::take(&mut self.reads_to_retry));
+        let issued: Vec<u64> =
+            self.reads_issued.iter().filter(|(_, read)| read.deadline <= now).map(|(id, _)| *id).collect();
+        for id in issued {
+            if let Some(read) = self.reads_issued.remove(&id) {
+                let _ = read.reply.send(Err(NodeError::Timeout(timeout)));
+            }
+        }
+        let (expired, alive): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.changes).into_iter().partition(|change| change.deadline <= now);
+        self.changes = alive;
+        for change in expired {
+            let _ = change.reply.send(Err(NodeError::Timeout(timeout)));
+        }
+        let (expired, alive): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.transfers).into_iter().partition(|transfer| transfer.deadline <= now);
+        self.transfers = alive;
+        for transfer in expired {
+            let _ = transfer.reply.send(Err(NodeError::Timeout(self.election_timeout() * 2)));
+        }
+    }
+
+    // ---- outputs ------------------------------------------------------------------
+
+    fn drain_ready(&mut self) {
+        while self.stopped.is_none() && self.core.has_ready() {
+            let ready = self.core.ready();
+            self.handle_ready(ready);
+        }
+        self.serve_reads();
+        self.maybe_compact();
+    }
+
+    fn handle_ready(&mut self, ready: Ready) {
+        if let Some(soft_state) = &ready.soft_state {
+            self.on_soft_state(soft_state);
+        }
+        tracing::debug!(
+            number = ready.number,
+            send = ready.messages.len(),
+            persist = ready.entries.len(),
+            commit = ready.committed_entries.len(),
+            "ready"
+        );
+        for message in ready.messages {
+            self.send_raft(message);
+        }
+        if let Some(snapshot) = &ready.snapshot {
+            if let Err(err) = self.applier.restore(snapshot.meta.last_index, &snapshot.data) {
+                self.stop(&format!("cannot restore the leader's snapshot: {err}"));
+                return;
+            }
+            self.last_snapshot_index = snapshot.meta.last_index;
+            tracing::info!(index = snapshot.meta.last_index, "restored from the leader's snapshot");
+        }
+        let snapshot = newest_snapshot(ready.snapshot, ready.compaction);
+        let job = PersistJob {
+            ready_number: ready.number,
+            hard_state: ready.hard_state,
+            snapshot,
+            entries: ready.entries,
+            persisted_messages: ready.persisted_messages,
+        };
+        let handed_over = self.persist_jobs.as_ref().is_some_and(|jobs| jobs.send(job).is_ok());
+        if !handed_over {
+            self.stop("the persistence thread is gone");
+            return;
+        }
+        for entry in ready.committed_entries {
+            if entry.index > self.applier.applied_index {
+                self.apply(entry);
+            }
+        }
+        for read_state in ready.read_states {
+            if let Some(read) = self.reads_issued.remove(&read_state.request_id) {
+                self.reads_waiting_apply.push((read_state.index, read));
+            }
+        }
+        for request_id in ready.failed_reads {
+            if let Some(read) = self.reads_issued.remove(&request_id) {
+                self.reads_to_retry.push(read);
+            }
+        }
+    }
+
+    fn on_soft_state(&mut self, soft_state: &SoftState) {
+        self.span.record("term", soft_state.term);
+        self.span.record("role", tracing::field::debug(soft_state.role));
+        tracing::info!(role = ?soft_state.role, term = soft_state.term, leader = ?soft_state.leader, "role changed");
+        let _ = self.events.send(NodeEvent::RoleChanged {
+            role: soft_state.role,
+            term: soft_state.term,
+            leader: soft_state.leader,
+        });
+        if soft_state.role == Role::Leader && self.applier.addresses.get(&self.id) != Some(&self.addr) {
+            self.propose_address(self.id, self.addr);
+        }
+        // A new leader is known: resubmit waiting proposals now rather than after the
+        // retry interval, so a host migration costs one round trip, not a timer.
+        if soft_state.leader.is_some() {
+            let now = Instant::now();
+            for pending in self.proposals.values_mut() {
+                pending.next_retry = now;
+            }
+            self.retry_proposals(now);
+        }
+        if let Some(leader) = soft_state.leader {
+            let (done, waiting): (Vec<_>, Vec<_>) =
+                std::mem::take(&mut self.transfers).into_iter().partition(|transfer| transfer.target == leader);
+            self.transfers = waiting;
+            for transfer in done {
+                let _ = transfer.reply.send(Ok(()));
+            }
+        }
+    }
+
+    fn apply(&mut self, entry: Entry) {
+        let (finished, waiting): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.changes).into_iter().partition(|change| change.proposal.index == entry.index);
+        self.changes = waiting;
+        for change in finished {
+            let outcome = if change.proposal.term == entry.term { Ok(()) } else { Err(NodeError::Dropped) };
+            let _ = change.reply.send(outcome);
+        }
+        match self.applier.apply(&entry) {
+            Applied::Quiet => {}
+            Applied::Command { tag, result } => {
+                if tag.client_id == self.client_id {
+                    if let Some(pending) = self.proposals.remove(&tag) {
+                        let _ = pending.reply.send(result.ok_or(NodeError::Dropped));
+                        self.admit_proposals();
+                    }
+                }
+            }
+            Applied::Address { id, addr } => {
+                if id != self.id {
+                    self.transport.add_peer(id, addr);
+                }
+            }
+            Applied::Membership(membership) => {
+                let member = membership.voters.contains(&self.id) || membership.learners.contains(&self.id);
+                if member {
+                    if let Some(task) = self.join_task.take() {
+                        task.abort();
+                        tracing::info!("joined the cluster");
+                        let _ = self.events.send(NodeEvent::Joined);
+                    }
+                }
+                tracing::info!(voters = ?membership.voters, learners = ?membership.learners, "membership applied");
+                let _ = self.events.send(NodeEvent::MembershipChanged(membership));
+            }
+        }
+    }
+
+    fn maybe_compact(&mut self) {
+        let applied = self.applier.applied_index;
+        if applied < self.last_snapshot_index + self.config.snapshot_interval_entries {
+            return;
+        }
+        let data = match self.applier.snapshot() {
+            Ok(data) => data,
+            Err(err) => {
+                tracing::warn!(%err, "state machine could not make a snapshot; log not compacted");
+                return;
+            }
+        };
+        match self.core.compact(applied, data) {
+            Ok(()) => {
+                self.last_snapshot_index = applied;
+                tracing::debug!(index = applied, "log compacted");
+            }
+            Err(err) => tracing::warn!(%err, "compaction refused"),
+        }
+    }
+
+    fn send_raft(&self, message: Message) {
+        self.transport.send(message.to, Wire::Raft(message));
+    }
+
+    fn election_timeout(&self) -> Duration {
+        self.config.tick_interval * self.config.raft.election_timeout_ticks_max
+    }
+
+    fn status(&self) -> NodeStatus {
+        let raft = self.core.status();
+        let peer_rtts = self
+            .transport
+            .peers()
+            .into_iter()
+            .filter_map(|(peer, _)| self.transport.rtt(peer).map(|rtt| (peer, rtt)))
+            .collect();
+        NodeStatus {
+            id: self.id,
+            addr: self.addr,
+            role: raft.role,
+            term: raft.term,
+            leader: raft.leader,
+            commit_index: raft.commit,
+            applied_index: self.applier.applied_index,
+            last_index: raft.last_index,
+            membership: raft.membership,
+            fitness: raft.fitness,
+            progress: self.core.progress(),
+            peer_rtts,
+        }
+    }
+}
+
+/// A Ready carries at most one snapshot in practice; if it carried both, the newer one
+/// supersedes the older for storage.
+fn newest_snapshot(received: Option<Snapshot>, compaction: Option<Snapshot>) -> Option<Snapshot> {
+    match (received, compaction) {
+        (Some(a), Some(b)) => Some(if a.meta.last_index >= b.meta.last_index { a } else { b }),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Knocks on the bootstrap addresses until the driver sees this node in the configuration
+/// and aborts the task. Each knock authenticates (the transport runs the join proof) and
+/// asks to join; a non-leader answers with a redirect that the driver follows.
+fn spawn_join_task(
+    transport: Transport<Wire>,
+    addrs: Vec<SocketAddr>,
+    own_addr: SocketAddr,
+    retry_interval: Duration,
+    span: tracing::Span,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(
+        async move {
+            loop {
+                for addr in &addrs {
+                    match transport.connect(*addr).await {
+                        Ok(peer) => transport.send(peer, Wire::JoinRequest { addr: own_addr }),
+                        Err(err) => tracing::debug!(%addr, %err, "join attempt failed"),
+                    }
+                }
+                tokio::time::sleep(retry_interval).await;
+            }
+        }
+        .instrument(span),
+    )
+}

@@ -1,0 +1,122 @@
+//! Builds sessions of in-process players on loopback QUIC and checks them.
+
+#![allow(dead_code)]
+
+use super::game::Ledger;
+use baton::raft::NodeId;
+use baton::session::{Session, SessionConfig, SessionEvent, TickMode};
+use baton::transport::Identity;
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::time::Duration;
+
+pub const LIMIT: Duration = Duration::from_secs(60);
+
+pub fn config(tick_mode: TickMode, max_voters: usize) -> SessionConfig {
+    let mut config = SessionConfig { tick_mode, max_voters, ..SessionConfig::default() };
+    config.node.transport.bind = "127.0.0.1:0".parse().unwrap();
+    config.handoff_hold = Duration::from_millis(500);
+    config.policy_interval = Duration::from_millis(100);
+    config.voter_absence_limit = Duration::from_secs(1);
+    config.node.snapshot_interval_entries = 64;
+    config
+}
+
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    while tokio::time::Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out after {LIMIT:?} waiting for {what}");
+}
+
+pub async fn host_of(sessions: &[Session<Ledger>]) -> Option<NodeId> {
+    for session in sessions {
+        if let Ok(status) = session.status().await {
+            if status.node.leader.is_some() {
+                return status.node.leader;
+            }
+        }
+    }
+    None
+}
+
+/// Starts a host and `players - 1` joiners, and waits until the host has filled the voter
+/// set (up to `config.max_voters`) and every player has applied some ticks.
+pub async fn start_session(players: usize, config: &SessionConfig) -> Vec<Session<Ledger>> {
+    let host = Session::host(config.clone(), Identity::generate().unwrap(), Ledger::default()).await.unwrap();
+    let invite = host.invite();
+    let mut sessions = vec![host];
+    for _ in 1..players {
+        let joiner =
+            Session::join(&invite, config.clone(), Identity::generate().unwrap(), Ledger::default()).await.unwrap();
+        sessions.push(joiner);
+    }
+    let voters_wanted = players.min(config.max_voters);
+    eventually("the voter set to fill", || async {
+        let status = sessions[0].status().await.unwrap();
+        status.node.membership.voters.len() == voters_wanted
+            && status.node.membership.voters.len() + status.node.membership.learners.len() == players
+    })
+    .await;
+    eventually("every player to apply ticks", || async {
+        sessions.iter().all(|session| session.with_game(|_, tick| tick > 3))
+    })
+    .await;
+    sessions
+}
+
+/// Every player agrees on the game hash at every tick they have all applied, the ticks
+/// have no gaps, and no input was applied twice.
+pub fn assert_replicas_agree(sessions: &[&Session<Ledger>]) {
+    let ledgers: Vec<Ledger> = sessions.iter().map(|session| session.with_game(|game, _| game.clone())).collect();
+    let common = ledgers.iter().map(|ledger| ledger.history.len()).min().unwrap_or(0);
+    assert!(common > 0, "no tick applied everywhere");
+    for ledger in &ledgers {
+        assert_eq!(ledger.history.len() as u64, ledger.ticks, "a tick is missing from a replica");
+        assert_eq!(ledger.history[..common], ledgers[0].history[..common], "replicas disagree");
+        let mut seen = BTreeSet::new();
+        for (player, sequence, _) in &ledger.applied {
+            assert!(seen.insert((*player, *sequence)), "input {sequence} of {player:016x} applied twice");
+        }
+    }
+}
+
+/// Every input 1..=count of every player in `inputs` was applied exactly once, in order.
+pub fn assert_inputs_applied_once(session: &Session<Ledger>, inputs: &BTreeMap<NodeId, u64>) {
+    let ledger = session.with_game(|game, _| game.clone());
+    for (player, count) in inputs {
+        let sequences: Vec<u64> =
+            ledger.applied.iter().filter(|(who, _, _)| who == player).map(|(_, sequence, _)| *sequence).collect();
+        assert_eq!(sequences, (1..=*count).collect::<Vec<_>>(), "inputs of {player:016x}");
+    }
+}
+
+pub type TickTimes = std::sync::Arc<std::sync::Mutex<Vec<(u64, std::time::Instant)>>>;
+
+/// Collects the times of TickCommitted events, to measure the pause around a migration.
+pub fn record_ticks(session: &Session<Ledger>) -> TickTimes {
+    let mut events = session.events();
+    let ticks = TickTimes::default();
+    let sink = ticks.clone();
+    tokio::spawn(async move {
+        while let Ok(event) = events.recv().await {
+            if let SessionEvent::TickCommitted { tick } = event {
+                sink.lock().unwrap().push((tick, std::time::Instant::now()));
+            }
+        }
+    });
+    ticks
+}
+
+/// The longest pause between consecutive committed ticks seen in `ticks`.
+pub fn longest_gap(ticks: &[(u64, std::time::Instant)]) -> Duration {
+    ticks.windows(2).map(|pair| pair[1].1.duration_since(pair[0].1)).max().unwrap_or_default()
+}
