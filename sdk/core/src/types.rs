@@ -116,7 +116,11 @@ impl Fitness {
 
     /// Builds a fitness from a fraction in `[0, 1]`, clamping anything outside.
     pub fn from_fraction(fraction: f64) -> Fitness {
-        let clamped = if fraction.is_nan() { 0.0 } else { fraction.clamp(0.0, 1.0) };
+        let clamped = if fraction.is_nan() {
+            0.0
+        } else {
+            fraction.clamp(0.0, 1.0)
+        };
         Fitness((clamped * 1000.0).round() as u16)
     }
 
