@@ -201,7 +201,7 @@ impl FileStorage {
                 path: dir.join(segment_file_name(segments.front().copied().unwrap_or(1))),
             });
         }
-        let snapshot_to_record = reconcile_snapshot(dir, snapshot.as_ref(), &mut replay)?;
+        let snapshot_to_record = reconcile_snapshot(dir, snapshot.as_ref(), &replay)?;
 
         let mut log = LogIndex::new(replay.snapshot_index, replay.snapshot_term);
         let mut entry_segments = VecDeque::with_capacity(replay.entries.len());
@@ -262,6 +262,15 @@ impl FileStorage {
                 "recording a snapshot whose log marker was lost in a crash"
             );
             store.write_batch(None, Some(&marker), &[], None, true)?;
+            if marker.log_kept {
+                store
+                    .initial
+                    .entries
+                    .retain(|entry| entry.index > marker.last_index);
+            } else {
+                store.initial.entries.clear();
+            }
+            store.delete_obsolete_segments()?;
         }
         tracing::debug!(
             dir = %dir.display(),
@@ -934,7 +943,7 @@ fn open_for_append(seq: u64, path: PathBuf, len: u64) -> Result<ActiveSegment, S
 fn reconcile_snapshot(
     dir: &Path,
     snapshot: Option<&Snapshot>,
-    replay: &mut Replay,
+    replay: &Replay,
 ) -> Result<Option<SnapshotMarker>, StorageError> {
     let path = dir.join(SNAPSHOT_FILE);
     let missing = |found: String| StorageError::MissingSnapshot {
@@ -971,7 +980,17 @@ fn reconcile_snapshot(
         last_term: meta.last_term,
         log_kept: term_in_log == Some(meta.last_term),
     };
-    replay
+    // Checked on a copy: the store applies the marker through its normal write path.
+    let mut trial = Replay {
+        started: replay.started,
+        snapshot_index: replay.snapshot_index,
+        snapshot_term: replay.snapshot_term,
+        unknown_end: replay.unknown_end,
+        entries: replay.entries.clone(),
+        hard_state: replay.hard_state,
+        last_batch: replay.last_batch,
+    };
+    trial
         .apply_marker(&marker)
         .map_err(|reason| StorageError::Inconsistent {
             path: path.clone(),
