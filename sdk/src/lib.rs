@@ -3,3 +3,5 @@
 
 /// The sans-IO consensus core, re-exported.
 pub use baton_core as raft;
+
+pub mod storage;
