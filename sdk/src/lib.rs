@@ -3,3 +3,6 @@
 
 /// The sans-IO consensus core, re-exported.
 pub use baton_core as raft;
+
+pub mod discovery;
+pub mod transport;
