@@ -1,0 +1,1210 @@
+//! QUIC transport between the players of a session: authenticated joining, framing and
+//! per-peer ordered delivery, generic over the message type so it knows nothing of Raft.
+//!
+//! # Shape
+//!
+//! One quinn [`Endpoint`](quinn::Endpoint) per node is both client and server. Between two
+//! nodes there is one QUIC connection, reused for everything; each side sends on one
+//! unidirectional stream, so messages to a peer arrive in order. A connection becomes usable
+//! only after the join handshake (see `handshake` and `docs/protocol.md`): mutual TLS with
+//! self-signed certificates whose keys define the node ids, then a hello carrying an
+//! HMAC-SHA256 proof of the session secret bound to the sender's key and to this very
+//! connection. Until the peer's hello verifies, nothing is sent to it and nothing from it is
+//! delivered.
+//!
+//! # Tasks
+//!
+//! Per known peer: a *dialer* (dials the peer's address with exponential backoff and jitter
+//! while there is no live connection) and a *writer* (drains the peer's bounded send queue into
+//! the current connection's stream). Per live connection: a *reader* (decodes frames and
+//! delivers messages to the event channel, applying backpressure when it is full). One
+//! *acceptor* per endpoint (handshakes bounded by `handshakes_in_flight_max`). All run until
+//! [`Transport::shutdown`] or, for peer tasks, [`Transport::remove_peer`].
+//!
+//! # Duplicate connections
+//!
+//! When both sides dial at once, both connections may authenticate. Each side then keeps the
+//! connection dialed by the lower node id and closes the other with
+//! [`CloseCode::Duplicate`]; both sides reach the same answer without talking. A new connection
+//! from a peer whose *incarnation* (random per process start, sent in the hello) differs from
+//! the current one's always wins: the peer restarted and the old connection is stale.
+//!
+//! # Liveness numbers
+//!
+//! Raft heartbeats decide whether a peer is alive, not QUIC. Defaults: QUIC idle timeout 30 s
+//! (well above any election timeout, so a slow patch never tears down the connection under
+//! Raft), keep-alive every 5 s (keeps NAT bindings and lets a restarted peer's stateless reset
+//! arrive within seconds). A restarted node with the same identity derives the same
+//! stateless-reset key, so its peers' stale connections are reset as soon as they next send.
+//! Reconnect backoff 100 ms doubling to 5 s, each wait drawn uniformly from [b/2, b].
+
+pub mod fault;
+pub mod frame;
+
+mod credentials;
+mod handshake;
+mod identity;
+mod stream;
+mod tls;
+
+#[doc(hidden)]
+pub mod testing;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::marker::PhantomData;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use quinn::{Connection, ConnectionError, Endpoint, SendStream, VarInt};
+use rand::Rng;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::sync::{mpsc, watch, Notify, Semaphore};
+use tokio::task::{AbortHandle, JoinSet};
+
+pub use credentials::{
+    Invite, InviteError, SessionCredentials, SessionId, SessionSecret, INVITE_ADDRS_MAX,
+    INVITE_PREFIX, SESSION_ID_BYTES, SESSION_SECRET_BYTES,
+};
+pub use fault::{FaultController, FaultStats};
+pub use frame::{FrameError, ALPN, PROTOCOL_MAJOR, PROTOCOL_MINOR};
+pub use handshake::HandshakeError;
+pub use identity::{node_id_of_cert, CertParseError, Identity};
+
+use crate::raft::NodeId;
+use frame::{decode_payload, encode_frame, encode_payload, ErrorFrame, FrameKind};
+use handshake::{Authenticated, LocalHello, Role};
+use stream::{read_frame, ReadFrameError};
+
+/// Reason codes sent in QUIC `CONNECTION_CLOSE` (application) frames and in error frames.
+/// The numbers are part of the wire protocol and never change meaning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum CloseCode {
+    /// Orderly shutdown of the sender.
+    Shutdown = 0,
+    /// A malformed frame or payload, or a frame that is not allowed here.
+    ProtocolViolation = 1,
+    /// A frame longer than the maximum frame size.
+    FrameTooLarge = 2,
+    /// The peer speaks another major protocol version.
+    VersionMismatch = 3,
+    /// The join proof did not verify.
+    AuthFailed = 4,
+    /// The certificate's key is not the node id the dialer expected.
+    WrongIdentity = 5,
+    /// No valid hello arrived in time.
+    HelloTimeout = 6,
+    /// Another connection between the same two nodes was kept instead.
+    Duplicate = 7,
+    /// The peer was removed from the address book.
+    PeerRemoved = 8,
+    /// The peer belongs to another session.
+    SessionMismatch = 9,
+    /// A node dialed itself.
+    SelfConnection = 10,
+    /// The peer told us it refuses us (error frame).
+    PeerRefused = 11,
+    /// The connection failed underneath (not sent by a peer; local classification).
+    ConnectionLost = 12,
+    /// Too many handshakes in flight.
+    Overloaded = 13,
+}
+
+impl CloseCode {
+    /// All codes, for lookups.
+    const ALL: [CloseCode; 14] = [
+        CloseCode::Shutdown,
+        CloseCode::ProtocolViolation,
+        CloseCode::FrameTooLarge,
+        CloseCode::VersionMismatch,
+        CloseCode::AuthFailed,
+        CloseCode::WrongIdentity,
+        CloseCode::HelloTimeout,
+        CloseCode::Duplicate,
+        CloseCode::PeerRemoved,
+        CloseCode::SessionMismatch,
+        CloseCode::SelfConnection,
+        CloseCode::PeerRefused,
+        CloseCode::ConnectionLost,
+        CloseCode::Overloaded,
+    ];
+
+    /// The code for a wire value, if known.
+    pub fn from_u64(value: u64) -> Option<CloseCode> {
+        Self::ALL.into_iter().find(|c| *c as u64 == value)
+    }
+
+    /// The code a frame error closes the connection with.
+    pub fn for_frame_error(error: &FrameError) -> CloseCode {
+        match error {
+            FrameError::TooLarge { .. } => CloseCode::FrameTooLarge,
+            FrameError::MajorMismatch { .. } => CloseCode::VersionMismatch,
+            _ => CloseCode::ProtocolViolation,
+        }
+    }
+
+    fn varint(self) -> VarInt {
+        VarInt::from_u32(self as u32)
+    }
+}
+
+/// Errors of the transport API.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransportError {
+    /// An operating-system I/O error.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: &'static str,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The identity key or certificate could not be made or read.
+    #[error("identity: {0}")]
+    Identity(String),
+    /// TLS configuration failed.
+    #[error("TLS: {0}")]
+    Tls(rustls::Error),
+    /// The configuration is invalid.
+    #[error("invalid transport configuration: {0}")]
+    Config(String),
+    /// A dial could not start.
+    #[error("cannot dial: {0}")]
+    Connect(#[from] quinn::ConnectError),
+    /// The QUIC connection failed or was closed (including TLS/ALPN refusals).
+    #[error("connection failed: {0}")]
+    Connection(#[from] ConnectionError),
+    /// The peer is not who the dialer expected.
+    #[error("peer identity mismatch: expected node {expected:016x}, found {actual:016x}")]
+    WrongIdentity {
+        /// Expected node id.
+        expected: NodeId,
+        /// Node id derived from the peer's certificate.
+        actual: NodeId,
+    },
+    /// The join handshake failed.
+    #[error("join handshake failed: {0}")]
+    Handshake(#[from] HandshakeError),
+    /// The operation did not complete in time.
+    #[error("timed out: {0}")]
+    Timeout(&'static str),
+    /// The transport has been shut down.
+    #[error("transport is shut down")]
+    Shutdown,
+}
+
+/// Transport settings. `Default` gives values suited to a game session on a LAN or the
+/// Internet; tests shorten the timeouts.
+#[derive(Debug, Clone)]
+pub struct TransportConfig {
+    /// Local UDP address. Default `127.0.0.1:0`; use `0.0.0.0:<port>` to be reachable on a LAN.
+    pub bind: SocketAddr,
+    /// Largest frame accepted or sent (length prefix value), capped at
+    /// [`frame::FRAME_BYTES_LIMIT`]. Default 8 MiB.
+    pub max_frame_bytes: usize,
+    /// QUIC idle timeout. Default 30 s.
+    pub idle_timeout: Duration,
+    /// QUIC keep-alive interval. Default 5 s.
+    pub keep_alive: Duration,
+    /// First reconnect wait. Default 100 ms.
+    pub reconnect_backoff_min: Duration,
+    /// Longest reconnect wait. Default 5 s.
+    pub reconnect_backoff_max: Duration,
+    /// Frames queued per peer before new ones are dropped. Default 1024.
+    pub send_queue_frames_max: usize,
+    /// Capacity of the event channel. Default 4096.
+    pub events_queue_max: usize,
+    /// How long a new connection has to deliver a valid hello. Default 5 s.
+    pub hello_timeout: Duration,
+    /// Limit on a QUIC/TLS handshake (dial or accept). Default 10 s.
+    pub connect_timeout: Duration,
+    /// Concurrent inbound handshakes; more are refused. Default 64.
+    pub handshakes_in_flight_max: usize,
+    /// Test support: inject faults under QUIC.
+    pub faults: Option<FaultController>,
+}
+
+impl Default for TransportConfig {
+    fn default() -> Self {
+        TransportConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            max_frame_bytes: 8 * 1024 * 1024,
+            idle_timeout: Duration::from_secs(30),
+            keep_alive: Duration::from_secs(5),
+            reconnect_backoff_min: Duration::from_millis(100),
+            reconnect_backoff_max: Duration::from_secs(5),
+            send_queue_frames_max: 1024,
+            events_queue_max: 4096,
+            hello_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(10),
+            handshakes_in_flight_max: 64,
+            faults: None,
+        }
+    }
+}
+
+impl TransportConfig {
+    fn validate(&self) -> Result<(), TransportError> {
+        let bad = |what: &str| Err(TransportError::Config(what.to_string()));
+        if self.max_frame_bytes < frame::CONTROL_FRAME_BYTES_MAX
+            || self.max_frame_bytes > frame::FRAME_BYTES_LIMIT
+        {
+            return bad("max_frame_bytes must be between 1 KiB and 16 MiB");
+        }
+        if self.keep_alive >= self.idle_timeout {
+            return bad("keep_alive must be shorter than idle_timeout");
+        }
+        if self.reconnect_backoff_min.is_zero()
+            || self.reconnect_backoff_min > self.reconnect_backoff_max
+        {
+            return bad("need 0 < reconnect_backoff_min <= reconnect_backoff_max");
+        }
+        if self.send_queue_frames_max == 0
+            || self.events_queue_max == 0
+            || self.handshakes_in_flight_max == 0
+        {
+            return bad("queue and handshake limits must be positive");
+        }
+        Ok(())
+    }
+}
+
+/// What the transport reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransportEvent<M> {
+    /// A message from an authenticated peer.
+    Message {
+        /// Sender.
+        from: NodeId,
+        /// The message.
+        msg: M,
+    },
+    /// An authenticated connection to `id` is up.
+    PeerConnected {
+        /// The peer.
+        id: NodeId,
+        /// Its address as seen from here.
+        addr: SocketAddr,
+    },
+    /// The connection to `id` is gone (the dialer keeps trying if the address is known).
+    PeerDisconnected {
+        /// The peer.
+        id: NodeId,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// One authenticated connection to a peer.
+struct Link {
+    serial: u64,
+    conn: Connection,
+    send: Mutex<Option<SendStream>>,
+    peer_incarnation: u64,
+    dialer: NodeId,
+    remote: SocketAddr,
+}
+
+impl Link {
+    fn is_live(&self) -> bool {
+        self.conn.close_reason().is_none()
+    }
+    fn take_send(&self) -> Option<SendStream> {
+        self.send
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take()
+    }
+}
+
+struct PeerSlot {
+    addr: Option<SocketAddr>,
+    queue: mpsc::Sender<Vec<u8>>,
+    link: watch::Sender<Option<Arc<Link>>>,
+    wake: Arc<Notify>,
+    tasks: [AbortHandle; 2],
+}
+
+struct State {
+    peers: HashMap<NodeId, PeerSlot>,
+    closed: bool,
+}
+
+struct Inner<M> {
+    endpoint: Endpoint,
+    client_config: quinn::ClientConfig,
+    node_id: NodeId,
+    spki_sha256: [u8; 32],
+    credentials: SessionCredentials,
+    incarnation: u64,
+    config: TransportConfig,
+    local_addr: SocketAddr,
+    events: mpsc::Sender<TransportEvent<M>>,
+    state: Mutex<State>,
+    /// Serializes connect/disconnect bookkeeping *and* the emission of its events, so
+    /// `PeerConnected`/`PeerDisconnected` reach the channel in the order they happened.
+    membership: tokio::sync::Mutex<()>,
+    tasks: Mutex<JoinSet<()>>,
+    runtime: tokio::runtime::Handle,
+    shutdown: watch::Sender<bool>,
+    next_link_serial: AtomicU64,
+    handshakes: Arc<Semaphore>,
+    _message: PhantomData<fn() -> M>,
+}
+
+/// A node's QUIC transport. Cheap to clone; all clones drive the same endpoint.
+pub struct Transport<M> {
+    inner: Arc<Inner<M>>,
+}
+
+impl<M> Clone for Transport<M> {
+    fn clone(&self) -> Self {
+        Transport {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<M> fmt::Debug for Transport<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Transport")
+            .field("node_id", &format_args!("{:016x}", self.inner.node_id))
+            .field("local_addr", &self.inner.local_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds the QUIC transport parameters shared by dials and accepts.
+fn quic_transport_config(
+    config: &TransportConfig,
+) -> Result<quinn::TransportConfig, TransportError> {
+    let mut transport = quinn::TransportConfig::default();
+    let idle = quinn::IdleTimeout::try_from(config.idle_timeout)
+        .map_err(|_| TransportError::Config("idle_timeout is too large".into()))?;
+    transport.max_idle_timeout(Some(idle));
+    transport.keep_alive_interval(Some(config.keep_alive));
+    // Exactly one unidirectional stream each way; a peer may open nothing else.
+    transport.max_concurrent_bidi_streams(VarInt::from_u32(0));
+    transport.max_concurrent_uni_streams(VarInt::from_u32(1));
+    transport.datagram_receive_buffer_size(None);
+    Ok(transport)
+}
+
+pub(crate) fn make_client_config(
+    identity: &Identity,
+    alpn: &[u8],
+    transport: Arc<quinn::TransportConfig>,
+) -> Result<quinn::ClientConfig, TransportError> {
+    let tls = tls::client_config(identity, alpn)?;
+    let quic = QuicClientConfig::try_from(tls)
+        .map_err(|e| TransportError::Config(format!("TLS suite unusable for QUIC: {e}")))?;
+    let mut client = quinn::ClientConfig::new(Arc::new(quic));
+    client.transport_config(transport);
+    Ok(client)
+}
+
+fn make_server_config(
+    identity: &Identity,
+    transport: Arc<quinn::TransportConfig>,
+) -> Result<quinn::ServerConfig, TransportError> {
+    let tls = tls::server_config(identity, ALPN)?;
+    let quic = QuicServerConfig::try_from(tls)
+        .map_err(|e| TransportError::Config(format!("TLS suite unusable for QUIC: {e}")))?;
+    let mut server = quinn::ServerConfig::with_crypto(Arc::new(quic));
+    server.transport_config(transport);
+    Ok(server)
+}
+
+/// Opens a UDP endpoint on `bind`, wrapped in the fault injector when `faults` is set.
+pub(crate) fn open_endpoint(
+    bind: SocketAddr,
+    reset_key: ring::hmac::Key,
+    server: Option<quinn::ServerConfig>,
+    faults: Option<&FaultController>,
+) -> Result<Endpoint, TransportError> {
+    let io = |context: &'static str| move |source| TransportError::Io { context, source };
+    let socket = std::net::UdpSocket::bind(bind).map_err(io("binding the UDP socket"))?;
+    let runtime: Arc<dyn quinn::Runtime> = Arc::new(quinn::TokioRuntime);
+    let endpoint_config = quinn::EndpointConfig::new(Arc::new(reset_key));
+    match faults {
+        None => Endpoint::new(endpoint_config, server, socket, runtime)
+            .map_err(io("creating the QUIC endpoint")),
+        Some(controller) => {
+            let plain = runtime
+                .wrap_udp_socket(socket)
+                .map_err(io("wrapping the UDP socket"))?;
+            let faulty = fault::FaultySocket::new(
+                plain,
+                controller.clone(),
+                tokio::runtime::Handle::current(),
+            )
+            .map_err(io("wrapping the UDP socket"))?;
+            Endpoint::new_with_abstract_socket(endpoint_config, server, Arc::new(faulty), runtime)
+                .map_err(io("creating the QUIC endpoint"))
+        }
+    }
+}
+
+fn short_reason(reason: &str) -> &[u8] {
+    const CLOSE_REASON_BYTES_MAX: usize = 200;
+    let mut end = reason.len().min(CLOSE_REASON_BYTES_MAX);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    reason[..end].as_bytes()
+}
+
+/// Closes one connection for a reason that is the peer's fault, and says so in the log.
+fn refuse(conn: &Connection, peer: &dyn fmt::Display, code: CloseCode, reason: &str) {
+    tracing::warn!(%peer, remote = %conn.remote_address(), ?code, reason, "closing connection");
+    conn.close(code.varint(), short_reason(reason));
+}
+
+struct PeerLabel(Option<NodeId>);
+
+impl fmt::Display for PeerLabel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(id) => write!(f, "{id:016x}"),
+            None => f.write_str("unknown"),
+        }
+    }
+}
+
+/// Describes why a connection ended, from quinn's view.
+fn describe_close(conn: &Connection) -> String {
+    match conn.close_reason() {
+        Some(ConnectionError::ApplicationClosed(close)) => {
+            let code = CloseCode::from_u64(close.error_code.into_inner());
+            format!(
+                "closed by peer ({code:?}): {}",
+                String::from_utf8_lossy(&close.reason)
+            )
+        }
+        Some(ConnectionError::LocallyClosed) => "closed locally".to_string(),
+        Some(other) => other.to_string(),
+        None => "stream ended".to_string(),
+    }
+}
+
+impl<M> Transport<M>
+where
+    M: Serialize + DeserializeOwned + Send + 'static,
+{
+    /// Binds the endpoint and starts accepting peers of this session.
+    ///
+    /// Returns the transport handle and the receiving end of its event channel. Must be called
+    /// inside a tokio runtime.
+    pub async fn bind(
+        identity: Identity,
+        credentials: SessionCredentials,
+        config: TransportConfig,
+    ) -> Result<(Transport<M>, mpsc::Receiver<TransportEvent<M>>), TransportError> {
+        config.validate()?;
+        let quic = Arc::new(quic_transport_config(&config)?);
+        let server = make_server_config(&identity, quic.clone())?;
+        let client_config = make_client_config(&identity, ALPN, quic)?;
+        let endpoint = open_endpoint(
+            config.bind,
+            identity.stateless_reset_key(),
+            Some(server),
+            config.faults.as_ref(),
+        )?;
+        let local_addr = endpoint.local_addr().map_err(|source| TransportError::Io {
+            context: "reading the local address",
+            source,
+        })?;
+        let (events_tx, events_rx) = mpsc::channel(config.events_queue_max);
+        let inner = Arc::new(Inner {
+            endpoint,
+            client_config,
+            node_id: identity.node_id(),
+            spki_sha256: identity.spki_sha256(),
+            credentials,
+            incarnation: rand::rng().random(),
+            handshakes: Arc::new(Semaphore::new(config.handshakes_in_flight_max)),
+            config,
+            local_addr,
+            events: events_tx,
+            state: Mutex::new(State {
+                peers: HashMap::new(),
+                closed: false,
+            }),
+            membership: tokio::sync::Mutex::new(()),
+            tasks: Mutex::new(JoinSet::new()),
+            runtime: tokio::runtime::Handle::current(),
+            shutdown: watch::channel(false).0,
+            next_link_serial: AtomicU64::new(1),
+            _message: PhantomData,
+        });
+        let acceptor = inner.clone();
+        inner.spawn(async move { acceptor.run_acceptor().await });
+        tracing::info!(
+            node = format_args!("{:016x}", inner.node_id),
+            addr = %local_addr,
+            "transport bound"
+        );
+        Ok((Transport { inner }, events_rx))
+    }
+
+    /// The bound UDP address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.inner.local_addr
+    }
+
+    /// This node's id (derived from its identity key).
+    pub fn node_id(&self) -> NodeId {
+        self.inner.node_id
+    }
+
+    /// Records where `id` can be reached; the transport connects (and reconnects) on its own.
+    /// Only a peer whose certificate key hashes to `id` is accepted at that address.
+    pub fn add_peer(&self, id: NodeId, addr: SocketAddr) {
+        if id == self.inner.node_id {
+            tracing::debug!("ignoring add_peer for ourselves");
+            return;
+        }
+        let mut state = self.inner.lock_state();
+        if state.closed {
+            return;
+        }
+        let slot = self.inner.ensure_slot(&mut state, id);
+        slot.addr = Some(addr);
+        slot.wake.notify_one();
+    }
+
+    /// Forgets `id`: closes its connection and stops dialing it. Queued messages are dropped.
+    /// (A peer that still holds the secret may dial in again; membership is Raft's business.)
+    pub fn remove_peer(&self, id: NodeId) {
+        let slot = self.inner.lock_state().peers.remove(&id);
+        if let Some(slot) = slot {
+            for task in &slot.tasks {
+                task.abort();
+            }
+            if let Some(link) = slot.link.borrow().as_ref() {
+                link.conn.close(
+                    CloseCode::PeerRemoved.varint(),
+                    b"removed from address book",
+                );
+            }
+        }
+    }
+
+    /// Dials `addr` (typically a bootstrap address from an invite), authenticates, records the
+    /// address under the peer's id, and returns that id.
+    pub async fn connect(&self, addr: SocketAddr) -> Result<NodeId, TransportError> {
+        self.inner.dial(addr, None).await
+    }
+
+    /// Queues `msg` for `to`. Never blocks. Messages to one peer are delivered in order;
+    /// when the peer's queue is full, or the peer is unknown, the message is dropped (debug
+    /// log) — Raft recovers from loss.
+    pub fn send(&self, to: NodeId, msg: M) {
+        let payload = match encode_payload(&msg) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "message does not serialize; dropped");
+                return;
+            }
+        };
+        if payload.len() + frame::HEADER_BYTES > self.inner.config.max_frame_bytes {
+            tracing::warn!(
+                bytes = payload.len(),
+                max = self.inner.config.max_frame_bytes,
+                "message exceeds max_frame_bytes; dropped"
+            );
+            return;
+        }
+        let bytes = encode_frame(FrameKind::Message as u8, &payload);
+        let state = self.inner.lock_state();
+        let Some(slot) = state.peers.get(&to) else {
+            tracing::debug!(
+                peer = format_args!("{to:016x}"),
+                "send to unknown peer; dropped"
+            );
+            return;
+        };
+        if let Err(e) = slot.queue.try_send(bytes) {
+            tracing::debug!(peer = format_args!("{to:016x}"), error = %e, "send queue full; dropped");
+        }
+    }
+
+    /// QUIC's smoothed round-trip time to `id`, if connected.
+    pub fn rtt(&self, id: NodeId) -> Option<Duration> {
+        let state = self.inner.lock_state();
+        let slot = state.peers.get(&id)?;
+        let link = slot.link.borrow();
+        link.as_ref().filter(|l| l.is_live()).map(|l| l.conn.rtt())
+    }
+
+    /// Peers with a live authenticated connection, with their addresses as seen from here.
+    pub fn peers(&self) -> Vec<(NodeId, SocketAddr)> {
+        let state = self.inner.lock_state();
+        let mut out: Vec<_> = state
+            .peers
+            .iter()
+            .filter_map(|(id, slot)| {
+                let link = slot.link.borrow();
+                link.as_ref()
+                    .filter(|l| l.is_live())
+                    .map(|l| (*id, l.remote))
+            })
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
+    /// Closes every connection and the endpoint, stops all tasks, and waits (at most
+    /// [`SHUTDOWN_DRAIN_TIMEOUT`]) for the peers to be told.
+    pub async fn shutdown(&self) {
+        {
+            let mut state = self.inner.lock_state();
+            state.closed = true;
+            for (_, slot) in state.peers.drain() {
+                for task in &slot.tasks {
+                    task.abort();
+                }
+            }
+        }
+        self.inner.shutdown.send_replace(true);
+        self.inner
+            .endpoint
+            .close(CloseCode::Shutdown.varint(), b"shutdown");
+        let mut tasks = std::mem::take(
+            &mut *self
+                .inner
+                .tasks
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        );
+        tasks.shutdown().await;
+        let _ = tokio::time::timeout(SHUTDOWN_DRAIN_TIMEOUT, self.inner.endpoint.wait_idle()).await;
+        tracing::info!(
+            node = format_args!("{:016x}", self.inner.node_id),
+            "transport shut down"
+        );
+    }
+}
+
+/// Longest wait in [`Transport::shutdown`] for close frames to reach the peers.
+pub const SHUTDOWN_DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
+
+enum Decision {
+    Install,
+    Replace {
+        old: Arc<Link>,
+        reason: &'static str,
+    },
+    KeepOld,
+}
+
+impl<M> Inner<M>
+where
+    M: Serialize + DeserializeOwned + Send + 'static,
+{
+    fn lock_state(&self) -> MutexGuard<'_, State> {
+        // Every critical section leaves State consistent before anything can panic.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn spawn<F>(&self, fut: F) -> AbortHandle
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        // Reap finished tasks so the set does not grow with every connection ever made.
+        while tasks.try_join_next().is_some() {}
+        tasks.spawn_on(fut, &self.runtime)
+    }
+
+    fn is_shut_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    fn ensure_slot<'s>(self: &Arc<Self>, state: &'s mut State, id: NodeId) -> &'s mut PeerSlot {
+        state.peers.entry(id).or_insert_with(|| {
+            let (queue_tx, queue_rx) = mpsc::channel(self.config.send_queue_frames_max);
+            let (link_tx, link_rx) = watch::channel(None);
+            let wake = Arc::new(Notify::new());
+            let writer = {
+                let inner = self.clone();
+                let link_rx = link_rx.clone();
+                self.spawn(async move { inner.run_writer(id, queue_rx, link_rx).await })
+            };
+            let dialer = {
+                let inner = self.clone();
+                let wake = wake.clone();
+                self.spawn(async move { inner.run_dialer(id, wake, link_rx).await })
+            };
+            PeerSlot {
+                addr: None,
+                queue: queue_tx,
+                link: link_tx,
+                wake,
+                tasks: [writer, dialer],
+            }
+        })
+    }
+
+    async fn run_acceptor(self: Arc<Self>) {
+        // Ends when the endpoint is closed.
+        while let Some(incoming) = self.endpoint.accept().await {
+            let Ok(permit) = self.handshakes.clone().try_acquire_owned() else {
+                tracing::warn!(remote = %incoming.remote_address(), "too many handshakes in flight; refusing");
+                incoming.refuse();
+                continue;
+            };
+            let inner = self.clone();
+            self.spawn(async move {
+                let _permit = permit;
+                inner.accept_one(incoming).await;
+            });
+        }
+    }
+
+    async fn accept_one(self: Arc<Self>, incoming: quinn::Incoming) {
+        let remote = incoming.remote_address();
+        let conn = match tokio::time::timeout(self.config.connect_timeout, incoming).await {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(e)) => {
+                tracing::warn!(%remote, error = %e, "inbound handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::warn!(%remote, "inbound handshake timed out");
+                return;
+            }
+        };
+        if let Err(e) = self
+            .authenticate_and_install(conn, Role::Acceptor, None)
+            .await
+        {
+            tracing::debug!(%remote, error = %e, "inbound connection not installed");
+        }
+    }
+
+    async fn dial(
+        self: &Arc<Self>,
+        addr: SocketAddr,
+        expected: Option<NodeId>,
+    ) -> Result<NodeId, TransportError> {
+        if self.is_shut_down() {
+            return Err(TransportError::Shutdown);
+        }
+        let server_name = match expected {
+            Some(id) => tls::server_name_for(id),
+            None => tls::ANY_PEER_SERVER_NAME.to_string(),
+        };
+        let connecting =
+            self.endpoint
+                .connect_with(self.client_config.clone(), addr, &server_name)?;
+        let conn = tokio::time::timeout(self.config.connect_timeout, connecting)
+            .await
+            .map_err(|_| TransportError::Timeout("QUIC/TLS handshake"))??;
+        self.authenticate_and_install(conn, Role::Dialer, Some((addr, expected)))
+            .await
+    }
+
+    /// Runs the join handshake on a TLS-established connection and installs it.
+    /// `dialed` is `Some((addr, expected id))` for connections we dialed.
+    async fn authenticate_and_install(
+        self: &Arc<Self>,
+        conn: Connection,
+        role: Role,
+        dialed: Option<(SocketAddr, Option<NodeId>)>,
+    ) -> Result<NodeId, TransportError> {
+        let Some((peer, peer_spki)) = tls::peer_node_id(&conn) else {
+            refuse(
+                &conn,
+                &PeerLabel(None),
+                CloseCode::WrongIdentity,
+                "no usable peer certificate",
+            );
+            return Err(TransportError::Identity(
+                "peer presented no usable certificate".into(),
+            ));
+        };
+        let label = PeerLabel(Some(peer));
+        if let Some((_, Some(expected))) = dialed {
+            // The TLS verifier already enforces this; checked again so a future change there
+            // cannot silently drop the guarantee.
+            if expected != peer {
+                refuse(
+                    &conn,
+                    &label,
+                    CloseCode::WrongIdentity,
+                    "certificate is not the expected node",
+                );
+                return Err(TransportError::WrongIdentity {
+                    expected,
+                    actual: peer,
+                });
+            }
+        }
+        if peer == self.node_id {
+            refuse(
+                &conn,
+                &label,
+                CloseCode::SelfConnection,
+                "connected to ourselves",
+            );
+            return Err(TransportError::Handshake(HandshakeError {
+                code: CloseCode::SelfConnection,
+                reason: "connected to ourselves".into(),
+            }));
+        }
+        let local = LocalHello {
+            credentials: &self.credentials,
+            spki_sha256: self.spki_sha256,
+            incarnation: self.incarnation,
+            role,
+        };
+        let auth = match handshake::run(&conn, local, &peer_spki, self.config.hello_timeout).await {
+            Ok(auth) => auth,
+            Err(e) => {
+                if e.code == CloseCode::ConnectionLost {
+                    // Lost a duplicate-connection race: fine if the peer is connected anyway.
+                    if self.has_live_link(peer) {
+                        return Ok(peer);
+                    }
+                    tracing::debug!(peer = %label, reason = %describe_close(&conn), "connection lost during join");
+                    conn.close(
+                        CloseCode::ConnectionLost.varint(),
+                        b"connection lost during join",
+                    );
+                } else {
+                    refuse(&conn, &label, e.code, &e.reason);
+                }
+                return Err(TransportError::Handshake(e));
+            }
+        };
+        let dialer = match role {
+            Role::Dialer => self.node_id,
+            Role::Acceptor => peer,
+        };
+        self.install(conn, peer, auth, dialer, dialed.map(|(addr, _)| addr))
+            .await?;
+        Ok(peer)
+    }
+
+    fn has_live_link(&self, peer: NodeId) -> bool {
+        let state = self.lock_state();
+        state
+            .peers
+            .get(&peer)
+            .is_some_and(|slot| slot.link.borrow().as_ref().is_some_and(|l| l.is_live()))
+    }
+
+    fn prefers(&self, link: &Link, peer: NodeId) -> bool {
+        link.dialer == self.node_id.min(peer)
+    }
+
+    async fn install(
+        self: &Arc<Self>,
+        conn: Connection,
+        peer: NodeId,
+        auth: Authenticated,
+        dialer: NodeId,
+        dialed_addr: Option<SocketAddr>,
+    ) -> Result<(), TransportError> {
+        let _order = self.membership.lock().await;
+        let Authenticated {
+            send,
+            recv,
+            peer_incarnation,
+        } = auth;
+        let link = Arc::new(Link {
+            serial: self.next_link_serial.fetch_add(1, Ordering::Relaxed),
+            remote: conn.remote_address(),
+            conn,
+            send: Mutex::new(Some(send)),
+            peer_incarnation,
+            dialer,
+        });
+        let mut events = Vec::with_capacity(2);
+        {
+            let mut state = self.lock_state();
+            if state.closed {
+                link.conn.close(CloseCode::Shutdown.varint(), b"shutdown");
+                return Err(TransportError::Shutdown);
+            }
+            let slot = self.ensure_slot(&mut state, peer);
+            match dialed_addr {
+                Some(addr) => slot.addr = Some(addr),
+                // Remember where an inbound peer lives so we can redial it after a loss.
+                None => {
+                    slot.addr.get_or_insert(link.remote);
+                }
+            }
+            let current = slot.link.borrow().clone();
+            let decision = match current {
+                None => Decision::Install,
+                Some(old) if !old.is_live() => Decision::Replace {
+                    old,
+                    reason: "connection lost",
+                },
+                Some(old) if old.peer_incarnation != link.peer_incarnation => Decision::Replace {
+                    old,
+                    reason: "peer restarted",
+                },
+                Some(old) if self.prefers(&link, peer) && !self.prefers(&old, peer) => {
+                    tracing::debug!(
+                        peer = format_args!("{peer:016x}"),
+                        "replacing duplicate connection with the preferred one"
+                    );
+                    old.conn
+                        .close(CloseCode::Duplicate.varint(), b"duplicate connection");
+                    slot.link.send_replace(Some(link.clone()));
+                    drop(state);
+                    self.spawn_reader(link, peer, recv);
+                    return Ok(());
+                }
+                Some(_) => Decision::KeepOld,
+            };
+            match decision {
+                Decision::KeepOld => {
+                    tracing::debug!(
+                        peer = format_args!("{peer:016x}"),
+                        "keeping the existing connection; closing the duplicate"
+                    );
+                    link.conn
+                        .close(CloseCode::Duplicate.varint(), b"duplicate connection");
+                    return Ok(());
+                }
+                Decision::Replace { old, reason } => {
+                    old.conn.close(CloseCode::Duplicate.varint(), b"replaced");
+                    events.push(TransportEvent::PeerDisconnected {
+                        id: peer,
+                        reason: reason.to_string(),
+                    });
+                }
+                Decision::Install => {}
+            }
+            slot.link.send_replace(Some(link.clone()));
+            events.push(TransportEvent::PeerConnected {
+                id: peer,
+                addr: link.remote,
+            });
+        }
+        tracing::info!(peer = format_args!("{peer:016x}"), addr = %link.remote, "peer connected");
+        for event in events {
+            // A dropped receiver means nobody listens; the transport keeps working regardless.
+            let _ = self.events.send(event).await;
+        }
+        self.spawn_reader(link, peer, recv);
+        Ok(())
+    }
+
+    fn spawn_reader(self: &Arc<Self>, link: Arc<Link>, peer: NodeId, recv: quinn::RecvStream) {
+        let inner = self.clone();
+        self.spawn(async move { inner.run_reader(link, peer, recv).await });
+    }
+
+    async fn run_reader(
+        self: Arc<Self>,
+        link: Arc<Link>,
+        peer: NodeId,
+        mut recv: quinn::RecvStream,
+    ) {
+        let label = PeerLabel(Some(peer));
+        let max = self.config.max_frame_bytes;
+        // One iteration per frame; ends when the stream or connection ends or a frame is bad.
+        let reason = loop {
+            let frame = match read_frame(&mut recv, max).await {
+                Ok(Some(frame)) => frame,
+                Ok(None) => {
+                    link.conn
+                        .close(CloseCode::Shutdown.varint(), b"stream finished");
+                    break "peer finished its stream".to_string();
+                }
+                Err(ReadFrameError::Frame(e)) => {
+                    let code = CloseCode::for_frame_error(&e);
+                    refuse(&link.conn, &label, code, &e.to_string());
+                    break format!("{code:?}: {e}");
+                }
+                Err(ReadFrameError::Stream(_)) => break describe_close(&link.conn),
+            };
+            match FrameKind::from_u8(frame.header.kind) {
+                Some(FrameKind::Message) => match decode_payload::<M>(&frame.payload) {
+                    Ok(msg) => {
+                        if self
+                            .events
+                            .send(TransportEvent::Message { from: peer, msg })
+                            .await
+                            .is_err()
+                        {
+                            break "event receiver dropped".to_string();
+                        }
+                    }
+                    Err(e) => {
+                        refuse(
+                            &link.conn,
+                            &label,
+                            CloseCode::ProtocolViolation,
+                            &e.to_string(),
+                        );
+                        break format!("malformed message: {e}");
+                    }
+                },
+                Some(FrameKind::Error) => {
+                    let text = match decode_payload::<ErrorFrame>(&frame.payload) {
+                        Ok(e) => format!("peer closed (code {}): {}", e.code, e.message),
+                        Err(_) => "peer closed with an unreadable error frame".to_string(),
+                    };
+                    tracing::warn!(peer = %label, reason = %text, "peer sent an error frame");
+                    link.conn
+                        .close(CloseCode::PeerRefused.varint(), b"error frame received");
+                    break text;
+                }
+                Some(FrameKind::Hello) => {
+                    refuse(
+                        &link.conn,
+                        &label,
+                        CloseCode::ProtocolViolation,
+                        "second hello",
+                    );
+                    break "protocol violation: second hello".to_string();
+                }
+                None if frame.header.minor > PROTOCOL_MINOR => {
+                    tracing::debug!(peer = %label, kind = frame.header.kind, minor = frame.header.minor, "skipping frame kind from a newer minor version");
+                }
+                None => {
+                    let e = FrameError::UnknownKind {
+                        kind: frame.header.kind,
+                        minor: frame.header.minor,
+                    };
+                    refuse(
+                        &link.conn,
+                        &label,
+                        CloseCode::ProtocolViolation,
+                        &e.to_string(),
+                    );
+                    break e.to_string();
+                }
+            }
+        };
+        self.on_link_closed(peer, &link, reason).await;
+    }
+
+    async fn on_link_closed(&self, peer: NodeId, link: &Link, reason: String) {
+        let _order = self.membership.lock().await;
+        let was_current = {
+            let state = self.lock_state();
+            match state.peers.get(&peer) {
+                Some(slot) => {
+                    let current = slot
+                        .link
+                        .borrow()
+                        .as_ref()
+                        .is_some_and(|l| l.serial == link.serial);
+                    if current {
+                        slot.link.send_replace(None);
+                        slot.wake.notify_one();
+                    }
+                    current
+                }
+                None => false,
+            }
+        };
+        if was_current {
+            tracing::info!(peer = format_args!("{peer:016x}"), %reason, "peer disconnected");
+            let _ = self
+                .events
+                .send(TransportEvent::PeerDisconnected { id: peer, reason })
+                .await;
+        }
+    }
+
+    async fn run_writer(
+        self: Arc<Self>,
+        peer: NodeId,
+        mut queue: mpsc::Receiver<Vec<u8>>,
+        mut link_rx: watch::Receiver<Option<Arc<Link>>>,
+    ) {
+        // Outer loop: one iteration per connection used; ends when the slot is dropped.
+        loop {
+            let current = link_rx.borrow_and_update().clone();
+            let Some((link, mut stream)) = current.and_then(|l| l.take_send().map(|s| (l, s)))
+            else {
+                if link_rx.changed().await.is_err() {
+                    return;
+                }
+                continue;
+            };
+            // Inner loop: one iteration per frame written on this connection.
+            loop {
+                tokio::select! {
+                    changed = link_rx.changed() => {
+                        if changed.is_err() {
+                            return;
+                        }
+                        break;
+                    }
+                    frame = queue.recv() => {
+                        let Some(frame) = frame else { return };
+                        if let Err(e) = stream.write_all(&frame).await {
+                            tracing::debug!(peer = format_args!("{peer:016x}"), serial = link.serial, error = %e, "write failed; waiting for a new connection");
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    async fn run_dialer(
+        self: Arc<Self>,
+        peer: NodeId,
+        wake: Arc<Notify>,
+        mut link_rx: watch::Receiver<Option<Arc<Link>>>,
+    ) {
+        let backoff_min = self.config.reconnect_backoff_min;
+        let backoff_max = self.config.reconnect_backoff_max;
+        let mut backoff = backoff_min;
+        // One iteration per wait or dial attempt; ends when the slot is dropped or aborted.
+        loop {
+            let current = link_rx.borrow_and_update().clone();
+            if let Some(link) = current.filter(|l| l.is_live()) {
+                tokio::select! {
+                    _ = link.conn.closed() => {}
+                    changed = link_rx.changed() => if changed.is_err() { return },
+                }
+                backoff = backoff_min;
+                continue;
+            }
+            let addr = self.lock_state().peers.get(&peer).and_then(|s| s.addr);
+            let Some(addr) = addr else {
+                tokio::select! {
+                    _ = wake.notified() => {}
+                    changed = link_rx.changed() => if changed.is_err() { return },
+                }
+                continue;
+            };
+            match self.dial(addr, Some(peer)).await {
+                Ok(_) => backoff = backoff_min,
+                Err(TransportError::Shutdown) => return,
+                Err(e) => {
+                    tracing::debug!(peer = format_args!("{peer:016x}"), %addr, error = %e, ?backoff, "dial failed");
+                    let wait = {
+                        let nanos = backoff.as_nanos() as u64;
+                        Duration::from_nanos(rand::rng().random_range(nanos / 2..=nanos))
+                    };
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = wake.notified() => {}
+                        changed = link_rx.changed() => if changed.is_err() { return },
+                    }
+                    backoff = (backoff * 2).min(backoff_max);
+                }
+            }
+        }
+    }
+}
