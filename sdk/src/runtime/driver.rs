@@ -22,6 +22,13 @@ use tracing::Instrument;
 /// core must be wider, so that a retried proposal is always still recognised.
 const PROPOSALS_IN_FLIGHT_MAX: usize = 512;
 
+/// The channels between the node's handles and its task.
+pub(crate) struct Channels<S: StateMachine> {
+    pub(crate) commands: mpsc::Receiver<Command<S>>,
+    pub(crate) events: broadcast::Sender<NodeEvent>,
+    pub(crate) session_inbox: mpsc::Sender<(NodeId, Vec<u8>)>,
+}
+
 pub(crate) struct Started {
     pub(crate) id: NodeId,
     pub(crate) addr: SocketAddr,
@@ -87,10 +94,9 @@ impl<S: StateMachine> Driver<S> {
         credentials: SessionCredentials,
         state_machine: S,
         bootstrap: Bootstrap,
-        commands: mpsc::Receiver<Command<S>>,
-        events: broadcast::Sender<NodeEvent>,
-        session_inbox: mpsc::Sender<(NodeId, Vec<u8>)>,
+        channels: Channels<S>,
     ) -> Result<Started, NodeError> {
+        let Channels { commands, events, session_inbox } = channels;
         let id = identity.node_id();
         let mut storage = open_storage(config.storage.data_dir.as_deref(), config.storage.durability)?;
         let mut persisted = storage.initial_state().clone();
@@ -492,14 +498,12 @@ impl<S: StateMachine> Driver<S> {
             }
         }
         self.admit_proposals();
-        let expire_reads = |reads: Vec<PendingRead<S>>| -> Vec<PendingRead<S>> {
-            let (expired, alive): (Vec<_>, Vec<_>) = reads.into_iter().partition(|read| read.deadline <= now);
-            for read in expired {
-                let _ = read.reply.send(Err(NodeError::Timeout(timeout)));
-            }
-            alive
-        };
-        self.reads_to_retry = expire_reads(std::mem::take(&mut self.reads_to_retry));
+        let (expired, alive): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.reads_to_retry).into_iter().partition(|read| read.deadline <= now);
+        self.reads_to_retry = alive;
+        for read in expired {
+            let _ = read.reply.send(Err(NodeError::Timeout(timeout)));
+        }
         let issued: Vec<u64> =
             self.reads_issued.iter().filter(|(_, read)| read.deadline <= now).map(|(id, _)| *id).collect();
         for id in issued {

@@ -214,8 +214,11 @@ pub struct Node<S: StateMachine> {
     credentials: SessionCredentials,
     commands: mpsc::Sender<Command<S>>,
     events: broadcast::Sender<NodeEvent>,
-    session_inbox: Arc<Mutex<Option<mpsc::Receiver<(NodeId, Vec<u8>)>>>>,
+    session_inbox: SessionInbox,
 }
+
+/// Session-layer messages from peers, as (sender, bytes); taken once by the layer above.
+type SessionInbox = Arc<Mutex<Option<mpsc::Receiver<(NodeId, Vec<u8>)>>>>;
 
 impl<S: StateMachine> Clone for Node<S> {
     fn clone(&self) -> Self {
@@ -257,9 +260,7 @@ impl<S: StateMachine> Node<S> {
             credentials.clone(),
             state_machine,
             bootstrap,
-            commands_rx,
-            events_tx.clone(),
-            session_tx,
+            driver::Channels { commands: commands_rx, events: events_tx.clone(), session_inbox: session_tx },
         )
         .await?;
         Ok(Node {

@@ -30,9 +30,9 @@ const TICK_LOAD_SMOOTHING: f64 = 0.2;
 
 /// Results of work the task started in the background.
 enum Internal {
-    TickDone { tick: u64, started: Instant, outcome: Result<Vec<u8>, NodeError> },
-    BarrierDone(Result<(), NodeError>),
-    PolicyDone { what: String, outcome: Result<(), NodeError> },
+    TickProposed { tick: u64, started: Instant, outcome: Result<Vec<u8>, NodeError> },
+    HostBarrier(Result<(), NodeError>),
+    PolicyApplied { what: String, outcome: Result<(), NodeError> },
 }
 
 struct Leaving {
@@ -264,7 +264,7 @@ impl<G: Game> SessionTask<G> {
             let internal = self.internal_tx.clone();
             tokio::spawn(async move {
                 let outcome = node.read(|_| ()).await;
-                let _ = internal.send(Internal::BarrierDone(outcome));
+                let _ = internal.send(Internal::HostBarrier(outcome));
             });
         } else if role != Role::Leader && self.hosting {
             self.hosting = false;
@@ -353,14 +353,14 @@ impl<G: Game> SessionTask<G> {
         let mut inputs = Vec::new();
         let mut players_with_input = 0;
         for (player, queue) in &self.inbox {
-            let mut expected = replica.progress.last_input.get(player).copied().unwrap_or(0) + 1;
+            let first = replica.progress.last_input.get(player).copied().unwrap_or(0) + 1;
             let before = inputs.len();
-            for (sequence, data) in queue.range(expected..) {
-                if *sequence != expected || inputs.len() - before >= INPUTS_PER_PLAYER_PER_TICK_MAX {
-                    break;
-                }
+            let contiguous = (first..)
+                .zip(queue.range(first..))
+                .take_while(|(expected, (sequence, _))| *expected == **sequence)
+                .take(INPUTS_PER_PLAYER_PER_TICK_MAX);
+            for (_, (sequence, data)) in contiguous {
                 inputs.push(PlayerInput { player: *player, sequence: *sequence, data: data.clone() });
-                expected += 1;
             }
             if inputs.len() > before {
                 players_with_input += 1;
@@ -387,13 +387,13 @@ impl<G: Game> SessionTask<G> {
         let started = Instant::now();
         tokio::spawn(async move {
             let outcome = node.propose(bytes).await;
-            let _ = internal.send(Internal::TickDone { tick, started, outcome });
+            let _ = internal.send(Internal::TickProposed { tick, started, outcome });
         });
     }
 
     fn on_internal(&mut self, internal: Internal) {
         match internal {
-            Internal::TickDone { tick, started, outcome } => {
+            Internal::TickProposed { tick, started, outcome } => {
                 if self.tick_in_flight == Some(tick) {
                     self.tick_in_flight = None;
                 }
@@ -409,7 +409,7 @@ impl<G: Game> SessionTask<G> {
                     Err(err) => tracing::debug!(tick, %err, "tick not committed"),
                 }
             }
-            Internal::BarrierDone(outcome) => match outcome {
+            Internal::HostBarrier(outcome) => match outcome {
                 Ok(()) if self.hosting => {
                     self.host_ready = true;
                     self.turn_started = Instant::now();
@@ -423,7 +423,7 @@ impl<G: Game> SessionTask<G> {
                     self.hosting = false;
                 }
             },
-            Internal::PolicyDone { what, outcome } => {
+            Internal::PolicyApplied { what, outcome } => {
                 self.policy_busy = false;
                 match outcome {
                     Ok(()) => tracing::info!(what, "host policy applied"),
@@ -453,7 +453,7 @@ impl<G: Game> SessionTask<G> {
         let internal = self.internal_tx.clone();
         tokio::spawn(async move {
             let outcome = node.change_membership(change, None).await;
-            let _ = internal.send(Internal::PolicyDone { what, outcome });
+            let _ = internal.send(Internal::PolicyApplied { what, outcome });
         });
     }
 
@@ -464,7 +464,7 @@ impl<G: Game> SessionTask<G> {
         let what = format!("hand the host role to {target:016x} ({why})");
         tokio::spawn(async move {
             let outcome = node.transfer_leadership(target).await;
-            let _ = internal.send(Internal::PolicyDone { what, outcome });
+            let _ = internal.send(Internal::PolicyApplied { what, outcome });
         });
     }
 

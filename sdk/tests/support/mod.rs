@@ -1,0 +1,5 @@
+//! Shared helpers of the integration tests.
+
+pub mod game;
+pub mod process;
+pub mod sessions;
