@@ -4,6 +4,13 @@
 //! applying a tagged command and records the result after, and puts it in its snapshots.
 //! Because every replica applies the same commands in the same order, every replica makes
 //! the same decisions, including which session to evict when the table is full.
+//!
+//! A client may pipeline: several commands in flight at once, which a leader change can
+//! reorder (sequence 7 retried after 8 committed). So each session keeps the results of a
+//! *window* of recent sequences rather than only the last one (the dissertation's §6.3
+//! notes this extension). A sequence older than the window is `Stale`: its result is gone
+//! and it must not be applied. A client keeps the span between its oldest unanswered
+//! sequence and its newest below the window length, and then a retry is never stale.
 
 use crate::types::ClientTag;
 use serde::{Deserialize, Serialize};
@@ -11,6 +18,9 @@ use std::collections::BTreeMap;
 
 /// Default bound on the number of client sessions kept.
 pub const CLIENT_SESSIONS_MAX_DEFAULT: usize = 4096;
+/// Default number of recent results kept per client: the widest pipelining span a client
+/// may use.
+pub const CLIENT_WINDOW_LEN_DEFAULT: usize = 1024;
 
 /// What to do with a tagged command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,42 +29,53 @@ pub enum SessionCheck<'a> {
     New,
     /// Already applied: do not apply again; this is the result it produced.
     Duplicate(&'a [u8]),
-    /// Older than the last command applied for this client: its result is gone; drop it.
+    /// Older than the client's window: it may have been applied and its result is gone;
+    /// drop it.
     Stale,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct Session {
-    last_sequence: u64,
-    last_result: Vec<u8>,
+    /// Results of the most recent sequences applied, at most the window length of them.
+    results: BTreeMap<u64, Vec<u8>>,
+    /// Sequences below this fell out of the window.
+    floor: u64,
     /// Value of the table's record counter when the session was last used; the smallest
     /// is evicted first (deterministic on every replica).
     last_used: u64,
 }
 
-/// Exactly-once table: for each client, the last sequence applied and its result.
-/// Bounded by `sessions_max`: when full, the least recently used session is evicted (a
-/// retry of an evicted client's last command would then apply again; pick the bound so
-/// that a client idle that long has given up retrying).
+/// Exactly-once table: for each client, the results of its recent sequences.
+/// Bounded by `sessions_max` clients (least recently used evicted first: a retry from an
+/// evicted client would apply again, so pick the bound so that a client idle that long has
+/// given up retrying) and by `window_len` results per client.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClientSessions {
     sessions: BTreeMap<u64, Session>,
     sessions_max: usize,
+    window_len: usize,
     records: u64,
 }
 
 impl Default for ClientSessions {
     fn default() -> Self {
-        ClientSessions::with_limit(CLIENT_SESSIONS_MAX_DEFAULT)
+        ClientSessions::with_limits(CLIENT_SESSIONS_MAX_DEFAULT, CLIENT_WINDOW_LEN_DEFAULT)
     }
 }
 
 impl ClientSessions {
-    /// A table keeping at most `sessions_max` clients (at least 1).
+    /// A table keeping at most `sessions_max` clients (at least 1), with the default window.
     pub fn with_limit(sessions_max: usize) -> ClientSessions {
+        ClientSessions::with_limits(sessions_max, CLIENT_WINDOW_LEN_DEFAULT)
+    }
+
+    /// A table keeping at most `sessions_max` clients and `window_len` results per client
+    /// (each at least 1).
+    pub fn with_limits(sessions_max: usize, window_len: usize) -> ClientSessions {
         ClientSessions {
             sessions: BTreeMap::new(),
             sessions_max: sessions_max.max(1),
+            window_len: window_len.max(1),
             records: 0,
         }
     }
@@ -62,6 +83,11 @@ impl ClientSessions {
     /// The bound on the number of sessions.
     pub fn limit(&self) -> usize {
         self.sessions_max
+    }
+
+    /// The number of recent results kept per client.
+    pub fn window_len(&self) -> usize {
+        self.window_len
     }
 
     /// Number of sessions kept.
@@ -76,13 +102,15 @@ impl ClientSessions {
 
     /// Classifies a tagged command.
     pub fn check(&self, tag: ClientTag) -> SessionCheck<'_> {
-        match self.sessions.get(&tag.client_id) {
-            None => SessionCheck::New,
-            Some(session) if tag.sequence > session.last_sequence => SessionCheck::New,
-            Some(session) if tag.sequence == session.last_sequence => {
-                SessionCheck::Duplicate(&session.last_result)
-            }
-            Some(_) => SessionCheck::Stale,
+        let Some(session) = self.sessions.get(&tag.client_id) else {
+            return SessionCheck::New;
+        };
+        if let Some(result) = session.results.get(&tag.sequence) {
+            SessionCheck::Duplicate(result)
+        } else if tag.sequence < session.floor {
+            SessionCheck::Stale
+        } else {
+            SessionCheck::New
         }
     }
 
@@ -90,26 +118,26 @@ impl ClientSessions {
     pub fn record(&mut self, tag: ClientTag, result: Vec<u8>) {
         self.records += 1;
         let last_used = self.records;
-        if let Some(session) = self.sessions.get_mut(&tag.client_id) {
-            if tag.sequence >= session.last_sequence {
-                session.last_sequence = tag.sequence;
-                session.last_result = result;
-            }
-            session.last_used = last_used;
-            return;
-        }
-        if self.sessions.len() >= self.sessions_max {
+        if !self.sessions.contains_key(&tag.client_id) && self.sessions.len() >= self.sessions_max {
             self.evict_least_recently_used();
         }
-        self.sessions.insert(
-            tag.client_id,
-            Session {
-                last_sequence: tag.sequence,
-                last_result: result,
-                last_used,
-            },
-        );
+        let session = self.sessions.entry(tag.client_id).or_insert_with(|| Session {
+            results: BTreeMap::new(),
+            floor: 0,
+            last_used,
+        });
+        session.last_used = last_used;
+        if tag.sequence < session.floor {
+            return;
+        }
+        session.results.insert(tag.sequence, result);
+        while session.results.len() > self.window_len {
+            if let Some((oldest, _)) = session.results.pop_first() {
+                session.floor = session.floor.max(oldest + 1);
+            }
+        }
         debug_assert!(self.sessions.len() <= self.sessions_max);
+        debug_assert!(self.sessions.values().all(|s| s.results.len() <= self.window_len));
     }
 
     fn evict_least_recently_used(&mut self) {
@@ -136,15 +164,46 @@ mod tests {
     }
 
     #[test]
-    fn s6_3_duplicate_returns_cached_result_and_older_is_stale() {
+    fn s6_3_duplicate_returns_cached_result() {
         let mut table = ClientSessions::default();
         assert_eq!(table.check(tag(1, 1)), SessionCheck::New);
         table.record(tag(1, 1), b"one".to_vec());
         assert_eq!(table.check(tag(1, 1)), SessionCheck::Duplicate(b"one"));
         table.record(tag(1, 2), b"two".to_vec());
-        assert_eq!(table.check(tag(1, 1)), SessionCheck::Stale);
+        assert_eq!(table.check(tag(1, 1)), SessionCheck::Duplicate(b"one"));
         assert_eq!(table.check(tag(1, 3)), SessionCheck::New);
         assert_eq!(table.check(tag(2, 1)), SessionCheck::New);
+    }
+
+    #[test]
+    fn s6_3_pipelined_commands_reordered_by_a_retry_each_apply_once() {
+        let mut table = ClientSessions::default();
+        table.record(tag(1, 8), b"eight".to_vec());
+        assert_eq!(
+            table.check(tag(1, 7)),
+            SessionCheck::New,
+            "7 was lost in a leader change and retried after 8 committed"
+        );
+        table.record(tag(1, 7), b"seven".to_vec());
+        assert_eq!(table.check(tag(1, 7)), SessionCheck::Duplicate(b"seven"));
+        assert_eq!(table.check(tag(1, 8)), SessionCheck::Duplicate(b"eight"));
+    }
+
+    #[test]
+    fn s6_3_sequences_older_than_the_window_are_stale() {
+        let mut table = ClientSessions::with_limits(8, 2);
+        for sequence in 1..=3 {
+            table.record(tag(1, sequence), vec![sequence as u8]);
+        }
+        assert_eq!(table.check(tag(1, 1)), SessionCheck::Stale);
+        assert_eq!(table.check(tag(1, 2)), SessionCheck::Duplicate(&[2]));
+        assert_eq!(table.check(tag(1, 3)), SessionCheck::Duplicate(&[3]));
+        table.record(tag(1, 1), vec![9]);
+        assert_eq!(
+            table.check(tag(1, 1)),
+            SessionCheck::Stale,
+            "recording a stale one changes nothing"
+        );
     }
 
     #[test]

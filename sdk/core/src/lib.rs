@@ -10,7 +10,9 @@ mod ready;
 mod status;
 pub mod types;
 
-pub use client_sessions::{ClientSessions, SessionCheck, CLIENT_SESSIONS_MAX_DEFAULT};
+pub use client_sessions::{
+    ClientSessions, SessionCheck, CLIENT_SESSIONS_MAX_DEFAULT, CLIENT_WINDOW_LEN_DEFAULT,
+};
 pub use config::{Config, ConfigError, ELECTION_TIMEOUT_TICKS_LIMIT};
 pub use error::{CompactError, ProposeError, StepError};
 pub use message::{AppendOutcome, ConflictHint, Message, MessageBody};

@@ -6,7 +6,7 @@ use super::persist::{spawn_persister, PersistDone, PersistJob};
 use super::wire::{encode, LogCommand, Wire};
 use super::{Bootstrap, Command, NodeConfig, NodeError, NodeEvent, NodeStatus, ReadFn, Reply, StateMachine};
 use crate::raft::{
-    ClientTag, Entry, Index, Membership, MembershipChange, Message, NodeId, PersistedState, ProposalId, RaftNode,
+    self, ClientTag, Entry, Index, Membership, MembershipChange, Message, NodeId, PersistedState, ProposalId, RaftNode,
     Ready, Role, Snapshot, SoftState,
 };
 use crate::storage::{open_storage, PersistBatch};
@@ -18,9 +18,10 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::MissedTickBehavior;
 use tracing::Instrument;
 
-/// Proposals of one node that may be in flight at once. The client-session window of the
-/// core must be wider, so that a retried proposal is always still recognised.
-const PROPOSALS_IN_FLIGHT_MAX: usize = 512;
+/// Widest span of sequence numbers this node's proposals may have in flight (from the
+/// oldest unanswered to the newest). It must stay below the client-session window of the
+/// replicated table, so that a retried proposal is always still recognised.
+const PROPOSAL_SEQUENCE_SPAN_MAX: u64 = (raft::CLIENT_WINDOW_LEN_DEFAULT / 2) as u64;
 
 /// The channels between the node's handles and its task.
 pub(crate) struct Channels<S: StateMachine> {
@@ -395,7 +396,11 @@ impl<S: StateMachine> Driver<S> {
     // ---- proposals ----------------------------------------------------------------
 
     fn admit_proposals(&mut self) {
-        while self.proposals.len() < PROPOSALS_IN_FLIGHT_MAX {
+        loop {
+            let oldest = self.proposals.keys().next().map_or(self.next_sequence, |tag| tag.sequence);
+            if self.next_sequence - oldest >= PROPOSAL_SEQUENCE_SPAN_MAX {
+                break;
+            }
             let Some((command, reply, deadline)) = self.queued_proposals.pop_front() else { break };
             let encoded = match encode(&LogCommand::App(command)) {
                 Ok(encoded) => encoded,
