@@ -109,10 +109,6 @@ struct Model {
 }
 
 impl Model {
-    fn snapshot_index(&self) -> Index {
-        self.snapshot.map_or(0, |(index, _)| index)
-    }
-
     fn apply(&mut self, batch: BatchLine) {
         if batch.snap_index > 0 {
             let keeps = self
