@@ -361,23 +361,26 @@ fn open_storage_picks_the_profile() {
 }
 
 #[test]
-fn a_snapshot_file_whose_log_marker_was_lost_is_recorded_on_open() {
-    // Simulates a crash after the snapshot's rename but before its marker reached the log.
+fn a_snapshot_file_whose_batch_never_completed_is_ignored_and_removed() {
+    // Simulates a crash after the snapshot's rename but before its batch reached the log:
+    // the batch was never acknowledged, so the store recovers the state before it, whole.
     let dir = tempfile::tempdir().unwrap();
     let mut store = open_small(dir.path());
     append(&mut store, &entries(1..=50, 1, 30));
+    let compaction = snapshot(20, 1);
+    store
+        .persist(&PersistBatch {
+            snapshot: Some(&compaction),
+            ..Default::default()
+        })
+        .unwrap();
     drop(store);
-    let compaction = snapshot(30, 1);
-    write_snapshot(dir.path(), &compaction).unwrap();
+    let orphan = write_snapshot(dir.path(), &snapshot(30, 1)).unwrap();
     let state = reopen(dir.path());
-    assert_eq!(state.snapshot, Some(compaction.clone()));
-    assert_eq!(state.entries, entries(31..=50, 1, 30));
-    // The repair was itself persisted: a second reopen agrees, and appends continue.
-    let mut store = open_small(dir.path());
-    assert_eq!(store.initial_state(), &state);
-    append(&mut store, &entries(51..=52, 1, 30));
-    drop(store);
-    assert_eq!(reopen(dir.path()).entries, entries(31..=52, 1, 30));
+    assert_eq!(state.snapshot, Some(compaction));
+    assert_eq!(state.entries, entries(21..=50, 1, 30));
+    assert!(!orphan.exists());
+    assert_eq!(snapshot_files(dir.path()).len(), 1);
 }
 
 #[test]

@@ -5,7 +5,6 @@ mod storage_common;
 
 use baton::raft::PersistedState;
 use baton::storage::record::{decode_record, WalRecord};
-use baton::storage::snapshot_file::SNAPSHOT_FILE;
 use baton::storage::{FileStorage, FileStorageConfig, PersistBatch, Storage, StorageError};
 use std::path::{Path, PathBuf};
 use storage_common::*;
@@ -240,7 +239,7 @@ fn with_snapshot(dir: &Path) {
 fn a_corrupt_snapshot_is_refused_with_its_offset() {
     let dir = tempfile::tempdir().unwrap();
     with_snapshot(dir.path());
-    let path = dir.path().join(SNAPSHOT_FILE);
+    let path = snapshot_files(dir.path())[0].clone();
     let size = std::fs::metadata(&path).unwrap().len() as usize;
     flip_byte(&path, size - 5);
     match open_error(dir.path()) {
@@ -258,7 +257,7 @@ fn a_corrupt_snapshot_is_refused_with_its_offset() {
     // Cut short: the header no longer matches the size.
     let dir = tempfile::tempdir().unwrap();
     with_snapshot(dir.path());
-    let path = dir.path().join(SNAPSHOT_FILE);
+    let path = snapshot_files(dir.path())[0].clone();
     let bytes = std::fs::read(&path).unwrap();
     std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
     assert!(matches!(
@@ -271,7 +270,7 @@ fn a_corrupt_snapshot_is_refused_with_its_offset() {
 fn a_deleted_snapshot_the_log_relies_on_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     with_snapshot(dir.path());
-    std::fs::remove_file(dir.path().join(SNAPSHOT_FILE)).unwrap();
+    std::fs::remove_file(snapshot_files(dir.path())[0].clone()).unwrap();
     match open_error(dir.path()) {
         StorageError::MissingSnapshot { index, term, .. } => assert_eq!((index, term), (15, 1)),
         other => panic!("expected MissingSnapshot, got {other:?}"),

@@ -40,7 +40,9 @@ use super::record::{
     decode_record, encode_record, find_commit_after, Checkpoint, Commit, RecordRef, SnapshotMarker,
     WalRecord,
 };
-use super::snapshot_file::{read_snapshot, sync_dir, write_snapshot, SNAPSHOT_FILE};
+use super::snapshot_file::{
+    list_snapshot_files, read_snapshot_file, snapshot_file_name, sync_dir, write_snapshot,
+};
 use super::{Durability, PersistBatch, Storage, StorageError};
 use baton_core::{Entry, HardState, Index, PersistedState, Snapshot, Term};
 use std::collections::VecDeque;
@@ -163,7 +165,7 @@ impl FileStorage {
         fs::create_dir_all(dir)
             .map_err(|error| StorageError::io("create directory", dir, error))?;
         let lock = lock_directory(dir)?;
-        let snapshot = read_snapshot(dir)?;
+        let snapshot_files = list_snapshot_files(dir)?;
         let mut segments = list_segments(dir)?;
         let mut replay = Replay::default();
         let mut last_scan = None;
@@ -176,7 +178,9 @@ impl FileStorage {
             }
         }
         let active = match last_scan {
-            Some(scan) => repair_last_segment(dir, &mut segments, scan, snapshot.is_some())?,
+            Some(scan) => {
+                repair_last_segment(dir, &mut segments, scan, !snapshot_files.is_empty())?
+            }
             None => None,
         };
         if let Some(seq) = segments.front() {
@@ -187,9 +191,9 @@ impl FileStorage {
                     reason: "no complete checkpoint in the oldest segment".into(),
                 });
             }
-        } else if snapshot.is_some() {
+        } else if let Some((_, _, path)) = snapshot_files.first() {
             return Err(StorageError::Inconsistent {
-                path: dir.join(SNAPSHOT_FILE),
+                path: path.clone(),
                 offset: 0,
                 reason: "a snapshot exists but no log segment does".into(),
             });
@@ -201,7 +205,7 @@ impl FileStorage {
                 path: dir.join(segment_file_name(segments.front().copied().unwrap_or(1))),
             });
         }
-        let snapshot_to_record = reconcile_snapshot(dir, snapshot.as_ref(), &replay)?;
+        let snapshot = select_snapshot(dir, &replay, snapshot_files)?;
 
         let mut log = LogIndex::new(replay.snapshot_index, replay.snapshot_term);
         let mut entry_segments = VecDeque::with_capacity(replay.entries.len());
@@ -253,24 +257,6 @@ impl FileStorage {
             // so an empty directory and a store that never persisted anything look alike.
             store.write_batch(Some(1), None, &[], None, true)?;
             sync_dir(dir)?;
-        }
-        if let Some(marker) = snapshot_to_record {
-            // The snapshot file became durable but the crash came before its marker did:
-            // record it now, so the log and the snapshot file agree from here on.
-            tracing::warn!(
-                index = marker.last_index,
-                "recording a snapshot whose log marker was lost in a crash"
-            );
-            store.write_batch(None, Some(&marker), &[], None, true)?;
-            if marker.log_kept {
-                store
-                    .initial
-                    .entries
-                    .retain(|entry| entry.index > marker.last_index);
-            } else {
-                store.initial.entries.clear();
-            }
-            store.delete_obsolete_segments()?;
         }
         tracing::debug!(
             dir = %dir.display(),
@@ -535,6 +521,7 @@ impl Storage for FileStorage {
             last_term: snapshot.meta.last_term,
             log_kept: plan.snapshot_keeps_log,
         });
+        let previous_snapshot = (self.log.snapshot_index(), self.log.snapshot_term());
         if let Some(snapshot) = batch.snapshot {
             // The snapshot is durable before the marker that drops the log it replaces.
             let written = write_snapshot(&self.dir, snapshot);
@@ -547,6 +534,16 @@ impl Storage for FileStorage {
             batch.hard_state.as_ref(),
             false,
         )?;
+        if let Some(marker) = &marker {
+            // Only now is the old snapshot no longer what a reopen would need.
+            if previous_snapshot.0 > 0 && previous_snapshot != (marker.last_index, marker.last_term)
+            {
+                let old = self
+                    .dir
+                    .join(snapshot_file_name(previous_snapshot.0, previous_snapshot.1));
+                remove_snapshot_files(std::iter::once(&old));
+            }
+        }
         if marker.is_some() {
             self.delete_obsolete_segments()?;
         }
@@ -938,66 +935,55 @@ fn open_for_append(seq: u64, path: PathBuf, len: u64) -> Result<ActiveSegment, S
     })
 }
 
-/// Checks the snapshot file against the log; returns a marker to record when the file is
-/// newer than the log knows (a crash between the snapshot's rename and its log marker).
-fn reconcile_snapshot(
+/// Reads the snapshot the log refers to, and removes every other snapshot file: older ones
+/// (their deletion after a newer marker was lost) and newer ones (written by a batch whose
+/// log records never completed, so never promised).
+fn select_snapshot(
     dir: &Path,
-    snapshot: Option<&Snapshot>,
     replay: &Replay,
-) -> Result<Option<SnapshotMarker>, StorageError> {
-    let path = dir.join(SNAPSHOT_FILE);
-    let missing = |found: String| StorageError::MissingSnapshot {
-        index: replay.snapshot_index,
-        term: replay.snapshot_term,
-        path: path.clone(),
-        found,
+    files: Vec<(Index, Term, PathBuf)>,
+) -> Result<Option<Snapshot>, StorageError> {
+    let wanted =
+        (replay.snapshot_index > 0).then_some((replay.snapshot_index, replay.snapshot_term));
+    let Some((index, term)) = wanted else {
+        remove_snapshot_files(files.iter().map(|(_, _, path)| path));
+        return Ok(None);
     };
-    let Some(snapshot) = snapshot else {
-        if replay.snapshot_index > 0 {
-            return Err(missing("does not exist".into()));
+    let is_wanted = |file: &&(Index, Term, PathBuf)| (file.0, file.1) == (index, term);
+    let Some((_, _, path)) = files.iter().find(is_wanted) else {
+        let present: Vec<(Index, Term)> = files
+            .iter()
+            .map(|(file_index, file_term, _)| (*file_index, *file_term))
+            .collect();
+        return Err(StorageError::MissingSnapshot {
+            index,
+            term,
+            path: dir.join(snapshot_file_name(index, term)),
+            found: format!("does not exist (snapshots present: {present:?})"),
+        });
+    };
+    let snapshot = read_snapshot_file(path, index, term)?;
+    remove_snapshot_files(
+        files
+            .iter()
+            .filter(|file| !is_wanted(file))
+            .map(|(_, _, path)| path),
+    );
+    Ok(Some(snapshot))
+}
+
+fn remove_snapshot_files<'a>(paths: impl Iterator<Item = &'a PathBuf>) {
+    for path in paths {
+        // Not needed by the log; a failure only leaves a stale file for the next open.
+        match fs::remove_file(path) {
+            Ok(()) => {
+                tracing::info!(path = %path.display(), "removed a snapshot file the log does not refer to")
+            }
+            Err(error) => {
+                tracing::warn!(path = %path.display(), %error, "could not remove a stale snapshot file")
+            }
         }
-        return Ok(None);
-    };
-    let meta = &snapshot.meta;
-    if meta.last_index < replay.snapshot_index
-        || (meta.last_index == replay.snapshot_index && meta.last_term != replay.snapshot_term)
-    {
-        return Err(missing(format!(
-            "holds index {} (term {})",
-            meta.last_index, meta.last_term
-        )));
     }
-    if meta.last_index == replay.snapshot_index {
-        return Ok(None);
-    }
-    let term_in_log = replay
-        .entries
-        .get((meta.last_index.saturating_sub(replay.unknown_end + 1)) as usize)
-        .filter(|(entry, _)| entry.index == meta.last_index)
-        .map(|(entry, _)| entry.term);
-    let marker = SnapshotMarker {
-        last_index: meta.last_index,
-        last_term: meta.last_term,
-        log_kept: term_in_log == Some(meta.last_term),
-    };
-    // Checked on a copy: the store applies the marker through its normal write path.
-    let mut trial = Replay {
-        started: replay.started,
-        snapshot_index: replay.snapshot_index,
-        snapshot_term: replay.snapshot_term,
-        unknown_end: replay.unknown_end,
-        entries: replay.entries.clone(),
-        hard_state: replay.hard_state,
-        last_batch: replay.last_batch,
-    };
-    trial
-        .apply_marker(&marker)
-        .map_err(|reason| StorageError::Inconsistent {
-            path: path.clone(),
-            offset: 0,
-            reason,
-        })?;
-    Ok(Some(marker))
 }
 
 /// The relaxed profile's background fsync.

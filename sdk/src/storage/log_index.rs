@@ -70,6 +70,9 @@ impl LogIndex {
             (self.snapshot_index, self.snapshot_term, self.last_index());
         if let Some(snapshot) = batch.snapshot {
             let meta = &snapshot.meta;
+            if meta.last_index == 0 {
+                return Err(BatchError::SnapshotAtIndexZero);
+            }
             if meta.last_index < self.snapshot_index {
                 return Err(BatchError::StaleSnapshot {
                     index: meta.last_index,
@@ -282,14 +285,20 @@ mod tests {
 
     #[test]
     fn terms_and_snapshots_never_go_back() {
-        let mut log = log_with(&[1]);
-        log.apply_snapshot(1, 1, true);
-        let old = Snapshot::default();
+        let mut log = log_with(&[1, 1, 1]);
+        log.apply_snapshot(2, 1, true);
+        let mut old = Snapshot::default();
+        assert_eq!(
+            log.plan(&HardState::default(), &batch(&[], Some(&old))),
+            Err(BatchError::SnapshotAtIndexZero)
+        );
+        old.meta.last_index = 1;
+        old.meta.last_term = 1;
         assert_eq!(
             log.plan(&HardState::default(), &batch(&[], Some(&old))),
             Err(BatchError::StaleSnapshot {
-                index: 0,
-                stored_index: 1
+                index: 1,
+                stored_index: 2
             })
         );
         let stored = HardState {

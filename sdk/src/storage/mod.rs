@@ -136,6 +136,9 @@ pub enum BatchError {
         /// Last index of the stored snapshot.
         stored_index: Index,
     },
+    /// A snapshot must cover at least one entry (index 0 means "no snapshot").
+    #[error("a snapshot must end at an index above 0")]
+    SnapshotAtIndexZero,
     /// The hard state's term is lower than the stored one; terms never go back (§5.1).
     #[error("hard state term {term} is lower than the stored term {stored_term}")]
     TermWentBack {

@@ -157,6 +157,19 @@ pub fn encode_record(record: RecordRef<'_>, out: &mut Vec<u8>) {
     header[9..13].copy_from_slice(&header_crc.to_le_bytes());
 }
 
+/// Frames arbitrary `payload` bytes as a record of `kind` with valid checksums. For tests
+/// and fuzzing: it lets them reach the body decoder past the checksums.
+pub fn frame_raw_record(kind: u8, payload: &[u8], out: &mut Vec<u8>) {
+    let mut header = [0u8; RECORD_HEADER_BYTES];
+    header[0..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    header[4] = kind;
+    header[5..9].copy_from_slice(&crc32c::crc32c(payload).to_le_bytes());
+    let header_crc = crc32c::crc32c(&header[0..9]);
+    header[9..13].copy_from_slice(&header_crc.to_le_bytes());
+    out.extend_from_slice(&header);
+    out.extend_from_slice(payload);
+}
+
 fn encode_body<T: Serialize>(body: &T, out: &mut Vec<u8>) -> bool {
     bincode::serde::encode_into_std_write(body, out, codec_config()).is_ok()
 }
@@ -399,6 +412,10 @@ mod tests {
                 mutated.truncate(keep);
                 mutated
             };
+            // Also behind valid checksums, so the body decoder sees garbage too.
+            let mut framed = Vec::new();
+            frame_raw_record(rng.random_range(0..7), &bytes, &mut framed);
+            let _ = decode_record(&framed);
             let mut offset = 0;
             while let Ok((_, used)) = decode_record(&bytes[offset..]) {
                 assert!(used >= RECORD_HEADER_BYTES);

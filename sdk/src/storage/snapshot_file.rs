@@ -10,18 +10,18 @@
 //! offset 24           payload: the Snapshot, bincode 2 (standard configuration)
 //! ```
 //!
-//! Writing goes to [`SNAPSHOT_TEMP_FILE`], which is fsynced, renamed over
-//! [`SNAPSHOT_FILE`], and then the directory is fsynced: a crash leaves either the old
-//! snapshot or the new one, never a mix. A leftover temporary file is deleted on open.
+//! Each snapshot has its own file, `snapshot-<last index>-<last term>.bin` (20 digits each).
+//! Writing goes to [`SNAPSHOT_TEMP_FILE`], which is fsynced, renamed to the final name, and
+//! then the directory is fsynced: a crash never leaves a half-written snapshot under a final
+//! name. The log's snapshot marker says which snapshot is current; the store deletes the
+//! others (older ones once the marker is durable, newer orphans of a crash on open).
 
 use super::StorageError;
-use baton_core::Snapshot;
+use baton_core::{Index, Snapshot, Term};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-/// Name of the snapshot file in the data directory.
-pub const SNAPSHOT_FILE: &str = "snapshot.bin";
 /// Name the snapshot is written under before it is renamed into place.
 pub const SNAPSHOT_TEMP_FILE: &str = "snapshot.tmp";
 
@@ -100,10 +100,31 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<Snapshot, (u64, String)> {
     }
 }
 
-/// Writes `snapshot` durably (temporary file, fsync, rename, directory fsync).
-pub fn write_snapshot(dir: &Path, snapshot: &Snapshot) -> Result<(), StorageError> {
+/// File name of the snapshot that ends at (`last_index`, `last_term`).
+pub fn snapshot_file_name(last_index: Index, last_term: Term) -> String {
+    format!("snapshot-{last_index:020}-{last_term:020}.bin")
+}
+
+fn parse_snapshot_file_name(name: &str) -> Option<(Index, Term)> {
+    let middle = name.strip_prefix("snapshot-")?.strip_suffix(".bin")?;
+    let (index, term) = middle.split_once('-')?;
+    let all_digits =
+        |text: &str| text.len() == 20 && text.bytes().all(|byte| byte.is_ascii_digit());
+    if !all_digits(index) || !all_digits(term) {
+        return None;
+    }
+    Some((index.parse().ok()?, term.parse().ok()?))
+}
+
+/// Writes `snapshot` durably under its own name (temporary file, fsync, rename, directory
+/// fsync) and returns the path. The previous snapshot stays until the log's marker for this
+/// one is durable, so a crash in between recovers the old pair (log, snapshot) intact.
+pub fn write_snapshot(dir: &Path, snapshot: &Snapshot) -> Result<PathBuf, StorageError> {
     let temp = dir.join(SNAPSHOT_TEMP_FILE);
-    let target = dir.join(SNAPSHOT_FILE);
+    let target = dir.join(snapshot_file_name(
+        snapshot.meta.last_index,
+        snapshot.meta.last_term,
+    ));
     let bytes = encode_snapshot(snapshot);
     let mut file = OpenOptions::new()
         .write(true)
@@ -117,28 +138,51 @@ pub fn write_snapshot(dir: &Path, snapshot: &Snapshot) -> Result<(), StorageErro
         .map_err(|error| StorageError::io("fsync", &temp, error))?;
     drop(file);
     fs::rename(&temp, &target).map_err(|error| StorageError::io("rename", &temp, error))?;
-    sync_dir(dir)
+    sync_dir(dir)?;
+    Ok(target)
 }
 
-/// Reads the snapshot file, if there is one; removes a leftover temporary file.
-pub fn read_snapshot(dir: &Path) -> Result<Option<Snapshot>, StorageError> {
+/// Lists the snapshot files in `dir` as (last index, last term, path), oldest first, and
+/// removes a leftover temporary file (never renamed into place, so never promised).
+pub fn list_snapshot_files(dir: &Path) -> Result<Vec<(Index, Term, PathBuf)>, StorageError> {
     let temp = dir.join(SNAPSHOT_TEMP_FILE);
     if temp.exists() {
-        // Never renamed into place, so never part of what a persist() promised.
         tracing::warn!(path = %temp.display(), "removing an unfinished snapshot file");
         fs::remove_file(&temp).map_err(|error| StorageError::io("remove", &temp, error))?;
     }
-    let path = dir.join(SNAPSHOT_FILE);
-    let bytes = match fs::read(&path) {
-        Ok(bytes) => bytes,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(error) => return Err(StorageError::io("read", &path, error)),
+    let reader = fs::read_dir(dir).map_err(|error| StorageError::io("list", dir, error))?;
+    let mut found = Vec::new();
+    for item in reader {
+        let item = item.map_err(|error| StorageError::io("list", dir, error))?;
+        if let Some((index, term)) = item.file_name().to_str().and_then(parse_snapshot_file_name) {
+            found.push((index, term, item.path()));
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// Reads and checks the snapshot file at `path`, which must hold (`last_index`, `last_term`).
+pub fn read_snapshot_file(
+    path: &Path,
+    last_index: Index,
+    last_term: Term,
+) -> Result<Snapshot, StorageError> {
+    let bytes = fs::read(path).map_err(|error| StorageError::io("read", path, error))?;
+    let corrupt = |offset: u64, reason: String| StorageError::CorruptSnapshot {
+        path: path.to_path_buf(),
+        offset,
+        reason,
     };
-    decode_snapshot(&bytes)
-        .map(Some)
-        .map_err(|(offset, reason)| StorageError::CorruptSnapshot {
-            path,
-            offset,
-            reason,
-        })
+    let snapshot = decode_snapshot(&bytes).map_err(|(offset, reason)| corrupt(offset, reason))?;
+    if (snapshot.meta.last_index, snapshot.meta.last_term) != (last_index, last_term) {
+        return Err(corrupt(
+            HEADER_BYTES as u64,
+            format!(
+                "holds the snapshot at index {} term {}, its name says index {last_index} term {last_term}",
+                snapshot.meta.last_index, snapshot.meta.last_term
+            ),
+        ));
+    }
+    Ok(snapshot)
 }

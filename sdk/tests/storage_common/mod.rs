@@ -99,3 +99,19 @@ pub fn indexes(state: &PersistedState) -> Vec<(Index, Term)> {
         .map(|entry| (entry.index, entry.term))
         .collect()
 }
+
+pub fn snapshot_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|item| item.unwrap().path())
+        .filter(|path| {
+            path.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("snapshot-")
+        })
+        .collect();
+    files.sort();
+    files
+}
