@@ -29,9 +29,13 @@ fn init_logs() {
 }
 
 async fn node(credentials: &SessionCredentials) -> Node {
-    Transport::bind(Identity::generate().unwrap(), credentials.clone(), test_config())
-        .await
-        .unwrap()
+    Transport::bind(
+        Identity::generate().unwrap(),
+        credentials.clone(),
+        test_config(),
+    )
+    .await
+    .unwrap()
 }
 
 /// Sends probes around the mesh until one full round reaches everybody, so the duplicate
@@ -100,15 +104,28 @@ async fn three_transports_exchange_messages_both_ways_in_order() {
         let deadline = Instant::now() + LONG;
         while !done(&next) && Instant::now() < deadline {
             let Some(event) = wait_for(&mut node.1, LONG, |e| {
-                matches!(e, TransportEvent::Message { msg: Msg::Seq { .. }, .. })
+                matches!(
+                    e,
+                    TransportEvent::Message {
+                        msg: Msg::Seq { .. },
+                        ..
+                    }
+                )
             })
             .await
             else {
                 break;
             };
-            if let TransportEvent::Message { from, msg: Msg::Seq { n } } = event {
+            if let TransportEvent::Message {
+                from,
+                msg: Msg::Seq { n },
+            } = event
+            {
                 let expected = next.entry(from).or_insert(0);
-                assert_eq!(n, *expected, "node {j}: message from {from:016x} out of order");
+                assert_eq!(
+                    n, *expected,
+                    "node {j}: message from {from:016x} out of order"
+                );
                 *expected += 1;
             }
         }
@@ -132,17 +149,29 @@ async fn connect_by_address_learns_the_peer_id() {
     let learned = b.connect(a.local_addr()).await.unwrap();
     assert_eq!(learned, a.node_id());
     b.send(a.node_id(), Msg::Text("hello from b".into()));
-    let got = wait_for(&mut a_rx, LONG, |e| matches!(e, TransportEvent::Message { .. })).await;
+    let got = wait_for(&mut a_rx, LONG, |e| {
+        matches!(e, TransportEvent::Message { .. })
+    })
+    .await;
     assert_eq!(
         got,
-        Some(TransportEvent::Message { from: b.node_id(), msg: Msg::Text("hello from b".into()) })
+        Some(TransportEvent::Message {
+            from: b.node_id(),
+            msg: Msg::Text("hello from b".into())
+        })
     );
     // The inbound side can answer without having been told anything.
     a.send(b.node_id(), Msg::Text("hello from a".into()));
-    let got = wait_for(&mut b_rx, LONG, |e| matches!(e, TransportEvent::Message { .. })).await;
+    let got = wait_for(&mut b_rx, LONG, |e| {
+        matches!(e, TransportEvent::Message { .. })
+    })
+    .await;
     assert_eq!(
         got,
-        Some(TransportEvent::Message { from: a.node_id(), msg: Msg::Text("hello from a".into()) })
+        Some(TransportEvent::Message {
+            from: a.node_id(),
+            msg: Msg::Text("hello from a".into())
+        })
     );
     a.shutdown().await;
     b.shutdown().await;
@@ -174,38 +203,63 @@ async fn reconnects_after_a_peer_restarts() {
     let b_addr = b.local_addr();
     a.add_peer(b_id, b_addr);
     a.send(b_id, Msg::Text("before".into()));
-    assert!(wait_for(&mut b_rx, LONG, |e| matches!(e, TransportEvent::Message { .. }))
-        .await
-        .is_some());
+    assert!(wait_for(&mut b_rx, LONG, |e| matches!(
+        e,
+        TransportEvent::Message { .. }
+    ))
+    .await
+    .is_some());
 
     b.shutdown().await;
     drop(b);
     drop(b_rx);
-    let gone = wait_for(&mut a_rx, LONG, |e| {
-        matches!(e, TransportEvent::PeerDisconnected { id, .. } if *id == b_id)
-    })
+    let gone = wait_for(
+        &mut a_rx,
+        LONG,
+        |e| matches!(e, TransportEvent::PeerDisconnected { id, .. } if *id == b_id),
+    )
     .await;
     assert!(gone.is_some(), "A must notice B's shutdown");
 
     // B comes back on the same address with the same identity and does not know A: A's dialer
     // must find it again on its own.
-    let config = TransportConfig { bind: b_addr, ..test_config() };
+    let config = TransportConfig {
+        bind: b_addr,
+        ..test_config()
+    };
     let (b2, mut b2_rx) = rebind(b_identity, &creds, config).await;
     assert_eq!(b2.node_id(), b_id);
-    let back = wait_for(&mut a_rx, LONG, |e| {
-        matches!(e, TransportEvent::PeerConnected { id, .. } if *id == b_id)
-    })
+    let back = wait_for(
+        &mut a_rx,
+        LONG,
+        |e| matches!(e, TransportEvent::PeerConnected { id, .. } if *id == b_id),
+    )
     .await;
     assert!(back.is_some(), "A must reconnect to the restarted B");
     a.send(b_id, Msg::Text("after".into()));
-    let got = wait_for(&mut b2_rx, LONG, |e| matches!(e, TransportEvent::Message { .. })).await;
+    let got = wait_for(&mut b2_rx, LONG, |e| {
+        matches!(e, TransportEvent::Message { .. })
+    })
+    .await;
     assert_eq!(
         got,
-        Some(TransportEvent::Message { from: a.node_id(), msg: Msg::Text("after".into()) })
+        Some(TransportEvent::Message {
+            from: a.node_id(),
+            msg: Msg::Text("after".into())
+        })
     );
     b2.send(a.node_id(), Msg::Text("reply".into()));
-    let got = wait_for(&mut a_rx, LONG, |e| matches!(e, TransportEvent::Message { .. })).await;
-    assert_eq!(got, Some(TransportEvent::Message { from: b_id, msg: Msg::Text("reply".into()) }));
+    let got = wait_for(&mut a_rx, LONG, |e| {
+        matches!(e, TransportEvent::Message { .. })
+    })
+    .await;
+    assert_eq!(
+        got,
+        Some(TransportEvent::Message {
+            from: b_id,
+            msg: Msg::Text("reply".into())
+        })
+    );
     a.shutdown().await;
     b2.shutdown().await;
 }
@@ -233,9 +287,11 @@ async fn measure_round_trip() {
     for n in 0..rounds {
         let start = Instant::now();
         a.send(b_id, Msg::Seq { n });
-        wait_for(&mut a_rx, LONG, |e| {
-            matches!(e, TransportEvent::Message { msg: Msg::Seq { n: m }, .. } if *m == n)
-        })
+        wait_for(
+            &mut a_rx,
+            LONG,
+            |e| matches!(e, TransportEvent::Message { msg: Msg::Seq { n: m }, .. } if *m == n),
+        )
         .await
         .unwrap();
         samples.push(start.elapsed());

@@ -693,7 +693,7 @@ where
 }
 
 /// Longest wait in [`Transport::shutdown`] for close frames to reach the peers.
-pub const SHUTDOWN_DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
+pub const SHUTDOWN_DRAIN_TIMEOUT: Duration = Duration::from_millis(250);
 
 enum Decision {
     Install,
