@@ -78,10 +78,10 @@ async fn three_transports_exchange_messages_both_ways_in_order() {
     let mut nodes = vec![node(&creds).await, node(&creds).await, node(&creds).await];
     let ids: Vec<NodeId> = nodes.iter().map(|n| n.0.node_id()).collect();
     let addrs: Vec<_> = nodes.iter().map(|n| n.0.local_addr()).collect();
-    for i in 0..3 {
-        for j in 0..3 {
+    for (i, node) in nodes.iter().enumerate() {
+        for (j, (&id, &addr)) in ids.iter().zip(&addrs).enumerate() {
             if i != j {
-                nodes[i].0.add_peer(ids[j], addrs[j]);
+                node.0.add_peer(id, addr);
             }
         }
     }
@@ -89,10 +89,10 @@ async fn three_transports_exchange_messages_both_ways_in_order() {
 
     let per_peer = 200u32;
     for n in 0..per_peer {
-        for i in 0..3 {
-            for j in 0..3 {
+        for (i, node) in nodes.iter().enumerate() {
+            for (j, &id) in ids.iter().enumerate() {
                 if i != j {
-                    nodes[i].0.send(ids[j], Msg::Seq { n });
+                    node.0.send(id, Msg::Seq { n });
                 }
             }
         }

@@ -457,7 +457,7 @@ fn short_reason(reason: &str) -> &[u8] {
     while !reason.is_char_boundary(end) {
         end -= 1;
     }
-    reason[..end].as_bytes()
+    &reason.as_bytes()[..end]
 }
 
 /// Closes one connection for a reason that is the peer's fault, and says so in the log.
