@@ -457,7 +457,7 @@ fn short_reason(reason: &str) -> &[u8] {
     while !reason.is_char_boundary(end) {
         end -= 1;
     }
-    reason[..end].as_bytes()
+    &reason.as_bytes()[..end]
 }
 
 /// Closes one connection for a reason that is the peer's fault, and says so in the log.
@@ -693,7 +693,7 @@ where
 }
 
 /// Longest wait in [`Transport::shutdown`] for close frames to reach the peers.
-pub const SHUTDOWN_DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
+pub const SHUTDOWN_DRAIN_TIMEOUT: Duration = Duration::from_millis(250);
 
 enum Decision {
     Install,

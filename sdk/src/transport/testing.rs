@@ -130,3 +130,45 @@ pub async fn closed_code(conn: &Connection) -> Option<u64> {
         _ => None,
     }
 }
+
+/// A configuration for loopback tests: ephemeral port, quick reconnects, short hello timeout.
+pub fn test_config() -> super::TransportConfig {
+    super::TransportConfig {
+        bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+        reconnect_backoff_min: std::time::Duration::from_millis(20),
+        reconnect_backoff_max: std::time::Duration::from_millis(500),
+        hello_timeout: std::time::Duration::from_secs(2),
+        ..super::TransportConfig::default()
+    }
+}
+
+/// Waits up to `limit` for an event matching `pred`, discarding the others; `None` on timeout
+/// or when the channel closes.
+pub async fn wait_for<M>(
+    rx: &mut tokio::sync::mpsc::Receiver<super::TransportEvent<M>>,
+    limit: std::time::Duration,
+    mut pred: impl FnMut(&super::TransportEvent<M>) -> bool,
+) -> Option<super::TransportEvent<M>> {
+    let search = async {
+        while let Some(event) = rx.recv().await {
+            if pred(&event) {
+                return Some(event);
+            }
+        }
+        None
+    };
+    tokio::time::timeout(limit, search).await.ok().flatten()
+}
+
+/// Collects every event that arrives within `window` (for asserting that nothing came).
+pub async fn drain_for<M>(
+    rx: &mut tokio::sync::mpsc::Receiver<super::TransportEvent<M>>,
+    window: std::time::Duration,
+) -> Vec<super::TransportEvent<M>> {
+    let mut out = Vec::new();
+    let deadline = tokio::time::Instant::now() + window;
+    while let Ok(Some(event)) = tokio::time::timeout_at(deadline, rx.recv()).await {
+        out.push(event);
+    }
+    out
+}
