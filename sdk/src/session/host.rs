@@ -130,6 +130,9 @@ impl<G: Game> SessionTask<G> {
         policy_timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut resend_timer = tokio::time::interval(self.config.input_retry_interval);
         resend_timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // The node started before this task subscribed: events it sent in between (a
+        // founder becomes leader at once) are read from its status instead.
+        self.resync().await;
         loop {
             tokio::select! {
                 request = requests.recv() => match request {

@@ -51,6 +51,7 @@ pub async fn host_of(sessions: &[Session<Ledger>]) -> Option<NodeId> {
 /// Starts a host and `players - 1` joiners, and waits until the host has filled the voter
 /// set (up to `config.max_voters`) and every player has applied some ticks.
 pub async fn start_session(players: usize, config: &SessionConfig) -> Vec<Session<Ledger>> {
+    super::init_logging();
     let host = Session::host(config.clone(), Identity::generate().unwrap(), Ledger::default()).await.unwrap();
     let invite = host.invite();
     let mut sessions = vec![host];
