@@ -32,7 +32,7 @@ const TICK_LOAD_SMOOTHING: f64 = 0.2;
 enum Internal {
     TickProposed { tick: u64, started: Instant, outcome: Result<Vec<u8>, NodeError> },
     HostBarrier(Result<(), NodeError>),
-    PolicyApplied { what: String, outcome: Result<(), NodeError> },
+    PolicyApplied { what: String, outcome: Result<(), NodeError>, removed: Option<NodeId> },
 }
 
 struct Leaving {
@@ -311,6 +311,13 @@ impl<G: Game> SessionTask<G> {
         match decode::<SessionMessage>(&bytes) {
             Some(SessionMessage::Inputs(inputs)) => self.receive_inputs(from, inputs),
             Some(SessionMessage::Leave) => self.on_leave_request(from),
+            Some(SessionMessage::Removed) => {
+                if self.host == Some(from) {
+                    if let Some(leaving) = self.leaving.take() {
+                        let _ = leaving.reply.send(Ok(()));
+                    }
+                }
+            }
             None => tracing::warn!(peer = %format_args!("{from:016x}"), "malformed session message dropped"),
         }
     }
@@ -426,10 +433,15 @@ impl<G: Game> SessionTask<G> {
                     self.hosting = false;
                 }
             },
-            Internal::PolicyApplied { what, outcome } => {
+            Internal::PolicyApplied { what, outcome, removed } => {
                 self.policy_busy = false;
                 match outcome {
-                    Ok(()) => tracing::info!(what, "host policy applied"),
+                    Ok(()) => {
+                        tracing::info!(what, "host policy applied");
+                        if let Some(player) = removed {
+                            self.tell_removed(player);
+                        }
+                    }
                     Err(err) => tracing::info!(what, %err, "host policy did not apply"),
                 }
             }
@@ -444,19 +456,40 @@ impl<G: Game> SessionTask<G> {
     }
 
     fn on_leave_request(&mut self, from: NodeId) {
-        if !self.hosting || self.policy_busy {
+        if !self.hosting {
             return;
         }
-        self.run_policy(format!("remove leaving player {from:016x}"), MembershipChange::RemoveNode(from));
+        let member = self.membership.voters.contains(&from) || self.membership.learners.contains(&from);
+        if !member {
+            self.tell_removed(from);
+            return;
+        }
+        if !self.policy_busy {
+            let what = format!("remove leaving player {from:016x}");
+            self.spawn_policy(what, MembershipChange::RemoveNode(from), Some(from));
+        }
+    }
+
+    fn tell_removed(&self, player: NodeId) {
+        if let Ok(bytes) = encode(&SessionMessage::Removed) {
+            let node = self.node.clone();
+            tokio::spawn(async move {
+                let _ = node.send_session_message(player, bytes).await;
+            });
+        }
     }
 
     fn run_policy(&mut self, what: String, change: MembershipChange) {
+        self.spawn_policy(what, change, None);
+    }
+
+    fn spawn_policy(&mut self, what: String, change: MembershipChange, removed: Option<NodeId>) {
         self.policy_busy = true;
         let node = self.node.clone();
         let internal = self.internal_tx.clone();
         tokio::spawn(async move {
             let outcome = node.change_membership(change, None).await;
-            let _ = internal.send(Internal::PolicyApplied { what, outcome });
+            let _ = internal.send(Internal::PolicyApplied { what, outcome, removed });
         });
     }
 
@@ -467,7 +500,7 @@ impl<G: Game> SessionTask<G> {
         let what = format!("hand the host role to {target:016x} ({why})");
         tokio::spawn(async move {
             let outcome = node.transfer_leadership(target).await;
-            let _ = internal.send(Internal::PolicyApplied { what, outcome });
+            let _ = internal.send(Internal::PolicyApplied { what, outcome, removed: None });
         });
     }
 

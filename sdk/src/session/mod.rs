@@ -178,6 +178,9 @@ pub(crate) enum SessionMessage {
     Inputs(Vec<(u64, Vec<u8>)>),
     /// The sender wants to leave: the host removes it from the cluster.
     Leave,
+    /// The host removed the receiver. Sent because a removed node stops receiving the log
+    /// the moment the leader appends its removal, so it cannot learn it from the log.
+    Removed,
 }
 
 /// A session's view, for menus and tests.
