@@ -9,5 +9,6 @@ mod membership;
 mod reads;
 mod replication;
 mod snapshot;
+mod soak;
 mod transfer;
 mod validation;
