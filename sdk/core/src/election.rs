@@ -62,7 +62,7 @@ impl RaftNode {
         if self.leader.is_some() {
             self.set_leader(None);
         }
-        if self.is_voter() {
+        if self.may_campaign() {
             tracing::debug!(id = self.config.id, term = self.term, "election timeout");
             self.start_election(false);
         } else {
@@ -133,6 +133,7 @@ impl RaftNode {
             self.transfer = None;
         }
         self.state = State::Follower;
+        self.self_election = None;
         self.votes.clear();
         self.set_leader(leader);
         self.reset_election_timer();
@@ -147,7 +148,7 @@ impl RaftNode {
     }
 
     fn become_pre_candidate(&mut self) {
-        debug_assert!(self.is_voter());
+        debug_assert!(self.may_campaign());
         self.state = State::PreCandidate;
         self.set_leader(None);
         self.votes.clear();
@@ -165,7 +166,7 @@ impl RaftNode {
     }
 
     fn become_candidate(&mut self, leader_transfer: bool) {
-        debug_assert!(self.is_voter());
+        debug_assert!(self.may_campaign());
         self.term += 1;
         self.vote = Some(self.config.id);
         self.lease_forbidden = false;
@@ -181,7 +182,7 @@ impl RaftNode {
             "campaigning"
         );
         if self.granted_votes() >= self.quorum() {
-            self.become_leader();
+            self.self_election = Some((self.term, None));
             return;
         }
         // The new term and the self-vote must be durable before anyone counts on them.
@@ -191,7 +192,7 @@ impl RaftNode {
         }
     }
 
-    fn become_leader(&mut self) {
+    pub(crate) fn become_leader(&mut self) {
         debug_assert_eq!(self.state, State::Candidate);
         tracing::info!(id = self.config.id, term = self.term, "became leader");
         self.state = State::Leader;
@@ -219,6 +220,24 @@ impl RaftNode {
             last_log_term: self.log.last_term(),
             leader_transfer,
         }
+    }
+
+    /// Whether this node may start an election: it is a voter of its latest configuration,
+    /// or that configuration is not committed yet and it was a voter of the previous one.
+    /// The second case lets a leader that demoted or removed itself, then lost its quorum
+    /// before the change committed, finish the change (§4.2.2: a leader may manage a
+    /// configuration it is not part of); otherwise the only up-to-date log could belong
+    /// to a node that can neither campaign nor be outvoted.
+    pub(crate) fn may_campaign(&self) -> bool {
+        if self.is_voter() {
+            return true;
+        }
+        let pending = self.pending_membership_index();
+        pending > self.log.commit
+            && self
+                .membership_at(pending.saturating_sub(1))
+                .voters
+                .contains(&self.config.id)
     }
 
     pub(crate) fn other_voters(&self) -> Vec<NodeId> {
@@ -255,7 +274,13 @@ impl RaftNode {
     }
 
     /// §5.2, §5.4.1, §9.6: grant when the candidate's log is at least as up to date and
-    /// this node has not voted for someone else in the term. Learners never vote.
+    /// this node has not voted for someone else in the term.
+    ///
+    /// The answer does not consult this node's own configuration (§4.1: servers process
+    /// RPCs without consulting their configurations): candidates only ask, and only count,
+    /// the voters of *their* latest configuration, so a learner is asked only by a candidate
+    /// that knows it was promoted, and must answer or the cluster can stall until the
+    /// promotion reaches it.
     pub(crate) fn handle_request_vote(
         &mut self,
         from: NodeId,
@@ -267,9 +292,7 @@ impl RaftNode {
         let free_to_vote = self.vote == Some(from)
             || (self.vote.is_none() && self.leader.is_none())
             || (pre_vote && msg_term > self.term);
-        let grant = self.is_voter()
-            && free_to_vote
-            && self.log.is_up_to_date(last_log_index, last_log_term);
+        let grant = free_to_vote && self.log.is_up_to_date(last_log_index, last_log_term);
         let body = MessageBody::RequestVoteResponse {
             pre_vote,
             granted: grant,

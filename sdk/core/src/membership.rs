@@ -143,7 +143,7 @@ impl RaftNode {
                 }
                 self.maybe_commit();
             }
-            State::Candidate | State::PreCandidate if !self.is_voter() => {
+            State::Candidate | State::PreCandidate if !self.may_campaign() => {
                 self.become_follower(self.term, None);
             }
             _ => {}

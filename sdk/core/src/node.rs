@@ -96,6 +96,11 @@ pub struct RaftNode {
     /// A TimeoutNow was sent in this term: no lease reads for the rest of it.
     pub(crate) lease_forbidden: bool,
     pub(crate) reads: Reads,
+    /// A candidate whose own vote is a quorum wins only once its new term and vote are
+    /// durable: (term, number of the Ready that handed them out). Its appends leave at
+    /// once, so a term that could be forgotten in a crash would let it lead the same term
+    /// twice with different entries.
+    pub(crate) self_election: Option<(Term, Option<u64>)>,
     pub(crate) out: Outbox,
     pub(crate) ready_number: u64,
     /// (Ready number, last index it asked to persist, term of that entry).
@@ -169,6 +174,7 @@ impl RaftNode {
             transfer: None,
             lease_forbidden: false,
             reads: Reads::default(),
+            self_election: None,
             out: Outbox::default(),
             ready_number: 0,
             pending_persist: VecDeque::new(),
@@ -335,7 +341,7 @@ impl RaftNode {
         if self.state == State::Leader {
             return Ok(());
         }
-        if !self.is_voter() {
+        if !self.may_campaign() {
             return Err(ProposeError::NotAVoter(self.config.id));
         }
         self.start_election(false);
@@ -363,6 +369,7 @@ impl RaftNode {
             || self.log.has_committed_to_apply()
             || self.hard_state() != self.last_hard
             || self.soft_state() != self.last_soft
+            || matches!(self.self_election, Some((_, None)))
     }
 
     /// Takes everything pending. See [`Ready`] for what the caller must do with it.
@@ -389,6 +396,9 @@ impl RaftNode {
         let hard = self.hard_state();
         let hard_state = (hard != self.last_hard).then_some(hard);
         self.last_hard = hard;
+        if let Some((term, None)) = self.self_election {
+            self.self_election = Some((term, Some(number)));
+        }
         let committed_entries = self.log.take_committed();
         let out = std::mem::take(&mut self.out);
         Ready {
@@ -424,6 +434,12 @@ impl RaftNode {
             }
         }
         debug_assert!(self.log.persisted <= self.log.last_index());
+        if let Some((term, Some(number))) = self.self_election {
+            if number <= ready_number && term == self.term && self.state == State::Candidate {
+                self.self_election = None;
+                self.become_leader();
+            }
+        }
         if self.state == State::Leader {
             self.maybe_commit();
         }
@@ -514,6 +530,17 @@ impl RaftNode {
     /// Target of the leadership transfer in progress, if any.
     pub fn transfer_target(&self) -> Option<NodeId> {
         self.transfer.map(|t| t.target)
+    }
+
+    /// Term of the entry at `index`, if the log holds it (or it is the snapshot's last
+    /// entry). For invariant checkers (log matching, leader completeness).
+    pub fn entry_term(&self, index: Index) -> Option<Term> {
+        self.log.term(index)
+    }
+
+    /// Index of the last entry covered by the latest snapshot (0 if none).
+    pub fn snapshot_index(&self) -> Index {
+        self.log.snapshot_index()
     }
 
     /// Highest index handed out in `committed_entries` (or restored from a snapshot).

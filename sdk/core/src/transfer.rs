@@ -91,7 +91,7 @@ impl RaftNode {
 
     /// §3.10: the leader asks this node to campaign now, skipping pre-vote.
     pub(crate) fn handle_timeout_now(&mut self, from: NodeId) {
-        if self.state == State::Leader || !self.is_voter() {
+        if self.state == State::Leader || !self.may_campaign() {
             return;
         }
         if self.leader.is_some_and(|leader| leader != from) {

@@ -17,25 +17,91 @@ fn s4_2_1_learner_receives_the_log_but_never_votes_or_campaigns() {
     net.run(200);
     assert_eq!(net.raft(4).term(), term, "a learner never campaigns");
     assert_eq!(net.raft(4).role(), Role::Learner);
-    // Never votes either.
-    net.raft(4)
+    // Never asked for a vote either.
+    net.heal();
+    net.crash(1);
+    net.run_until(200, |n| n.leader().is_some_and(|l| l != 1))
+        .expect("a new leader");
+    assert_eq!(net.raft(4).role(), Role::Learner);
+}
+
+#[test]
+fn s4_2_1_learner_is_never_asked_for_a_vote_and_its_answer_never_counts() {
+    let mut net = Network::with_config(&[1, 2, 3], &[4], |c| c.pre_vote = false);
+    net.raft(1).campaign().unwrap();
+    let ready = net.raft(1).ready();
+    let asked: Vec<u64> = ready.persisted_messages.iter().map(|m| m.to).collect();
+    assert_eq!(asked, vec![2, 3], "only voters are asked");
+    let term = net.raft(1).term();
+    net.raft(1)
         .step(Message {
-            from: 2,
-            to: 4,
-            term: term + 1,
-            body: MessageBody::RequestVote {
+            from: 4,
+            to: 1,
+            term,
+            body: MessageBody::RequestVoteResponse {
                 pre_vote: false,
-                last_log_index: 100,
-                last_log_term: term,
-                leader_transfer: true,
+                granted: true,
             },
         })
         .unwrap();
-    let ready = net.raft(4).ready();
-    assert!(ready.persisted_messages.iter().all(|m| !matches!(
-        m.body,
-        MessageBody::RequestVoteResponse { granted: true, .. }
-    )));
+    assert_eq!(
+        net.raft(1).role(),
+        Role::Candidate,
+        "a learner's vote is not counted"
+    );
+}
+
+/// A voter that has not yet heard of its own promotion must still answer the candidate
+/// that knows about it, or a cluster whose other voter is down stalls (§4.1).
+#[test]
+fn s4_1_node_unaware_of_its_promotion_still_answers_vote_requests() {
+    let mut net = Network::with_config(&[1, 2], &[3], |_| {});
+    net.elect(1);
+    net.run(3);
+    net.cut_link(1, 3);
+    net.raft(1)
+        .propose_membership(MembershipChange::PromoteLearner(3))
+        .unwrap();
+    net.run(3);
+    assert_eq!(
+        net.raft(3).role(),
+        Role::Learner,
+        "3 has not heard of its promotion"
+    );
+    net.crash(1);
+    net.heal();
+    let elected = net.run_until(300, |n| n.leader() == Some(2));
+    assert!(elected.is_some(), "2 is elected with the vote of 3");
+    net.run(5);
+    assert_eq!(net.raft(3).role(), Role::Follower);
+}
+
+/// A leader that demoted itself loses its quorum before the change commits: it must be
+/// able to finish the change, else the only up-to-date log sits on a node that can
+/// neither campaign nor be outvoted.
+#[test]
+fn s4_2_2_demoted_leader_that_lost_its_quorum_finishes_the_change() {
+    let mut net = Network::new(&[1, 2]);
+    net.elect(1);
+    net.cut_link(1, 2);
+    net.raft(1)
+        .propose_membership(MembershipChange::DemoteVoter(1))
+        .unwrap();
+    for i in 0..5 {
+        net.propose(1, format!("p{i}").as_bytes());
+    }
+    net.run(30);
+    assert_ne!(net.raft(1).role(), Role::Leader, "check-quorum: no quorum");
+    net.heal();
+    let done = net.run_until(500, |n| {
+        n.leader() == Some(2) && n.node(2).raft.membership() == &membership(&[2], &[1])
+    });
+    assert!(done.is_some(), "the demotion completes and 2 leads");
+    assert_eq!(
+        net.node(2).applied_commands().len(),
+        5,
+        "nothing proposed was lost"
+    );
 }
 
 #[test]

@@ -345,6 +345,10 @@ fn s5_3_pipelined_readies_advance_in_order() {
     cfg.pre_vote = false;
     let mut node = RaftNode::new(cfg, PersistedState::bootstrap(membership(&[1], &[]))).unwrap();
     node.campaign().unwrap();
+    let r0 = node.ready();
+    assert!(r0.hard_state.is_some());
+    node.advance(r0.number);
+    assert_eq!(node.role(), Role::Leader);
     let r1 = node.ready();
     node.propose(b"a".to_vec(), None).unwrap();
     let r2 = node.ready();
