@@ -83,6 +83,9 @@ fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
 }
 
 fn report(name: &str, entries_per_persist: usize, mut latencies: Vec<Duration>) {
+    if latencies.is_empty() {
+        return; // filtered out on the command line
+    }
     latencies.sort_unstable();
     let total: Duration = latencies.iter().sum();
     let persists_per_second = latencies.len() as f64 / total.as_secs_f64().max(f64::MIN_POSITIVE);
