@@ -914,6 +914,7 @@ fn repair_last_segment(
             .and_then(|()| file.file.sync_all())
             .map_err(|error| StorageError::io("truncate", &scan.path, error))?;
     }
+
     Ok(Some(ActiveSegment {
         len: scan.valid_len,
         synced_len: scan.valid_len,
@@ -926,6 +927,10 @@ fn open_for_append(seq: u64, path: PathBuf, len: u64) -> Result<ActiveSegment, S
         .append(true)
         .open(&path)
         .map_err(|error| StorageError::io("open", &path, error))?;
+    // After a crash of the relaxed profile the tail may sit in the page cache only. The next
+    // commit record will claim it synced, so make that true first.
+    file.sync_all()
+        .map_err(|error| StorageError::io("fsync", &path, error))?;
     Ok(ActiveSegment {
         seq,
         path,
