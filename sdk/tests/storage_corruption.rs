@@ -302,3 +302,21 @@ fn a_foreign_file_where_a_segment_should_be_is_refused() {
         StorageError::CorruptRecord { offset: 0, .. }
     ));
 }
+
+#[test]
+fn an_unfinished_first_open_starts_fresh_but_a_garbled_sole_segment_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(open_small(dir.path()));
+    let only = last_segment(dir.path());
+    let bytes = std::fs::read(&only).unwrap();
+    // A crash during the first open leaves a prefix of its bytes: that store never held anything.
+    std::fs::write(&only, &bytes[..bytes.len() - 3]).unwrap();
+    assert_eq!(reopen(dir.path()), PersistedState::default());
+    // The same size of other bytes is damage to a store that may have held data.
+    let size = std::fs::metadata(&only).unwrap().len() as usize;
+    std::fs::write(&only, vec![0x17; size - 3]).unwrap();
+    assert!(matches!(
+        open_error(dir.path()),
+        StorageError::CorruptRecord { offset: 0, .. }
+    ));
+}

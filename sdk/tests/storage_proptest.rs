@@ -4,7 +4,7 @@
 mod storage_common;
 
 use baton::raft::{Entry, HardState, Index, PersistedState, Snapshot, Term};
-use baton::storage::{Durability, FileStorage, PersistBatch, Storage};
+use baton::storage::{Durability, FileStorage, MemoryStorage, PersistBatch, Storage};
 use proptest::prelude::*;
 use storage_common::*;
 
@@ -70,6 +70,8 @@ fn run(ops: Vec<Op>, segment_bytes: u64) -> Result<(), TestCaseError> {
     let open =
         || FileStorage::open(dir.path(), config(Durability::Durable, segment_bytes)).unwrap();
     let mut store = open();
+    // The in-memory profile must agree with the model too (it shares only the validation).
+    let mut memory = MemoryStorage::new();
     let mut model = Model {
         term: 1,
         ..Model::default()
@@ -87,13 +89,13 @@ fn run(ops: Vec<Op>, segment_bytes: u64) -> Result<(), TestCaseError> {
                     .enumerate()
                     .map(|(offset, size)| entry(first + offset as u64, model.term, *size))
                     .collect();
-                store
-                    .persist(&PersistBatch {
-                        hard_state: None,
-                        snapshot: None,
-                        entries: &items,
-                    })
-                    .unwrap();
+                let batch = &PersistBatch {
+                    hard_state: None,
+                    snapshot: None,
+                    entries: &items,
+                };
+                store.persist(batch).unwrap();
+                memory.persist(batch).unwrap();
                 model.entries.truncate(kept);
                 model.entries.extend(items);
             }
@@ -104,13 +106,13 @@ fn run(ops: Vec<Op>, segment_bytes: u64) -> Result<(), TestCaseError> {
                 let position = (usize::from(at) * model.entries.len()) / 256;
                 let last = &model.entries[position];
                 let compaction = snapshot(last.index, last.term);
-                store
-                    .persist(&PersistBatch {
-                        hard_state: None,
-                        snapshot: Some(&compaction),
-                        entries: &[],
-                    })
-                    .unwrap();
+                let batch = &PersistBatch {
+                    hard_state: None,
+                    snapshot: Some(&compaction),
+                    entries: &[],
+                };
+                store.persist(batch).unwrap();
+                memory.persist(batch).unwrap();
                 model.entries.drain(..=position);
                 model.snapshot = Some(compaction);
             }
@@ -122,13 +124,13 @@ fn run(ops: Vec<Op>, segment_bytes: u64) -> Result<(), TestCaseError> {
                     vote: None,
                     commit: installed.meta.last_index,
                 };
-                store
-                    .persist(&PersistBatch {
-                        hard_state: Some(hard_state),
-                        snapshot: Some(&installed),
-                        entries: &[],
-                    })
-                    .unwrap();
+                let batch = &PersistBatch {
+                    hard_state: Some(hard_state),
+                    snapshot: Some(&installed),
+                    entries: &[],
+                };
+                store.persist(batch).unwrap();
+                memory.persist(batch).unwrap();
                 model.entries.clear();
                 model.snapshot = Some(installed);
                 model.hard_state = hard_state;
@@ -139,19 +141,20 @@ fn run(ops: Vec<Op>, segment_bytes: u64) -> Result<(), TestCaseError> {
                     vote: Some(model.term % 3),
                     commit: model.last_index(),
                 };
-                store
-                    .persist(&PersistBatch {
-                        hard_state: Some(hard_state),
-                        snapshot: None,
-                        entries: &[],
-                    })
-                    .unwrap();
+                let batch = &PersistBatch {
+                    hard_state: Some(hard_state),
+                    snapshot: None,
+                    entries: &[],
+                };
+                store.persist(batch).unwrap();
+                memory.persist(batch).unwrap();
                 model.hard_state = hard_state;
             }
             Op::Reopen => {
                 drop(store);
                 store = open();
                 prop_assert_eq!(store.initial_state(), &model.state());
+                prop_assert_eq!(memory.state(), &model.state());
             }
         }
     }

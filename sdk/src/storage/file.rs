@@ -489,7 +489,8 @@ impl FileStorage {
             }
             // One directory fsync per deletion, oldest first, so a crash can never leave a
             // hole in the sequence (which recovery would rightly refuse).
-            sync_dir(&self.dir)?;
+            let synced = sync_dir(&self.dir);
+            self.poison(synced)?;
             self.segments.pop_front();
             tracing::debug!(segment = %path.display(), "deleted a segment covered by the snapshot");
         }
@@ -875,6 +876,28 @@ fn replay_segment(
 
 /// Truncates a torn tail, or removes a last segment that never got a complete batch;
 /// returns the segment to append to, if one remains.
+/// Whether `path` holds a prefix of what the first open of an empty directory writes.
+fn is_torn_first_open(path: &Path) -> Result<bool, StorageError> {
+    let bytes = fs::read(path).map_err(|error| StorageError::io("read", path, error))?;
+    let mut expected = SEGMENT_MAGIC.to_vec();
+    let checkpoint = Checkpoint {
+        segment_seq: 1,
+        next_index: 1,
+        snapshot_index: 0,
+        snapshot_term: 0,
+        hard_state: HardState::default(),
+    };
+    encode_record(RecordRef::Checkpoint(&checkpoint), &mut expected);
+    encode_record(
+        RecordRef::Commit(&Commit {
+            batch: 1,
+            synced_through: 0,
+        }),
+        &mut expected,
+    );
+    Ok(expected.starts_with(&bytes))
+}
+
 fn repair_last_segment(
     dir: &Path,
     segments: &mut VecDeque<u64>,
@@ -883,12 +906,15 @@ fn repair_last_segment(
 ) -> Result<Option<ActiveSegment>, StorageError> {
     if !scan.has_commit {
         let only_segment = segments.len() == 1;
-        if only_segment && (scan.seq != 1 || snapshot_exists) {
+        if only_segment && (scan.seq != 1 || snapshot_exists || !is_torn_first_open(&scan.path)?) {
+            // Only the very first open of an empty directory may leave an unfinished sole
+            // segment, and it writes known bytes; anything else would be a silent reset.
             return Err(StorageError::CorruptRecord {
                 path: scan.path,
                 offset: 0,
-                reason: "the only segment holds no complete batch, yet the store has history"
-                    .into(),
+                reason:
+                    "the only segment holds no complete batch and is not an unfinished first open"
+                        .into(),
             });
         }
         // A segment whose first batch never completed: started by a rotation (or by the
@@ -914,6 +940,7 @@ fn repair_last_segment(
             .and_then(|()| file.file.sync_all())
             .map_err(|error| StorageError::io("truncate", &scan.path, error))?;
     }
+
     Ok(Some(ActiveSegment {
         len: scan.valid_len,
         synced_len: scan.valid_len,
@@ -926,6 +953,10 @@ fn open_for_append(seq: u64, path: PathBuf, len: u64) -> Result<ActiveSegment, S
         .append(true)
         .open(&path)
         .map_err(|error| StorageError::io("open", &path, error))?;
+    // After a crash of the relaxed profile the tail may sit in the page cache only. The next
+    // commit record will claim it synced, so make that true first.
+    file.sync_all()
+        .map_err(|error| StorageError::io("fsync", &path, error))?;
     Ok(ActiveSegment {
         seq,
         path,

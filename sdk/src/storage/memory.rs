@@ -69,18 +69,26 @@ impl Storage for MemoryStorage {
             self.log
                 .apply_snapshot(meta.last_index, meta.last_term, plan.snapshot_keeps_log);
             if plan.snapshot_keeps_log {
+                let start = self.current.entries.first().map_or(0, |entry| entry.index);
+                let covered = (meta.last_index + 1).saturating_sub(start) as usize;
                 self.current
                     .entries
-                    .retain(|entry| entry.index > meta.last_index);
+                    .drain(..covered.min(self.current.entries.len()));
             } else {
                 self.current.entries.clear();
             }
             self.current.snapshot = Some(snapshot.clone());
         }
         if let Some(first) = batch.entries.first() {
+            // Entries are contiguous, so the truncation point is a subtraction, not a scan.
+            let start = self
+                .current
+                .entries
+                .first()
+                .map_or(first.index, |entry| entry.index);
             self.current
                 .entries
-                .retain(|entry| entry.index < first.index);
+                .truncate(first.index.saturating_sub(start) as usize);
             for entry in batch.entries {
                 self.log.append(entry.index, entry.term);
             }

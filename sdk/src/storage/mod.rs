@@ -49,8 +49,10 @@ pub trait Storage: Send + 'static {
     /// are appended; they must be contiguous and follow the log or the snapshot, otherwise
     /// [`StorageError::InvalidBatch`] is returned and nothing is written), then the hard state.
     ///
-    /// After an I/O error the store refuses every later call ([`StorageError::Poisoned`]): what
-    /// reached the disk is unknown, and only a reopen (which recovers) can tell.
+    /// After any other error (I/O) the store refuses every later call
+    /// ([`StorageError::Poisoned`]): whether the batch reached the disk is unknown, and only a
+    /// reopen (which recovers) can tell. The runtime should treat such an error as a crash of
+    /// the node: stop, reopen, rebuild the core from [`Storage::initial_state`].
     fn persist(&mut self, batch: &PersistBatch<'_>) -> Result<(), StorageError>;
 
     /// The profile this store was opened with.
