@@ -1041,14 +1041,12 @@ where
             match FrameKind::from_u8(frame.header.kind) {
                 Some(FrameKind::Message) => match decode_payload::<M>(&frame.payload) {
                     Ok(msg) => {
-                        if self
+                        // With the receiver gone nobody listens; keep the connection (so the
+                        // dialers do not churn) and discard.
+                        let _ = self
                             .events
                             .send(TransportEvent::Message { from: peer, msg })
-                            .await
-                            .is_err()
-                        {
-                            break "event receiver dropped".to_string();
-                        }
+                            .await;
                     }
                     Err(e) => {
                         refuse(
