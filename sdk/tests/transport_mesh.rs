@@ -275,6 +275,13 @@ async fn measure_round_trip() {
     let (b, mut b_rx) = node(&creds).await;
     b.connect(a.local_addr()).await.unwrap();
     let (a_id, b_id) = (a.node_id(), b.node_id());
+    wait_for(
+        &mut a_rx,
+        LONG,
+        |e| matches!(e, TransportEvent::PeerConnected { id, .. } if *id == b_id),
+    )
+    .await
+    .unwrap();
     let echo = tokio::spawn(async move {
         while let Some(e) = b_rx.recv().await {
             if let TransportEvent::Message { msg, .. } = e {

@@ -508,3 +508,55 @@ async fn silent_peer_is_dropped_after_the_hello_timeout() {
     s.assert_a_and_b_talk().await;
     s.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_kind_from_a_newer_minor_is_skipped_not_fatal() {
+    let mut s = scene().await;
+    let (x, _ep, conn, mut send) = authenticated_attacker(&mut s).await;
+    // A compatible newer node may send kinds we do not know yet: skipped.
+    send.write_all(&raw_frame(
+        PROTOCOL_MAJOR,
+        PROTOCOL_MINOR + 1,
+        99,
+        b"future stuff",
+    ))
+    .await
+    .unwrap();
+    // Its messages, with a field appended by that newer minor, still decode.
+    let mut payload =
+        baton::transport::frame::encode_payload(&Msg::Attack("newer".into())).unwrap();
+    payload.extend_from_slice(b"appended field");
+    send.write_all(&raw_frame(
+        PROTOCOL_MAJOR,
+        PROTOCOL_MINOR + 1,
+        FrameKind::Message as u8,
+        &payload,
+    ))
+    .await
+    .unwrap();
+    let got = wait_for(
+        &mut s.a_rx,
+        LONG,
+        |e| matches!(e, TransportEvent::Message { from, .. } if *from == x),
+    )
+    .await;
+    assert_eq!(
+        got,
+        Some(TransportEvent::Message {
+            from: x,
+            msg: Msg::Attack("newer".into())
+        })
+    );
+    assert!(
+        conn.close_reason().is_none(),
+        "the connection must stay open"
+    );
+
+    // The same unknown kind claimed at our own minor is a protocol violation.
+    send.write_all(&raw_frame(PROTOCOL_MAJOR, PROTOCOL_MINOR, 99, b""))
+        .await
+        .unwrap();
+    assert_refused(&mut s, x, &conn, CloseCode::ProtocolViolation).await;
+    s.assert_a_and_b_talk().await;
+    s.shutdown().await;
+}

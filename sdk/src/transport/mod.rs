@@ -605,6 +605,12 @@ where
     /// Queues `msg` for `to`. Never blocks. Messages to one peer are delivered in order;
     /// when the peer's queue is full, or the peer is unknown, the message is dropped (debug
     /// log) — Raft recovers from loss.
+    ///
+    /// A peer is known once [`add_peer`](Self::add_peer) named it or it connected
+    /// ([`TransportEvent::PeerConnected`]). Messages to a known peer that is not connected wait
+    /// in its queue until a connection is up. Note that [`connect`](Self::connect) returns when
+    /// *our* side is installed; the accepting side installs its own a moment later, and until
+    /// its `PeerConnected` it drops what it sends to the joiner.
     pub fn send(&self, to: NodeId, msg: M) {
         let payload = match encode_payload(&msg) {
             Ok(p) => p,
@@ -1035,14 +1041,12 @@ where
             match FrameKind::from_u8(frame.header.kind) {
                 Some(FrameKind::Message) => match decode_payload::<M>(&frame.payload) {
                     Ok(msg) => {
-                        if self
+                        // With the receiver gone nobody listens; keep the connection (so the
+                        // dialers do not churn) and discard.
+                        let _ = self
                             .events
                             .send(TransportEvent::Message { from: peer, msg })
-                            .await
-                            .is_err()
-                        {
-                            break "event receiver dropped".to_string();
-                        }
+                            .await;
                     }
                     Err(e) => {
                         refuse(
