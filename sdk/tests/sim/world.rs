@@ -1280,10 +1280,28 @@ impl World {
                 let Some(leader) = self.current_leader() else {
                     return Ok(());
                 };
-                let Some(target) = self.pick(&all) else {
+                let slot = self.slot(leader).unwrap_or(0);
+                let voters: Vec<NodeId> = self.nodes[slot]
+                    .raft
+                    .as_ref()
+                    .map(|r| {
+                        r.membership()
+                            .voters
+                            .iter()
+                            .copied()
+                            .filter(|v| *v != leader)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                // Mostly a voter (a real transfer); sometimes anyone, to exercise refusals.
+                let candidates = if self.chaos_rng.random_bool(0.8) && !voters.is_empty() {
+                    voters
+                } else {
+                    all.clone()
+                };
+                let Some(target) = self.pick(&candidates) else {
                     return Ok(());
                 };
-                let slot = self.slot(leader).unwrap_or(0);
                 if let Some(raft) = self.nodes[slot].raft.as_mut() {
                     let result = raft.transfer_leadership(target);
                     if result.is_ok() {
