@@ -152,24 +152,49 @@ fn regression(seed: u64) {
 fn storage_model_follows_the_ready_contract() {
     use baton::raft::{Entry, EntryPayload, Membership, PersistedState, Snapshot, SnapshotMeta};
     use sim::log::{append, compact, holds, install_snapshot, last_index, term_at};
-    let entry = |index, term| Entry { index, term, payload: EntryPayload::Noop };
+    let entry = |index, term| Entry {
+        index,
+        term,
+        payload: EntryPayload::Noop,
+    };
     let mut state = PersistedState::bootstrap(Membership::default());
-    assert!(append(&mut state, &[entry(2, 1), entry(3, 1), entry(4, 1)]).unwrap().is_empty());
+    assert!(append(&mut state, &[entry(2, 1), entry(3, 1), entry(4, 1)])
+        .unwrap()
+        .is_empty());
     let removed = append(&mut state, &[entry(3, 2)]).unwrap();
     assert_eq!(removed, vec![entry(3, 1), entry(4, 1)]);
     assert_eq!(last_index(&state), 3);
-    assert!(append(&mut state, &[entry(5, 2)]).is_err(), "a gap is refused");
+    assert!(
+        append(&mut state, &[entry(5, 2)]).is_err(),
+        "a gap is refused"
+    );
     let at = |last_index, last_term| Snapshot {
-        meta: SnapshotMeta { last_index, last_term, membership: Membership::default() },
+        meta: SnapshotMeta {
+            last_index,
+            last_term,
+            membership: Membership::default(),
+        },
         data: Vec::new(),
     };
     compact(&mut state, &at(2, 1)).unwrap();
     assert_eq!(term_at(&state, 2), Some(1));
-    assert!(holds(&state, 1, 7), "compacted entries are covered by the snapshot");
-    assert!(compact(&mut state, &at(3, 9)).is_err(), "a compaction must match the log");
-    assert!(append(&mut state, &[entry(2, 1)]).is_err(), "entries may not overlap the snapshot");
+    assert!(
+        holds(&state, 1, 7),
+        "compacted entries are covered by the snapshot"
+    );
+    assert!(
+        compact(&mut state, &at(3, 9)).is_err(),
+        "a compaction must match the log"
+    );
+    assert!(
+        append(&mut state, &[entry(2, 1)]).is_err(),
+        "entries may not overlap the snapshot"
+    );
     let removed = install_snapshot(&mut state, &at(10, 3)).unwrap();
     assert_eq!(removed, vec![entry(3, 2)]);
     assert_eq!(last_index(&state), 10);
-    assert!(install_snapshot(&mut state, &at(9, 3)).is_err(), "an older snapshot is refused");
+    assert!(
+        install_snapshot(&mut state, &at(9, 3)).is_err(),
+        "an older snapshot is refused"
+    );
 }

@@ -6,19 +6,18 @@
 
 use super::app::{Applied, StateMachine};
 use super::check::{Checker, Violation};
-use super::client::{Client, Outstanding, CLIENT_THINK_MS_MAX, CLIENT_THINK_MS_MIN};
+use super::client::{Client, CLIENT_THINK_MS_MAX};
 use super::log::{self, holds, payload_digest, snapshot_index};
-use super::network::{Network, Weather};
-use super::profile::{Fault, Profile};
+use super::network::Network;
+use super::profile::Profile;
 use baton::raft::{
-    AppendOutcome, ClientTag, Config, Entry, EntryPayload, Fitness, HardState, Index, Membership,
-    MembershipChange, Message, MessageBody, NodeId, PersistedState, ProposalId, ProposeError,
-    RaftNode, Ready, Role, Snapshot, Term,
+    AppendOutcome, ClientTag, Config, Entry, Fitness, HardState, Index, Membership, Message,
+    MessageBody, NodeId, PersistedState, ProposalId, RaftNode, Ready, Role, Snapshot, Term,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::fmt;
 use std::io::Write;
 
@@ -44,7 +43,7 @@ pub const PROBE_CLIENT_ID: u64 = 1_000;
 
 /// What happens at one instant.
 #[derive(Debug)]
-enum Event {
+pub(super) enum Event {
     /// A node's clock ticks (ignored if the node restarted since it was scheduled).
     Tick(NodeId, u32),
     /// The network hands a message over.
@@ -86,44 +85,44 @@ impl Ord for Scheduled {
 }
 
 /// A Ready whose persistence is under way.
-struct Pending {
-    number: u64,
-    hard_state: Option<HardState>,
-    snapshot: Option<Snapshot>,
-    compaction: Option<Snapshot>,
-    entries: Vec<Entry>,
-    persisted_messages: Vec<Message>,
-    committed_entries: Vec<Entry>,
+pub(super) struct Pending {
+    pub(super) number: u64,
+    pub(super) hard_state: Option<HardState>,
+    pub(super) snapshot: Option<Snapshot>,
+    pub(super) compaction: Option<Snapshot>,
+    pub(super) entries: Vec<Entry>,
+    pub(super) persisted_messages: Vec<Message>,
+    pub(super) committed_entries: Vec<Entry>,
 }
 
 /// A proposal a client made through a node, waiting for that node to apply its index.
-struct Attempt {
-    client: usize,
-    tag: ClientTag,
-    proposal: ProposalId,
+pub(super) struct Attempt {
+    pub(super) client: usize,
+    pub(super) tag: ClientTag,
+    pub(super) proposal: ProposalId,
 }
 
 /// One node: the core (None while crashed), its application, and its storage.
-struct SimNode {
-    id: NodeId,
-    raft: Option<RaftNode>,
-    app: StateMachine,
+pub(super) struct SimNode {
+    pub(super) id: NodeId,
+    pub(super) raft: Option<RaftNode>,
+    pub(super) app: StateMachine,
     /// What survives a crash.
-    durable: PersistedState,
+    pub(super) durable: PersistedState,
     /// What the core has asked to persist so far: its own view of its log.
-    volatile: PersistedState,
-    pending: VecDeque<Pending>,
-    last_durable_ms: u64,
-    incarnation: u32,
-    tick_ms: u64,
-    fitness: Fitness,
-    last_ready_number: u64,
-    last_commit: Index,
-    leader_term: Option<Term>,
-    last_role: Option<Role>,
-    attempts: BTreeMap<Index, Vec<Attempt>>,
+    pub(super) volatile: PersistedState,
+    pub(super) pending: VecDeque<Pending>,
+    pub(super) last_durable_ms: u64,
+    pub(super) incarnation: u32,
+    pub(super) tick_ms: u64,
+    pub(super) fitness: Fitness,
+    pub(super) last_ready_number: u64,
+    pub(super) last_commit: Index,
+    pub(super) leader_term: Option<Term>,
+    pub(super) last_role: Option<Role>,
+    pub(super) attempts: BTreeMap<Index, Vec<Attempt>>,
     /// An application snapshot taken earlier, to compact at an index below the applied one.
-    checkpoint: Option<(Index, Vec<u8>)>,
+    pub(super) checkpoint: Option<(Index, Vec<u8>)>,
 }
 
 /// Counters of what a run exercised (printed per seed in replay, summed otherwise).
@@ -231,40 +230,32 @@ pub fn run_seed(seed: u64, trace: bool) -> SeedReport {
     }
 }
 
-struct World {
-    seed: u64,
-    trace: bool,
-    now_ms: u64,
-    step: u64,
+pub(super) struct World {
+    pub(super) seed: u64,
+    pub(super) trace: bool,
+    pub(super) now_ms: u64,
+    pub(super) step: u64,
     queue: BinaryHeap<Scheduled>,
-    next_order: u64,
-    profile: Profile,
-    nodes: Vec<SimNode>,
-    network: Network,
-    chaos_rng: ChaCha8Rng,
-    client_rng: ChaCha8Rng,
-    persist_rng: ChaCha8Rng,
-    checker: Checker,
-    clients: Vec<Client>,
-    probe_client: usize,
+    pub(super) next_order: u64,
+    pub(super) profile: Profile,
+    pub(super) nodes: Vec<SimNode>,
+    pub(super) network: Network,
+    pub(super) chaos_rng: ChaCha8Rng,
+    pub(super) client_rng: ChaCha8Rng,
+    pub(super) persist_rng: ChaCha8Rng,
+    pub(super) checker: Checker,
+    pub(super) clients: Vec<Client>,
+    pub(super) probe_client: usize,
     /// Every acknowledged tag and the result its client was given.
-    acked: BTreeMap<ClientTag, Vec<u8>>,
+    pub(super) acked: BTreeMap<ClientTag, Vec<u8>>,
     /// Log index at which the liveness probe was acknowledged.
-    probe_index: Option<Index>,
-    heal_at_ms: Option<u64>,
-    stats: Stats,
-}
-
-macro_rules! trace {
-    ($world:expr, $($arg:tt)*) => {
-        if $world.trace {
-            $world.emit(format_args!($($arg)*));
-        }
-    };
+    pub(super) probe_index: Option<Index>,
+    pub(super) heal_at_ms: Option<u64>,
+    pub(super) stats: Stats,
 }
 
 impl World {
-    fn new(seed: u64, trace: bool) -> World {
+    pub(super) fn new(seed: u64, trace: bool) -> World {
         let mut profile_rng = ChaCha8Rng::seed_from_u64(derive_seed(seed, STREAM_PROFILE));
         let profile = Profile::draw(&mut profile_rng);
         let mut chaos_rng = ChaCha8Rng::seed_from_u64(derive_seed(seed, STREAM_CHAOS));
@@ -329,13 +320,13 @@ impl World {
         }
     }
 
-    fn emit(&self, line: fmt::Arguments<'_>) {
+    pub(super) fn emit(&self, line: fmt::Arguments<'_>) {
         // Straight to the process's stderr: libtest's capture only covers print! macros.
         let mut err = std::io::stderr().lock();
         let _ = writeln!(err, "[{:>6} ms] {line}", self.now_ms);
     }
 
-    fn schedule(&mut self, at_ms: u64, event: Event) {
+    pub(super) fn schedule(&mut self, at_ms: u64, event: Event) {
         self.next_order += 1;
         self.queue.push(Scheduled {
             at_ms,
@@ -344,20 +335,20 @@ impl World {
         });
     }
 
-    fn slot(&self, id: NodeId) -> Option<usize> {
+    pub(super) fn slot(&self, id: NodeId) -> Option<usize> {
         let slot = usize::try_from(id).ok()?.checked_sub(1)?;
         (slot < self.nodes.len()).then_some(slot)
     }
 
-    fn up(&self, id: NodeId) -> bool {
+    pub(super) fn up(&self, id: NodeId) -> bool {
         self.slot(id).is_some_and(|s| self.nodes[s].raft.is_some())
     }
 
-    fn all_ids(&self) -> Vec<NodeId> {
+    pub(super) fn all_ids(&self) -> Vec<NodeId> {
         self.nodes.iter().map(|n| n.id).collect()
     }
 
-    fn up_ids(&self) -> Vec<NodeId> {
+    pub(super) fn up_ids(&self) -> Vec<NodeId> {
         self.nodes
             .iter()
             .filter(|n| n.raft.is_some())
@@ -367,7 +358,7 @@ impl World {
 
     // ---------------------------------------------------------------- main loop
 
-    fn run(&mut self) -> Result<(), Violation> {
+    pub(super) fn run(&mut self) -> Result<(), Violation> {
         trace!(self, "seed {} profile {:?}", self.seed, self.profile);
         for id in self.all_ids() {
             self.boot(id)?;
@@ -400,7 +391,7 @@ impl World {
         }
     }
 
-    fn handle(&mut self, event: Event) -> Result<(), Violation> {
+    pub(super) fn handle(&mut self, event: Event) -> Result<(), Violation> {
         match event {
             Event::Tick(id, incarnation) => self.on_tick(id, incarnation),
             Event::Deliver(msg) => self.on_deliver(msg),
@@ -420,7 +411,7 @@ impl World {
 
     // ---------------------------------------------------------------- nodes
 
-    fn node_config(&self, id: NodeId, incarnation: u32) -> Config {
+    pub(super) fn node_config(&self, id: NodeId, incarnation: u32) -> Config {
         let mut config = Config::new(
             id,
             derive_seed(
@@ -436,7 +427,7 @@ impl World {
     }
 
     /// Starts (or restarts) a node from its durable state alone.
-    fn boot(&mut self, id: NodeId) -> Result<(), Violation> {
+    pub(super) fn boot(&mut self, id: NodeId) -> Result<(), Violation> {
         let slot = self.slot(id).unwrap_or(0);
         let incarnation = self.nodes[slot].incarnation;
         let config = self.node_config(id, incarnation);
@@ -469,7 +460,7 @@ impl World {
         self.drain(id)
     }
 
-    fn crash(&mut self, id: NodeId) {
+    pub(super) fn crash(&mut self, id: NodeId) {
         let slot = self.slot(id).unwrap_or(0);
         let node = &mut self.nodes[slot];
         node.raft = None;
@@ -486,7 +477,7 @@ impl World {
         );
     }
 
-    fn on_tick(&mut self, id: NodeId, incarnation: u32) -> Result<(), Violation> {
+    pub(super) fn on_tick(&mut self, id: NodeId, incarnation: u32) -> Result<(), Violation> {
         let slot = self.slot(id).unwrap_or(0);
         if self.nodes[slot].incarnation != incarnation {
             return Ok(());
@@ -500,7 +491,7 @@ impl World {
         self.drain(id)
     }
 
-    fn on_deliver(&mut self, msg: Message) -> Result<(), Violation> {
+    pub(super) fn on_deliver(&mut self, msg: Message) -> Result<(), Violation> {
         let (from, to) = (msg.from, msg.to);
         let Some(slot) = self.slot(to) else {
             return Ok(());
@@ -534,7 +525,7 @@ impl World {
 
     // ---------------------------------------------------------------- Ready handling
 
-    fn drain(&mut self, id: NodeId) -> Result<(), Violation> {
+    pub(super) fn drain(&mut self, id: NodeId) -> Result<(), Violation> {
         let slot = self.slot(id).unwrap_or(0);
         for _ in 0..READY_DRAIN_MAX {
             let Some(raft) = self.nodes[slot].raft.as_mut() else {
@@ -553,7 +544,12 @@ impl World {
         ))
     }
 
-    fn on_ready(&mut self, slot: usize, ready: Ready, role: Role) -> Result<(), Violation> {
+    pub(super) fn on_ready(
+        &mut self,
+        slot: usize,
+        ready: Ready,
+        role: Role,
+    ) -> Result<(), Violation> {
         let id = self.nodes[slot].id;
         let contract =
             |detail: String| Violation::new("ReadyContract", format!("node {id}: {detail}"));
@@ -643,7 +639,7 @@ impl World {
         Ok(())
     }
 
-    fn on_durable(&mut self, id: NodeId, incarnation: u32) -> Result<(), Violation> {
+    pub(super) fn on_durable(&mut self, id: NodeId, incarnation: u32) -> Result<(), Violation> {
         let slot = self.slot(id).unwrap_or(0);
         if self.nodes[slot].incarnation != incarnation || self.nodes[slot].raft.is_none() {
             return Ok(());
@@ -671,7 +667,7 @@ impl World {
     }
 
     /// Makes one Ready durable in the node's storage, checking the storage contract.
-    fn persist(&mut self, slot: usize, pending: &Pending) -> Result<(), Violation> {
+    pub(super) fn persist(&mut self, slot: usize, pending: &Pending) -> Result<(), Violation> {
         let id = self.nodes[slot].id;
         let contract =
             |detail: String| Violation::new("ReadyContract", format!("node {id}: {detail}"));
@@ -725,7 +721,11 @@ impl World {
         Ok(())
     }
 
-    fn restore_app(&mut self, slot: usize, snapshot: &Snapshot) -> Result<(), Violation> {
+    pub(super) fn restore_app(
+        &mut self,
+        slot: usize,
+        snapshot: &Snapshot,
+    ) -> Result<(), Violation> {
         let id = self.nodes[slot].id;
         let applied = self.nodes[slot].app.state.applied_index;
         if snapshot.meta.last_index <= applied {
@@ -755,7 +755,7 @@ impl World {
         Ok(())
     }
 
-    fn check_restored(
+    pub(super) fn check_restored(
         &mut self,
         id: NodeId,
         app: &StateMachine,
@@ -785,7 +785,7 @@ impl World {
             .observe_state_hash(id, app.state.applied_index, app.state.state_hash)
     }
 
-    fn apply(&mut self, slot: usize, entry: &Entry) -> Result<(), Violation> {
+    pub(super) fn apply(&mut self, slot: usize, entry: &Entry) -> Result<(), Violation> {
         let id = self.nodes[slot].id;
         let observed_term = self.nodes[slot].raft.as_ref().map_or(0, |r| r.term());
         let outcome = self.nodes[slot]
@@ -819,85 +819,7 @@ impl World {
     }
 
     /// The proposer applied the index of a client's attempt: acknowledge it or retry.
-    fn resolve(
-        &mut self,
-        id: NodeId,
-        attempt: Attempt,
-        entry: &Entry,
-        outcome: &Applied,
-    ) -> Result<(), Violation> {
-        if entry.term != attempt.proposal.term {
-            trace!(
-                self,
-                "client {} attempt {:?} at {:?} was lost: retry",
-                attempt.client,
-                attempt.tag,
-                attempt.proposal
-            );
-            if let Some(outstanding) = self.clients[attempt.client].outstanding.as_mut() {
-                if outstanding.tag == attempt.tag {
-                    outstanding.last_sent_ms = None;
-                }
-            }
-            return Ok(());
-        }
-        let carries_tag = matches!(&entry.payload, EntryPayload::Command { tag: Some(tag), .. } if *tag == attempt.tag);
-        if !carries_tag {
-            return Err(Violation::new(
-                "ProposalIdentity",
-                format!(
-                    "node {id}: proposal {:?} of {:?} committed as {:?}",
-                    attempt.proposal, attempt.tag, entry.payload
-                ),
-            ));
-        }
-        let result = match outcome {
-            Applied::New { result } | Applied::Duplicate { result } => result.clone(),
-            Applied::Stale | Applied::NotACommand => return Ok(()),
-        };
-        if let Some(previous) = self.acked.get(&attempt.tag) {
-            if *previous != result {
-                return Err(Violation::new(
-                    "DedupAppliedOnce",
-                    format!(
-                        "{:?} acknowledged with result {previous:?} and later {result:?}",
-                        attempt.tag
-                    ),
-                ));
-            }
-        } else {
-            self.acked.insert(attempt.tag, result);
-            self.stats.acked += 1;
-        }
-        let client = &mut self.clients[attempt.client];
-        if client
-            .outstanding
-            .as_ref()
-            .is_some_and(|o| o.tag == attempt.tag)
-        {
-            client.outstanding = None;
-            trace!(
-                self,
-                "client {} acknowledged {:?} at {}",
-                attempt.tag.client_id,
-                attempt.tag,
-                entry.index
-            );
-            if attempt.client == self.probe_client {
-                self.probe_index = Some(entry.index);
-                let heal_at = self.heal_at_ms.unwrap_or(0);
-                self.stats.liveness_ms = self.now_ms - heal_at;
-                trace!(
-                    self,
-                    "LIVENESS fresh proposal committed {} ms after the heal",
-                    self.now_ms - heal_at
-                );
-            }
-        }
-        Ok(())
-    }
-
-    fn send(&mut self, msg: Message) -> Result<(), Violation> {
+    pub(super) fn send(&mut self, msg: Message) -> Result<(), Violation> {
         self.check_outgoing(&msg)?;
         let times = self.network.route(msg.from, msg.to, self.now_ms);
         if times.is_empty() {
@@ -930,7 +852,7 @@ impl World {
     }
 
     /// Persist-before-send (Figure 2): what a message promises must be durable on its sender.
-    fn check_outgoing(&self, msg: &Message) -> Result<(), Violation> {
+    pub(super) fn check_outgoing(&self, msg: &Message) -> Result<(), Violation> {
         let Some(slot) = self.slot(msg.from) else {
             return Err(Violation::new(
                 "ReadyContract",
@@ -987,583 +909,6 @@ impl World {
             }
             _ => {}
         }
-        Ok(())
-    }
-
-    // ---------------------------------------------------------------- invariants per step
-
-    fn check_step(&mut self) -> Result<(), Violation> {
-        for slot in 0..self.nodes.len() {
-            let id = self.nodes[slot].id;
-            let Some(raft) = self.nodes[slot].raft.as_ref() else {
-                continue;
-            };
-            let (role, term, commit) = (raft.role(), raft.term(), raft.commit_index());
-            if role == Role::Leader {
-                self.checker.observe_leader(term, id)?;
-                if self.nodes[slot].leader_term != Some(term) {
-                    self.nodes[slot].leader_term = Some(term);
-                    self.stats.elections_won += 1;
-                    trace!(self, "ROLE node {id} leads term {term}");
-                    self.checker
-                        .check_leader_completeness(id, term, &self.nodes[slot].volatile)?;
-                }
-            } else {
-                self.nodes[slot].leader_term = None;
-            }
-            let last_commit = self.nodes[slot].last_commit;
-            if commit < last_commit {
-                return Err(Violation::new(
-                    "CommitIndexMonotonic",
-                    format!("node {id} commit index went from {last_commit} to {commit}"),
-                ));
-            }
-            for index in last_commit + 1..=commit {
-                let newly =
-                    self.checker
-                        .observe_commit(id, &self.nodes[slot].volatile, index, term)?;
-                if role == Role::Leader {
-                    self.check_commit_quorum(slot, index)?;
-                }
-                if newly {
-                    self.check_leaders_hold(index)?;
-                }
-            }
-            self.nodes[slot].last_commit = commit;
-        }
-        Ok(())
-    }
-
-    /// CommittedDurableOnQuorum: when a leader commits an index, a majority of its voters
-    /// hold that entry durably (so no crash can lose it).
-    fn check_commit_quorum(&self, leader_slot: usize, index: Index) -> Result<(), Violation> {
-        let leader = &self.nodes[leader_slot];
-        let Some(raft) = leader.raft.as_ref() else {
-            return Ok(());
-        };
-        if index <= snapshot_index(&leader.volatile) {
-            return Ok(());
-        }
-        let Some(term) = log::term_at(&leader.volatile, index) else {
-            return Ok(());
-        };
-        let voters = &raft.membership().voters;
-        let holders: Vec<NodeId> = voters
-            .iter()
-            .filter(|v| {
-                self.slot(**v)
-                    .is_some_and(|s| holds(&self.nodes[s].durable, index, term))
-            })
-            .copied()
-            .collect();
-        if holders.len() * 2 <= voters.len() {
-            return Err(Violation::new(
-                "CommittedDurableOnQuorum",
-                format!(
-                    "leader {} commits {index} (term {term}) but only {holders:?} of voters {voters:?} hold it durably",
-                    leader.id
-                ),
-            ));
-        }
-        Ok(())
-    }
-
-    fn check_leaders_hold(&self, index: Index) -> Result<(), Violation> {
-        for node in &self.nodes {
-            if let (Some(raft), Some(term)) = (node.raft.as_ref(), node.leader_term) {
-                if raft.role() == Role::Leader {
-                    self.checker
-                        .check_leader_holds(node.id, term, &node.volatile, index)?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    // ---------------------------------------------------------------- clients
-
-    fn on_client(&mut self, client: usize) -> Result<(), Violation> {
-        let c = &mut self.clients[client];
-        if c.outstanding.is_none() && c.budget > 0 {
-            c.budget -= 1;
-            let tag = ClientTag {
-                client_id: c.id,
-                sequence: c.next_sequence,
-            };
-            c.next_sequence += 1;
-            let len = self.client_rng.random_range(1..=24);
-            let mut data = Vec::with_capacity(len + 16);
-            data.extend_from_slice(&tag.client_id.to_le_bytes());
-            data.extend_from_slice(&tag.sequence.to_le_bytes());
-            data.extend((0..len).map(|_| self.client_rng.random::<u8>()));
-            c.outstanding = Some(Outstanding {
-                tag,
-                data,
-                last_sent_ms: None,
-                attempts: 0,
-            });
-        }
-        if self.clients[client].due(self.now_ms) {
-            self.client_send(client)?;
-        }
-        let c = &self.clients[client];
-        if c.outstanding.is_some() || c.budget > 0 {
-            let at = self.now_ms
-                + self
-                    .client_rng
-                    .random_range(CLIENT_THINK_MS_MIN..=CLIENT_THINK_MS_MAX);
-            self.schedule(at, Event::Client(client));
-        }
-        Ok(())
-    }
-
-    fn client_send(&mut self, client: usize) -> Result<(), Violation> {
-        let up = self.up_ids();
-        if up.is_empty() {
-            return Ok(());
-        }
-        let hint = self.clients[client].leader_hint.filter(|h| up.contains(h));
-        let target = match hint {
-            Some(h) if self.client_rng.random_bool(0.9) => h,
-            _ => up[self.client_rng.random_range(0..up.len())],
-        };
-        let Some(outstanding) = self.clients[client].outstanding.clone() else {
-            return Ok(());
-        };
-        let slot = self.slot(target).unwrap_or(0);
-        let Some(raft) = self.nodes[slot].raft.as_mut() else {
-            return Ok(());
-        };
-        match raft.propose(outstanding.data.clone(), Some(outstanding.tag)) {
-            Ok(proposal) => {
-                self.stats.proposals += 1;
-                self.nodes[slot]
-                    .attempts
-                    .entry(proposal.index)
-                    .or_default()
-                    .push(Attempt {
-                        client,
-                        tag: outstanding.tag,
-                        proposal,
-                    });
-                let c = &mut self.clients[client];
-                c.leader_hint = Some(target);
-                if let Some(o) = c.outstanding.as_mut() {
-                    o.last_sent_ms = Some(self.now_ms);
-                    o.attempts += 1;
-                }
-                trace!(
-                    self,
-                    "client {} proposes {:?} at node {target}: {:?}",
-                    outstanding.tag.client_id,
-                    outstanding.tag,
-                    proposal
-                );
-                self.drain(target)
-            }
-            Err(error) => {
-                if let ProposeError::NotLeader { leader } = error {
-                    self.clients[client].leader_hint = leader;
-                }
-                trace!(
-                    self,
-                    "client {} proposes {:?} at node {target}: {error}",
-                    outstanding.tag.client_id,
-                    outstanding.tag
-                );
-                Ok(())
-            }
-        }
-    }
-
-    // ---------------------------------------------------------------- faults
-
-    fn on_chaos(&mut self) -> Result<(), Violation> {
-        if self.heal_at_ms.is_some() {
-            return Ok(());
-        }
-        if let Some(fault) = self.profile.pick_fault(&mut self.chaos_rng) {
-            self.inject(fault)?;
-        }
-        let mean = self.profile.chaos_interval_ms;
-        let at = self.now_ms + self.chaos_rng.random_range(1..=2 * mean);
-        self.schedule(at, Event::Chaos);
-        Ok(())
-    }
-
-    fn pick<T: Copy>(&mut self, items: &[T]) -> Option<T> {
-        if items.is_empty() {
-            return None;
-        }
-        Some(items[self.chaos_rng.random_range(0..items.len())])
-    }
-
-    /// The leader of the highest term among the running nodes.
-    fn current_leader(&self) -> Option<NodeId> {
-        self.nodes
-            .iter()
-            .filter_map(|n| n.raft.as_ref().map(|r| (n.id, r)))
-            .filter(|(_, r)| r.role() == Role::Leader)
-            .max_by_key(|(_, r)| r.term())
-            .map(|(id, _)| id)
-    }
-
-    fn inject(&mut self, fault: Fault) -> Result<(), Violation> {
-        let all = self.all_ids();
-        match fault {
-            Fault::Crash => {
-                let down = all.len() - self.up_ids().len();
-                if down >= self.profile.crashed_max {
-                    return Ok(());
-                }
-                let Some(id) = self.pick(&self.up_ids()) else {
-                    return Ok(());
-                };
-                self.crash(id);
-                let slot = self.slot(id).unwrap_or(0);
-                let incarnation = self.nodes[slot].incarnation;
-                let at = self.now_ms
-                    + self
-                        .chaos_rng
-                        .random_range(DOWNTIME_MS_MIN..=DOWNTIME_MS_MAX);
-                self.schedule(at, Event::Restart(id, incarnation));
-            }
-            Fault::PartitionSymmetric => {
-                let side: BTreeSet<NodeId> = all
-                    .iter()
-                    .copied()
-                    .filter(|_| self.chaos_rng.random_bool(0.5))
-                    .collect();
-                self.network.partition(&side, &all);
-                self.stats.partitions += 1;
-                trace!(self, "FAULT partition {side:?} | rest");
-            }
-            Fault::PartitionAsymmetric => {
-                let (Some(from), Some(to)) = (self.pick(&all), self.pick(&all)) else {
-                    return Ok(());
-                };
-                if from != to {
-                    self.network.blocked.insert((from, to));
-                    self.stats.partitions += 1;
-                    trace!(self, "FAULT one-way partition: {from} cannot reach {to}");
-                }
-            }
-            Fault::IsolateLeader => {
-                if let Some(leader) = self.current_leader() {
-                    self.network.partition(&BTreeSet::from([leader]), &all);
-                    self.stats.partitions += 1;
-                    trace!(self, "FAULT isolate leader {leader}");
-                }
-            }
-            Fault::HealPartitions => {
-                self.network.heal();
-                trace!(self, "FAULT heal partitions");
-            }
-            Fault::Weather => {
-                let p = &self.profile;
-                let (drop_max, dup_max, delay_max, reorder) = (
-                    p.drop_ppm_max,
-                    p.duplicate_ppm_max,
-                    p.long_delay_ppm_max,
-                    p.reorder,
-                );
-                self.network.weather = Weather {
-                    drop_ppm: self.chaos_rng.random_range(0..=drop_max),
-                    duplicate_ppm: self.chaos_rng.random_range(0..=dup_max),
-                    long_delay_ppm: self.chaos_rng.random_range(0..=delay_max),
-                    reorder: reorder && self.chaos_rng.random_bool(0.5),
-                };
-                trace!(self, "FAULT network weather {:?}", self.network.weather);
-            }
-            Fault::Membership => self.change_membership()?,
-            Fault::Transfer => {
-                let Some(leader) = self.current_leader() else {
-                    return Ok(());
-                };
-                let slot = self.slot(leader).unwrap_or(0);
-                let voters: Vec<NodeId> = self.nodes[slot]
-                    .raft
-                    .as_ref()
-                    .map(|r| {
-                        r.membership()
-                            .voters
-                            .iter()
-                            .copied()
-                            .filter(|v| *v != leader)
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                // Mostly a voter (a real transfer); sometimes anyone, to exercise refusals.
-                let candidates = if self.chaos_rng.random_bool(0.8) && !voters.is_empty() {
-                    voters
-                } else {
-                    all.clone()
-                };
-                let Some(target) = self.pick(&candidates) else {
-                    return Ok(());
-                };
-                if let Some(raft) = self.nodes[slot].raft.as_mut() {
-                    let result = raft.transfer_leadership(target);
-                    if result.is_ok() {
-                        self.stats.transfers += 1;
-                    }
-                    trace!(
-                        self,
-                        "FAULT leader {leader} transfers to {target}: {result:?}"
-                    );
-                    self.drain(leader)?;
-                }
-            }
-            Fault::Compact => {
-                let Some(id) = self.pick(&self.up_ids()) else {
-                    return Ok(());
-                };
-                self.compact(id)?;
-            }
-            Fault::Fitness => {
-                let Some(id) = self.pick(&self.up_ids()) else {
-                    return Ok(());
-                };
-                let fitness = Fitness(self.chaos_rng.random_range(0..=1000));
-                let slot = self.slot(id).unwrap_or(0);
-                self.nodes[slot].fitness = fitness;
-                if let Some(raft) = self.nodes[slot].raft.as_mut() {
-                    raft.set_fitness(fitness);
-                }
-                trace!(self, "FAULT node {id} fitness {}", fitness.0);
-                self.drain(id)?;
-            }
-            Fault::Drift => {
-                let Some(id) = self.pick(&all) else {
-                    return Ok(());
-                };
-                let tick_ms = self
-                    .chaos_rng
-                    .random_range(self.profile.tick_ms_min..=self.profile.tick_ms_max);
-                let slot = self.slot(id).unwrap_or(0);
-                self.nodes[slot].tick_ms = tick_ms;
-                trace!(self, "FAULT node {id} clock now ticks every {tick_ms} ms");
-            }
-            Fault::Campaign => {
-                let Some(id) = self.pick(&self.up_ids()) else {
-                    return Ok(());
-                };
-                let slot = self.slot(id).unwrap_or(0);
-                if let Some(raft) = self.nodes[slot].raft.as_mut() {
-                    let result = raft.campaign();
-                    trace!(self, "FAULT node {id} campaigns: {result:?}");
-                    self.drain(id)?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn change_membership(&mut self) -> Result<(), Violation> {
-        let Some(leader) = self.current_leader() else {
-            return Ok(());
-        };
-        let slot = self.slot(leader).unwrap_or(0);
-        let Some(membership) = self.nodes[slot]
-            .raft
-            .as_ref()
-            .map(|r| r.membership().clone())
-        else {
-            return Ok(());
-        };
-        let mut options = Vec::new();
-        for id in self.all_ids() {
-            let voter = membership.voters.contains(&id);
-            let learner = membership.learners.contains(&id);
-            let can_lose_voter = membership.voters.len() > VOTERS_MIN;
-            if !voter && !learner {
-                options.push(MembershipChange::AddLearner(id));
-            }
-            if learner {
-                options.push(MembershipChange::PromoteLearner(id));
-                options.push(MembershipChange::RemoveNode(id));
-            }
-            if voter && can_lose_voter {
-                options.push(MembershipChange::DemoteVoter(id));
-                options.push(MembershipChange::RemoveNode(id));
-            }
-        }
-        let Some(change) = self.pick(&options) else {
-            return Ok(());
-        };
-        let Some(raft) = self.nodes[slot].raft.as_mut() else {
-            return Ok(());
-        };
-        let result = raft.propose_membership(change);
-        if result.is_ok() {
-            self.stats.membership_changes += 1;
-        }
-        trace!(
-            self,
-            "FAULT leader {leader} proposes {change:?}: {result:?}"
-        );
-        self.drain(leader)
-    }
-
-    fn compact(&mut self, id: NodeId) -> Result<(), Violation> {
-        let slot = self.slot(id).unwrap_or(0);
-        let node = &mut self.nodes[slot];
-        let applied = node.app.state.applied_index;
-        let current = (applied, node.app.snapshot());
-        let older = node.checkpoint.take();
-        let use_older = older.is_some() && self.chaos_rng.random_bool(0.5);
-        let node = &mut self.nodes[slot];
-        let (index, data) = match older {
-            Some(older) if use_older => {
-                node.checkpoint = Some(current);
-                older
-            }
-            _ => {
-                node.checkpoint = Some(current.clone());
-                current
-            }
-        };
-        if index <= snapshot_index(&node.volatile) {
-            return Ok(());
-        }
-        let Some(raft) = node.raft.as_mut() else {
-            return Ok(());
-        };
-        let result = raft.compact(index, data);
-        if result.is_ok() {
-            self.stats.compactions += 1;
-        }
-        trace!(
-            self,
-            "FAULT node {id} compacts at {index} (applied {applied}): {result:?}"
-        );
-        self.drain(id)
-    }
-
-    // ---------------------------------------------------------------- heal and liveness
-
-    fn on_heal(&mut self) -> Result<(), Violation> {
-        self.heal_at_ms = Some(self.now_ms);
-        self.network.heal();
-        self.network.weather = Weather::default();
-        trace!(self, "HEAL all faults off; crashed nodes restart");
-        for id in self.all_ids() {
-            if !self.up(id) {
-                self.boot(id)?;
-            }
-        }
-        let probe = self.probe_client;
-        self.schedule(self.now_ms, Event::Client(probe));
-        Ok(())
-    }
-
-    fn liveness_deadlines(&self) -> Result<(), Violation> {
-        let Some(heal_at) = self.heal_at_ms else {
-            return Ok(());
-        };
-        if self.probe_index.is_none() && self.now_ms > heal_at + LIVENESS_BOUND_MS {
-            let leader = self.current_leader();
-            return Err(Violation::new(
-                "Liveness",
-                format!(
-                    "no fresh proposal committed within {LIVENESS_BOUND_MS} ms of the heal (leader now: {leader:?}; {})",
-                    self.describe_nodes()
-                ),
-            ));
-        }
-        if self.now_ms > heal_at + LIVENESS_BOUND_MS + CONVERGENCE_BOUND_MS {
-            return Err(Violation::new(
-                "Liveness",
-                format!(
-                    "members did not all apply the fresh proposal within {CONVERGENCE_BOUND_MS} ms ({})",
-                    self.describe_nodes()
-                ),
-            ));
-        }
-        Ok(())
-    }
-
-    fn describe_nodes(&self) -> String {
-        let mut parts = Vec::new();
-        for node in &self.nodes {
-            match node.raft.as_ref() {
-                Some(r) => parts.push(format!(
-                    "{}: {:?} term {} commit {} last {} applied {} voters {:?} learners {:?}",
-                    node.id,
-                    r.role(),
-                    r.term(),
-                    r.commit_index(),
-                    r.last_index(),
-                    node.app.state.applied_index,
-                    r.membership().voters,
-                    r.membership().learners
-                )),
-                None => parts.push(format!("{}: down", node.id)),
-            }
-        }
-        parts.join("; ")
-    }
-
-    /// The members of the final configuration that must all hold the fresh proposal.
-    fn final_members(&self) -> Option<Vec<NodeId>> {
-        let leader = self.current_leader()?;
-        let raft = self.nodes[self.slot(leader)?].raft.as_ref()?;
-        let membership = raft.membership();
-        Some(
-            membership
-                .voters
-                .iter()
-                .chain(membership.learners.iter())
-                .copied()
-                .collect(),
-        )
-    }
-
-    fn converged(&self) -> bool {
-        let Some(probe_index) = self.probe_index else {
-            return false;
-        };
-        let Some(members) = self.final_members() else {
-            return false;
-        };
-        members.iter().all(|id| {
-            self.slot(*id).is_some_and(|s| {
-                self.nodes[s].raft.is_some() && self.nodes[s].app.state.applied_index >= probe_index
-            })
-        })
-    }
-
-    /// The client oracle: every acknowledged proposal is in every member's applied
-    /// sequence, exactly once, at the position its client was told.
-    fn final_oracle(&self) -> Result<(), Violation> {
-        let members = self.final_members().unwrap_or_default();
-        for id in &members {
-            let Some(slot) = self.slot(*id) else { continue };
-            let sequence = &self.nodes[slot].app.state.sequence;
-            for (tag, result) in &self.acked {
-                let position = result
-                    .as_slice()
-                    .try_into()
-                    .map(u64::from_le_bytes)
-                    .ok()
-                    .and_then(|p| usize::try_from(p).ok());
-                let found = position
-                    .and_then(|p| sequence.get(p))
-                    .is_some_and(|c| c.tag == Some(*tag));
-                if !found {
-                    return Err(Violation::new(
-                        "AckedProposalLost",
-                        format!("acknowledged {tag:?} (result {result:?}) is not where promised in node {id}'s applied sequence"),
-                    ));
-                }
-            }
-        }
-        trace!(
-            self,
-            "END {} acknowledged proposals found in members {members:?}; {}",
-            self.acked.len(),
-            self.describe_nodes()
-        );
         Ok(())
     }
 }
