@@ -879,33 +879,29 @@ impl World {
             MessageBody::AppendEntriesResponse {
                 outcome: AppendOutcome::Accepted { match_index },
                 ..
-            } => {
-                if *match_index > log::last_index(durable) {
-                    return Err(Violation::new(
-                        "AckDurableBeforeSend",
-                        format!(
-                            "node {} acknowledges up to {match_index} but has only {} durable",
-                            msg.from,
-                            log::last_index(durable)
-                        ),
-                    ));
-                }
+            } if *match_index > log::last_index(durable) => {
+                return Err(Violation::new(
+                    "AckDurableBeforeSend",
+                    format!(
+                        "node {} acknowledges up to {match_index} but has only {} durable",
+                        msg.from,
+                        log::last_index(durable)
+                    ),
+                ));
             }
             MessageBody::InstallSnapshotResponse {
                 snapshot_index: index,
                 complete: true,
                 ..
-            } => {
-                if snapshot_index(durable) < *index {
-                    return Err(Violation::new(
-                        "AckDurableBeforeSend",
-                        format!(
-                            "node {} reports snapshot {index} installed, durable snapshot is at {}",
-                            msg.from,
-                            snapshot_index(durable)
-                        ),
-                    ));
-                }
+            } if snapshot_index(durable) < *index => {
+                return Err(Violation::new(
+                    "AckDurableBeforeSend",
+                    format!(
+                        "node {} reports snapshot {index} installed, durable snapshot is at {}",
+                        msg.from,
+                        snapshot_index(durable)
+                    ),
+                ));
             }
             _ => {}
         }
