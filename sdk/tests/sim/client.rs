@@ -205,6 +205,7 @@ impl World {
             }
         } else {
             self.acked.insert(attempt.tag, result);
+            self.acked_index_max = self.acked_index_max.max(entry.index);
             self.stats.acked += 1;
         }
         let client = &mut self.clients[attempt.client];

@@ -95,7 +95,9 @@ impl World {
         };
         members.iter().all(|id| {
             self.slot(*id).is_some_and(|s| {
-                self.nodes[s].raft.is_some() && self.nodes[s].app.state.applied_index >= probe_index
+                self.nodes[s].raft.is_some()
+                    && self.nodes[s].app.state.applied_index
+                        >= probe_index.max(self.acked_index_max)
             })
         })
     }

@@ -250,6 +250,8 @@ pub(super) struct World {
     pub(super) acked: BTreeMap<ClientTag, Vec<u8>>,
     /// Log index at which the liveness probe was acknowledged.
     pub(super) probe_index: Option<Index>,
+    /// Highest log index at which any client was acknowledged.
+    pub(super) acked_index_max: Index,
     pub(super) heal_at_ms: Option<u64>,
     pub(super) stats: Stats,
 }
@@ -314,6 +316,7 @@ impl World {
             probe_client,
             acked: BTreeMap::new(),
             probe_index: None,
+            acked_index_max: 0,
             heal_at_ms: None,
             stats: Stats::default(),
             profile,
