@@ -11,7 +11,7 @@
 
 mod sim;
 
-use sim::world::{run_seed, SeedReport, Stats};
+use sim::world::{run_seed, Options, SeedReport, Stats};
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -54,7 +54,12 @@ fn report_violation(report: &SeedReport) {
 
 /// Runs the seeds `start..start + count` on `threads` threads; returns the reports of the
 /// failing seeds (sorted) and the totals.
-fn run_many(start: u64, count: u64, threads: usize) -> (Vec<SeedReport>, u64, Stats) {
+fn run_many(
+    start: u64,
+    count: u64,
+    threads: usize,
+    options: Options,
+) -> (Vec<SeedReport>, u64, Stats) {
     let next = AtomicU64::new(start);
     let end = start + count;
     let failures = Mutex::new(Vec::new());
@@ -66,7 +71,7 @@ fn run_many(start: u64, count: u64, threads: usize) -> (Vec<SeedReport>, u64, St
                 if seed >= end {
                     return;
                 }
-                let report = run_seed(seed, false);
+                let report = run_seed(seed, options);
                 {
                     let mut totals = totals.lock().unwrap();
                     totals.0 += report.steps;
@@ -88,8 +93,15 @@ fn run_many(start: u64, count: u64, threads: usize) -> (Vec<SeedReport>, u64, St
 #[test]
 fn simulation_seeds() {
     let started = Instant::now();
+    let white_box = env_u64("BATON_SIM_WHITE_BOX") != Some(0);
     if let Some(seed) = env_u64("BATON_SIM_SEED") {
-        let report = run_seed(seed, true);
+        let report = run_seed(
+            seed,
+            Options {
+                trace: true,
+                white_box,
+            },
+        );
         report_violation(&report);
         say(format_args!(
             "seed {seed}: {} steps, {} ms simulated; {}",
@@ -113,7 +125,11 @@ fn simulation_seeds() {
         },
         |t| usize::try_from(t).unwrap_or(1),
     );
-    let (failures, steps, stats) = run_many(start, count, threads);
+    let options = Options {
+        trace: false,
+        white_box,
+    };
+    let (failures, steps, stats) = run_many(start, count, threads, options);
     say(format_args!(
         "seeds {start}..{}: {:.1} s wall on {threads} threads; {stats}",
         start + count,
@@ -137,7 +153,13 @@ fn simulation_seeds() {
 /// Runs one seed that once failed and must not fail again.
 #[allow(dead_code)]
 fn regression(seed: u64) {
-    let report = run_seed(seed, false);
+    let report = run_seed(
+        seed,
+        Options {
+            trace: false,
+            white_box: true,
+        },
+    );
     report_violation(&report);
     assert!(
         report.violation.is_none(),

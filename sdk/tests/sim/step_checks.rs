@@ -3,7 +3,7 @@
 use super::check::Violation;
 use super::log::{self, holds, snapshot_index};
 use super::world::World;
-use baton::raft::{Index, NodeId, Role};
+use baton::raft::{Index, NodeId, Role, Term};
 
 impl World {
     // ---------------------------------------------------------------- invariants per step
@@ -34,11 +34,14 @@ impl World {
                     format!("node {id} commit index went from {last_commit} to {commit}"),
                 ));
             }
+            if role == Role::Leader && commit > last_commit && self.options.white_box {
+                self.check_commit_in_term(slot, term, commit)?;
+            }
             for index in last_commit + 1..=commit {
                 let newly =
                     self.checker
                         .observe_commit(id, &self.nodes[slot].volatile, index, term)?;
-                if role == Role::Leader {
+                if role == Role::Leader && self.options.white_box {
                     self.check_commit_quorum(slot, index)?;
                 }
                 if newly {
@@ -46,6 +49,31 @@ impl World {
                 }
             }
             self.nodes[slot].last_commit = commit;
+        }
+        Ok(())
+    }
+
+    /// CommitOnlyCurrentTerm (§5.4.2): a leader moves its commit index only onto an entry
+    /// of its own term; older entries become committed only as a consequence.
+    pub(super) fn check_commit_in_term(
+        &self,
+        leader_slot: usize,
+        term: Term,
+        commit: Index,
+    ) -> Result<(), Violation> {
+        let leader = &self.nodes[leader_slot];
+        if commit <= snapshot_index(&leader.volatile) {
+            return Ok(());
+        }
+        let entry_term = log::term_at(&leader.volatile, commit);
+        if entry_term != Some(term) {
+            return Err(Violation::new(
+                "CommitOnlyCurrentTerm",
+                format!(
+                    "leader {} of term {term} advanced its commit index to {commit}, an entry of term {entry_term:?}",
+                    leader.id
+                ),
+            ));
         }
         Ok(())
     }

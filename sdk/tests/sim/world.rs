@@ -217,9 +217,21 @@ const STREAM_CLIENTS: u64 = 4;
 const STREAM_PERSIST: u64 = 5;
 const STREAM_NODE_BASE: u64 = 1 << 32;
 
+/// How a seed is run.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    /// Print every event of the run.
+    pub trace: bool,
+    /// Also check the implementation's own rules (persist before send, commit only in
+    /// the current term, durable quorum at commit, one vote per term), not only the
+    /// protocol-level invariants. Turning them off measures what the consequences alone
+    /// catch.
+    pub white_box: bool,
+}
+
 /// Runs one seed to completion.
-pub fn run_seed(seed: u64, trace: bool) -> SeedReport {
-    let mut world = World::new(seed, trace);
+pub fn run_seed(seed: u64, options: Options) -> SeedReport {
+    let mut world = World::new(seed, options);
     let violation = world.run().err();
     SeedReport {
         seed,
@@ -233,6 +245,7 @@ pub fn run_seed(seed: u64, trace: bool) -> SeedReport {
 pub(super) struct World {
     pub(super) seed: u64,
     pub(super) trace: bool,
+    pub(super) options: Options,
     pub(super) now_ms: u64,
     pub(super) step: u64,
     queue: BinaryHeap<Scheduled>,
@@ -257,7 +270,7 @@ pub(super) struct World {
 }
 
 impl World {
-    pub(super) fn new(seed: u64, trace: bool) -> World {
+    pub(super) fn new(seed: u64, options: Options) -> World {
         let mut profile_rng = ChaCha8Rng::seed_from_u64(derive_seed(seed, STREAM_PROFILE));
         let profile = Profile::draw(&mut profile_rng);
         let mut chaos_rng = ChaCha8Rng::seed_from_u64(derive_seed(seed, STREAM_CHAOS));
@@ -301,7 +314,8 @@ impl World {
         clients.push(Client::new(PROBE_CLIENT_ID, 1));
         World {
             seed,
-            trace,
+            trace: options.trace,
+            options,
             now_ms: 0,
             step: 0,
             queue: BinaryHeap::new(),
@@ -701,7 +715,11 @@ impl World {
                     ),
                 ));
             }
-            if hard_state.term == old.term && old.vote.is_some() && hard_state.vote != old.vote {
+            if self.options.white_box
+                && hard_state.term == old.term
+                && old.vote.is_some()
+                && hard_state.vote != old.vote
+            {
                 return Err(Violation::new(
                     "VoteOncePerTerm",
                     format!(
@@ -862,6 +880,9 @@ impl World {
                 format!("message from unknown node {}", msg.from),
             ));
         };
+        if !self.options.white_box {
+            return Ok(());
+        }
         let durable = &self.nodes[slot].durable;
         match &msg.body {
             MessageBody::RequestVoteResponse {
