@@ -135,7 +135,7 @@ impl Profile {
             tick_ms_max,
             crashed_max: rng.random_range(1..=nodes.div_ceil(2)),
             clients: rng.random_range(1..=4),
-            commands_per_client: rng.random_range(10..=60),
+            commands_per_client: rng.random_range(50..=400),
             snapshot_chunk_bytes: [64, 256, 1024, 64 * 1024][rng.random_range(0..4)],
             max_entries_per_append: [1, 4, 64][rng.random_range(0..3)],
             max_inflight_appends: [1, 2, 8][rng.random_range(0..3)],

@@ -22,12 +22,15 @@ use std::fmt;
 use std::io::Write;
 
 /// Length of the fault phase, in simulated milliseconds (≈ 40 election timeouts).
-pub const FAULT_PHASE_MS: u64 = 6_000;
+pub const FAULT_PHASE_MS: u64 = 40_000;
 /// Liveness: after the heal, a leader must be elected and a fresh proposal must commit
 /// within this simulated time (≈ 25 election timeouts at the slowest clock).
 pub const LIVENESS_BOUND_MS: u64 = 5_000;
 /// After the fresh proposal commits, every member must have applied it within this time.
 pub const CONVERGENCE_BOUND_MS: u64 = 5_000;
+/// Messages in flight at once beyond which the core is amplifying traffic (a healthy
+/// 7-node cluster under duplication and long delays stays around a few hundred).
+pub const IN_FLIGHT_MESSAGES_MAX: u64 = 5_000;
 /// Hard bound on the events of one seed, so a runaway core cannot hang the test.
 pub const STEPS_PER_SEED_MAX: u64 = 2_000_000;
 /// Most Readies drained from one node after one input before we call it a loop.
@@ -143,6 +146,7 @@ pub struct Stats {
     pub acked: u64,
     pub duplicates_suppressed: u64,
     pub liveness_ms: u64,
+    pub in_flight_max: u64,
 }
 
 impl Stats {
@@ -162,6 +166,7 @@ impl Stats {
         self.acked += other.acked;
         self.duplicates_suppressed += other.duplicates_suppressed;
         self.liveness_ms = self.liveness_ms.max(other.liveness_ms);
+        self.in_flight_max = self.in_flight_max.max(other.in_flight_max);
     }
 }
 
@@ -171,7 +176,7 @@ impl fmt::Display for Stats {
             f,
             "delivered {} lost {} duplicated {} rejected {} crashes {} partitions {} elections {} \
              membership {} transfers {} compactions {} snapshots-installed {} proposals {} acked {} \
-             dedup-suppressed {} slowest-liveness {} ms",
+             dedup-suppressed {} slowest-liveness {} ms most-in-flight {}",
             self.delivered,
             self.lost,
             self.duplicated,
@@ -186,7 +191,8 @@ impl fmt::Display for Stats {
             self.proposals,
             self.acked,
             self.duplicates_suppressed,
-            self.liveness_ms
+            self.liveness_ms,
+            self.in_flight_max
         )
     }
 }
@@ -263,6 +269,8 @@ pub(super) struct World {
     pub(super) acked: BTreeMap<ClientTag, Vec<u8>>,
     /// Log index at which the liveness probe was acknowledged.
     pub(super) probe_index: Option<Index>,
+    /// Messages scheduled for delivery and not yet delivered.
+    pub(super) in_flight: u64,
     /// Highest log index at which any client was acknowledged.
     pub(super) acked_index_max: Index,
     pub(super) heal_at_ms: Option<u64>,
@@ -330,6 +338,7 @@ impl World {
             probe_client,
             acked: BTreeMap::new(),
             probe_index: None,
+            in_flight: 0,
             acked_index_max: 0,
             heal_at_ms: None,
             stats: Stats::default(),
@@ -411,7 +420,10 @@ impl World {
     pub(super) fn handle(&mut self, event: Event) -> Result<(), Violation> {
         match event {
             Event::Tick(id, incarnation) => self.on_tick(id, incarnation),
-            Event::Deliver(msg) => self.on_deliver(msg),
+            Event::Deliver(msg) => {
+                self.in_flight -= 1;
+                self.on_deliver(msg)
+            }
             Event::Durable(id, incarnation) => self.on_durable(id, incarnation),
             Event::Restart(id, incarnation) => {
                 let slot = self.slot(id).unwrap_or(0);
@@ -867,6 +879,17 @@ impl World {
             };
             if let Some(one) = one {
                 self.schedule(at, Event::Deliver(one));
+                self.in_flight += 1;
+                self.stats.in_flight_max = self.stats.in_flight_max.max(self.in_flight);
+                if self.in_flight > IN_FLIGHT_MESSAGES_MAX {
+                    return Err(Violation::new(
+                        "BoundedTraffic",
+                        format!(
+                            "{} messages in flight (limit {IN_FLIGHT_MESSAGES_MAX}): the cluster amplifies traffic",
+                            self.in_flight
+                        ),
+                    ));
+                }
             }
         }
         Ok(())
