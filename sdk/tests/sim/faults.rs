@@ -4,7 +4,9 @@ use super::check::Violation;
 use super::log::snapshot_index;
 use super::network::Weather;
 use super::profile::Fault;
-use super::world::{Event, World, DOWNTIME_MS_MAX, DOWNTIME_MS_MIN, VOTERS_MIN};
+use super::world::{
+    Event, World, DOWNTIME_MS_MAX, DOWNTIME_MS_MIN, NEW_LEADER_CRASH_DELAY_MS_MAX, VOTERS_MIN,
+};
 use baton::raft::{Fitness, MembershipChange, NodeId, Role};
 use rand::Rng;
 use std::collections::BTreeSet;
@@ -46,21 +48,15 @@ impl World {
         let all = self.all_ids();
         match fault {
             Fault::Crash => {
-                let down = all.len() - self.up_ids().len();
-                if down >= self.profile.crashed_max {
-                    return Ok(());
-                }
-                let Some(id) = self.pick(&self.up_ids()) else {
-                    return Ok(());
+                // Half of the crashes hit the leader: that is where the interesting
+                // interleavings (Figure 8 of the paper) come from.
+                let target = match self.current_leader() {
+                    Some(leader) if self.chaos_rng.random_bool(0.5) => Some(leader),
+                    _ => self.pick(&self.up_ids()),
                 };
-                self.crash(id);
-                let slot = self.slot(id).unwrap_or(0);
-                let incarnation = self.nodes[slot].incarnation;
-                let at = self.now_ms
-                    + self
-                        .chaos_rng
-                        .random_range(DOWNTIME_MS_MIN..=DOWNTIME_MS_MAX);
-                self.schedule(at, Event::Restart(id, incarnation));
+                if let Some(id) = target {
+                    self.crash_for_a_while(id);
+                }
             }
             Fault::PartitionSymmetric => {
                 let side: BTreeSet<NodeId> = all
@@ -191,6 +187,39 @@ impl World {
             }
         }
         Ok(())
+    }
+
+    /// Crashes a running node (within the per-seed limit of nodes down) and schedules its
+    /// restart.
+    pub(super) fn crash_for_a_while(&mut self, id: NodeId) {
+        let down = self.nodes.len() - self.up_ids().len();
+        if down >= self.profile.crashed_max || !self.up(id) {
+            return;
+        }
+        self.crash(id);
+        let slot = self.slot(id).unwrap_or(0);
+        let incarnation = self.nodes[slot].incarnation;
+        let downtime = self
+            .chaos_rng
+            .random_range(DOWNTIME_MS_MIN..=DOWNTIME_MS_MAX);
+        self.schedule(self.now_ms + downtime, Event::Restart(id, incarnation));
+    }
+
+    /// A reactive nemesis: some new leaders are crashed soon after their election,
+    /// before their first entries are replicated.
+    pub(super) fn maybe_doom_new_leader(&mut self, id: NodeId) {
+        if self.heal_at_ms.is_some() || self.profile.doomed_leader_per_mille == 0 {
+            return;
+        }
+        if self.chaos_rng.random_range(0..1000) >= self.profile.doomed_leader_per_mille {
+            return;
+        }
+        let slot = self.slot(id).unwrap_or(0);
+        let incarnation = self.nodes[slot].incarnation;
+        let delay = self
+            .chaos_rng
+            .random_range(0..=NEW_LEADER_CRASH_DELAY_MS_MAX);
+        self.schedule(self.now_ms + delay, Event::CrashLeader(id, incarnation));
     }
 
     pub(super) fn change_membership(&mut self) -> Result<(), Violation> {

@@ -75,6 +75,8 @@ pub struct Profile {
     /// Tick interval range of the drifting clocks (ms).
     pub tick_ms_min: u64,
     pub tick_ms_max: u64,
+    /// Chance (per mille) that a new leader is crashed right after its election.
+    pub doomed_leader_per_mille: u32,
     /// Most nodes down at once.
     pub crashed_max: usize,
     /// Clients issuing commands during the fault phase.
@@ -134,6 +136,11 @@ impl Profile {
             tick_ms_min,
             tick_ms_max,
             crashed_max: rng.random_range(1..=nodes.div_ceil(2)),
+            doomed_leader_per_mille: if rng.random_bool(0.5) {
+                rng.random_range(0..=500)
+            } else {
+                0
+            },
             clients: rng.random_range(1..=4),
             commands_per_client: rng.random_range(50..=400),
             snapshot_chunk_bytes: [64, 256, 1024, 64 * 1024][rng.random_range(0..4)],

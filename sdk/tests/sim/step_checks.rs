@@ -23,6 +23,7 @@ impl World {
                     trace!(self, "ROLE node {id} leads term {term}");
                     self.checker
                         .check_leader_completeness(id, term, &self.nodes[slot].volatile)?;
+                    self.maybe_doom_new_leader(id);
                 }
             } else {
                 self.nodes[slot].leader_term = None;

@@ -39,6 +39,8 @@ pub const READY_DRAIN_MAX: usize = 64;
 pub const DOWNTIME_MS_MIN: u64 = 20;
 /// Longest downtime of a crashed node during the fault phase (ms).
 pub const DOWNTIME_MS_MAX: u64 = 2_000;
+/// Longest delay between a leader's election and its crash by the reactive nemesis (ms).
+pub const NEW_LEADER_CRASH_DELAY_MS_MAX: u64 = 40;
 /// Voters a membership change may leave, at least.
 pub const VOTERS_MIN: usize = 1;
 /// Client id of the liveness probe (regular clients are 1, 2, ...).
@@ -57,6 +59,8 @@ pub(super) enum Event {
     Restart(NodeId, u32),
     /// The fault scheduler acts.
     Chaos,
+    /// The reactive nemesis crashes a node if it is still leader.
+    CrashLeader(NodeId, u32),
     /// A client acts.
     Client(usize),
     /// End of the fault phase.
@@ -433,6 +437,16 @@ impl World {
                 Ok(())
             }
             Event::Chaos => self.on_chaos(),
+            Event::CrashLeader(id, incarnation) => {
+                let slot = self.slot(id).unwrap_or(0);
+                let node = &self.nodes[slot];
+                let leads = node.raft.as_ref().is_some_and(|r| r.role() == Role::Leader);
+                if leads && node.incarnation == incarnation && self.heal_at_ms.is_none() {
+                    trace!(self, "FAULT the new leader {id} is crashed");
+                    self.crash_for_a_while(id);
+                }
+                Ok(())
+            }
             Event::Client(client) => self.on_client(client),
             Event::Heal => self.on_heal(),
         }
