@@ -71,7 +71,9 @@ impl Territory {
 
     fn mix(&mut self, values: &[u64]) {
         for value in values {
-            self.hash = (self.hash ^ value).wrapping_mul(0x100_0000_01b3).rotate_left(7);
+            self.hash = (self.hash ^ value)
+                .wrapping_mul(0x100_0000_01b3)
+                .rotate_left(7);
         }
     }
 }
@@ -79,13 +81,21 @@ impl Territory {
 impl Game for Territory {
     fn apply(&mut self, record: &TickRecord) {
         for input in &record.inputs {
-            let Some(claim) = Claim::from_bytes(&input.data) else { continue };
+            let Some(claim) = Claim::from_bytes(&input.data) else {
+                continue;
+            };
             self.claims_applied += 1;
             let won = !self.owners.contains_key(&(claim.x, claim.y));
             if won {
                 self.owners.insert((claim.x, claim.y), input.player);
             }
-            self.mix(&[input.player, input.sequence, u64::from(claim.x), u64::from(claim.y), u64::from(won)]);
+            self.mix(&[
+                input.player,
+                input.sequence,
+                u64::from(claim.x),
+                u64::from(claim.y),
+                u64::from(won),
+            ]);
         }
         self.turn = record.tick;
         self.mix(&[record.tick]);
@@ -118,17 +128,25 @@ pub struct Bot {
 impl Bot {
     /// A bot whose choices follow `seed`.
     pub fn new(seed: u64) -> Bot {
-        Bot { rng: ChaCha8Rng::seed_from_u64(seed) }
+        Bot {
+            rng: ChaCha8Rng::seed_from_u64(seed),
+        }
     }
 
     /// Picks a cell, preferring free ones.
     pub fn choose(&mut self, state: &Territory) -> Claim {
         for _ in 0..32 {
-            let claim = Claim { x: self.rng.random_range(0..GRID_SIDE), y: self.rng.random_range(0..GRID_SIDE) };
+            let claim = Claim {
+                x: self.rng.random_range(0..GRID_SIDE),
+                y: self.rng.random_range(0..GRID_SIDE),
+            };
             if !state.owners.contains_key(&(claim.x, claim.y)) {
                 return claim;
             }
         }
-        Claim { x: self.rng.random_range(0..GRID_SIDE), y: self.rng.random_range(0..GRID_SIDE) }
+        Claim {
+            x: self.rng.random_range(0..GRID_SIDE),
+            y: self.rng.random_range(0..GRID_SIDE),
+        }
     }
 }

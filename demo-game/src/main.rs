@@ -32,7 +32,11 @@ fn run_player(args: &[String]) -> i32 {
             return 2;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("baton-demo player: {err}");
@@ -56,12 +60,25 @@ fn run_match() -> i32 {
             return 1;
         }
     };
-    let options = DemoOptions { exe, players: 5, turns_before_kill: 30, turns_after_kill: 30, turn_ms: 100 };
+    let options = DemoOptions {
+        exe,
+        players: 5,
+        turns_before_kill: 30,
+        turns_after_kill: 30,
+        turn_ms: 100,
+    };
     println!("Territory on Baton: {} player processes on loopback QUIC; the host is killed with SIGKILL after turn {}.", options.players, options.turns_before_kill);
     match orchestrator::run(&options) {
         Ok(report) => {
-            println!("host {} killed after turn {}", report.killed_host, report.last_turn_before_kill);
-            println!("new host {} committed its first turn {:.0} ms after the kill", report.new_host, report.failover.as_secs_f64() * 1000.0);
+            println!(
+                "host {} killed after turn {}",
+                report.killed_host, report.last_turn_before_kill
+            );
+            println!(
+                "new host {} committed its first turn {:.0} ms after the kill",
+                report.new_host,
+                report.failover.as_secs_f64() * 1000.0
+            );
             println!(
                 "all {} surviving players agree at turn {}: state hash {}",
                 report.players_agreeing, report.compared_turn, report.hash

@@ -61,13 +61,22 @@ struct Player {
 }
 
 fn unix_micros() -> u128 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|elapsed| elapsed.as_micros()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_micros())
+        .unwrap_or(0)
 }
 
 impl Player {
-    fn spawn(options: &DemoOptions, dir: &std::path::Path, index: usize, join: Option<&str>) -> Result<Player, String> {
+    fn spawn(
+        options: &DemoOptions,
+        dir: &std::path::Path,
+        index: usize,
+        join: Option<&str>,
+    ) -> Result<Player, String> {
         let data_dir = dir.join(format!("player{index}"));
-        let log = std::fs::File::create(dir.join(format!("player{index}.log"))).map_err(|err| err.to_string())?;
+        let log = std::fs::File::create(dir.join(format!("player{index}.log")))
+            .map_err(|err| err.to_string())?;
         let mut command = Command::new(&options.exe);
         command
             .arg("player")
@@ -92,13 +101,26 @@ impl Player {
         let (tx, lines) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for text in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(Line { text, at_micros: unix_micros() }).is_err() {
+                if tx
+                    .send(Line {
+                        text,
+                        at_micros: unix_micros(),
+                    })
+                    .is_err()
+                {
                     break;
                 }
             }
         });
-        let mut player =
-            Player { id: String::new(), invite: String::new(), child, stdin, lines, last_turn: 0, turns: Vec::new() };
+        let mut player = Player {
+            id: String::new(),
+            invite: String::new(),
+            child,
+            stdin,
+            lines,
+            last_turn: 0,
+            turns: Vec::new(),
+        };
         let ready = player.next_answer()?;
         let words: Vec<&str> = ready.split_whitespace().collect();
         match words.as_slice() {
@@ -119,10 +141,16 @@ impl Player {
             match self.lines.recv_timeout(left) {
                 Ok(line) => {
                     if let Some(rest) = line.text.strip_prefix("turn ") {
-                        let turn = rest.split_whitespace().next().and_then(|turn| turn.parse().ok()).unwrap_or(0);
+                        let turn = rest
+                            .split_whitespace()
+                            .next()
+                            .and_then(|turn| turn.parse().ok())
+                            .unwrap_or(0);
                         self.last_turn = self.last_turn.max(turn);
                         self.turns.push((turn, line.at_micros));
-                    } else if !line.text.starts_with("host ") && !line.text.starts_with("became-host ") {
+                    } else if !line.text.starts_with("host ")
+                        && !line.text.starts_with("became-host ")
+                    {
                         return Ok(line.text);
                     }
                 }
@@ -169,7 +197,11 @@ fn wait_until(what: &str, mut done: impl FnMut() -> Result<bool, String>) -> Res
 
 /// Plays one match with a host kill; `Ok` only if every survivor agrees on the state.
 pub fn run(options: &DemoOptions) -> Result<DemoReport, String> {
-    let dir = std::env::temp_dir().join(format!("baton-demo-{}-{}", std::process::id(), unix_micros()));
+    let dir = std::env::temp_dir().join(format!(
+        "baton-demo-{}-{}",
+        std::process::id(),
+        unix_micros()
+    ));
     std::fs::create_dir_all(&dir).map_err(|err| err.to_string())?;
     let outcome = play(options, &dir);
     if outcome.is_ok() {
@@ -191,18 +223,23 @@ fn play(options: &DemoOptions, dir: &std::path::Path) -> Result<DemoReport, Stri
         let status = players[0].status()?;
         Ok(status.get("voters") == Some(&voters_wanted))
     })?;
-    wait_until("the opening turns", || Ok(players[0].status()?["turn"].parse::<u64>().unwrap_or(0) >= options.turns_before_kill))?;
+    wait_until("the opening turns", || {
+        Ok(players[0].status()?["turn"].parse::<u64>().unwrap_or(0) >= options.turns_before_kill)
+    })?;
 
     let host_id = players[0].status()?["host"].clone();
-    let host = players.iter().position(|player| player.id == host_id).ok_or("the host is not a player")?;
+    let host = players
+        .iter()
+        .position(|player| player.id == host_id)
+        .ok_or("the host is not a player")?;
     let mut killed = players.remove(host);
     let _ = killed.child.kill();
     let killed_at = unix_micros();
     let _ = killed.child.wait();
-    let last_turn_before_kill = players.iter_mut().map(|player| player.status().map(|_| player.last_turn)).try_fold(
-        0,
-        |most, turn| turn.map(|turn| most.max(turn)),
-    )?;
+    let last_turn_before_kill = players
+        .iter_mut()
+        .map(|player| player.status().map(|_| player.last_turn))
+        .try_fold(0, |most, turn| turn.map(|turn| most.max(turn)))?;
 
     let target = last_turn_before_kill + options.turns_after_kill;
     wait_until("the survivors to play on", || {
@@ -235,9 +272,15 @@ fn play(options: &DemoOptions, dir: &std::path::Path) -> Result<DemoReport, Stri
         killed_host: host_id,
         new_host,
         last_turn_before_kill,
-        failover: Duration::from_micros(u64::try_from(first_new_turn_at.saturating_sub(killed_at)).unwrap_or(u64::MAX)),
+        failover: Duration::from_micros(
+            u64::try_from(first_new_turn_at.saturating_sub(killed_at)).unwrap_or(u64::MAX),
+        ),
         compared_turn: target,
-        hash: hashes[0].split_whitespace().nth(2).unwrap_or_default().to_string(),
+        hash: hashes[0]
+            .split_whitespace()
+            .nth(2)
+            .unwrap_or_default()
+            .to_string(),
         players_agreeing: agreeing,
     })
 }

@@ -39,15 +39,28 @@ impl PlayerOptions {
         let mut host = false;
         let mut args = args.iter();
         while let Some(arg) = args.next() {
-            let mut value = || args.next().cloned().ok_or_else(|| format!("{arg} needs a value"));
+            let mut value = || {
+                args.next()
+                    .cloned()
+                    .ok_or_else(|| format!("{arg} needs a value"))
+            };
             match arg.as_str() {
                 "--data-dir" => options.data_dir = PathBuf::from(value()?),
-                "--bind" => options.bind = value()?.parse().map_err(|err| format!("--bind: {err}"))?,
-                "--join" => options.join = Some(Invite::from_str(&value()?).map_err(|err| format!("--join: {err}"))?),
+                "--bind" => {
+                    options.bind = value()?.parse().map_err(|err| format!("--bind: {err}"))?
+                }
+                "--join" => {
+                    options.join =
+                        Some(Invite::from_str(&value()?).map_err(|err| format!("--join: {err}"))?)
+                }
                 "--host" => host = true,
-                "--seed" => options.seed = value()?.parse().map_err(|err| format!("--seed: {err}"))?,
+                "--seed" => {
+                    options.seed = value()?.parse().map_err(|err| format!("--seed: {err}"))?
+                }
                 "--turn-ms" => {
-                    let ms: u64 = value()?.parse().map_err(|err| format!("--turn-ms: {err}"))?;
+                    let ms: u64 = value()?
+                        .parse()
+                        .map_err(|err| format!("--turn-ms: {err}"))?;
                     options.turn_timeout = Duration::from_millis(ms);
                 }
                 other => return Err(format!("unknown argument {other}")),
@@ -64,15 +77,21 @@ impl PlayerOptions {
 }
 
 fn unix_micros() -> u128 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|elapsed| elapsed.as_micros()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_micros())
+        .unwrap_or(0)
 }
 
 /// Runs the player until `quit`, `leave` or the end of stdin.
 pub async fn run(options: PlayerOptions) -> Result<(), String> {
     std::fs::create_dir_all(&options.data_dir).map_err(|err| err.to_string())?;
-    let identity = Identity::load_or_generate(&options.data_dir.join("identity")).map_err(|err| err.to_string())?;
+    let identity = Identity::load_or_generate(&options.data_dir.join("identity"))
+        .map_err(|err| err.to_string())?;
     let mut config = SessionConfig {
-        tick_mode: TickMode::TurnBased { turn_timeout: options.turn_timeout },
+        tick_mode: TickMode::TurnBased {
+            turn_timeout: options.turn_timeout,
+        },
         ..SessionConfig::default()
     };
     config.node.transport.bind = options.bind;
@@ -84,7 +103,12 @@ pub async fn run(options: PlayerOptions) -> Result<(), String> {
         Some(invite) => Session::join(invite, config, identity, Territory::default()).await,
     }
     .map_err(|err| err.to_string())?;
-    println!("ready {:016x} {} {}", session.id(), session.invite().addrs[0], session.invite());
+    println!(
+        "ready {:016x} {} {}",
+        session.id(),
+        session.invite().addrs[0],
+        session.invite()
+    );
 
     let mut bot = Bot::new(options.seed);
     let mut events = session.events();

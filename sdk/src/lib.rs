@@ -4,8 +4,8 @@
 /// The sans-IO consensus core, re-exported.
 pub use baton_core as raft;
 
+pub mod discovery;
 pub mod runtime;
 pub mod session;
 pub mod storage;
-pub mod discovery;
 pub mod transport;

@@ -10,14 +10,17 @@ use baton::session::{SessionEvent, TickMode};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use support::sessions::{
-    assert_inputs_applied_once, assert_replicas_agree, config, eventually, host_of, longest_gap, record_ticks,
-    start_session,
+    assert_inputs_applied_once, assert_replicas_agree, config, eventually, host_of, longest_gap,
+    record_ticks, start_session,
 };
 
 const FAST: TickMode = TickMode::FixedRate { hz: 30 };
 
 fn index_of(sessions: &[baton::session::Session<support::game::Ledger>], id: NodeId) -> usize {
-    sessions.iter().position(|session| session.id() == id).expect("a member")
+    sessions
+        .iter()
+        .position(|session| session.id() == id)
+        .expect("a member")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -25,14 +28,28 @@ async fn a_host_whose_game_score_drops_hands_over_to_the_fittest_voter() {
     let config = config(FAST, 5);
     let sessions = start_session(3, &config).await;
     let old_host = host_of(&sessions).await.unwrap();
-    let observer = sessions.iter().find(|session| session.id() != old_host).unwrap();
+    let observer = sessions
+        .iter()
+        .find(|session| session.id() != old_host)
+        .unwrap();
     let ticks = record_ticks(observer);
 
-    sessions[index_of(&sessions, old_host)].set_game_score(0.0).await.unwrap();
-    eventually("the host role to move", || async { host_of(&sessions).await.is_some_and(|host| host != old_host) }).await;
+    sessions[index_of(&sessions, old_host)]
+        .set_game_score(0.0)
+        .await
+        .unwrap();
+    eventually("the host role to move", || async {
+        host_of(&sessions)
+            .await
+            .is_some_and(|host| host != old_host)
+    })
+    .await;
     let new_host = host_of(&sessions).await.unwrap();
     let tick_at_handoff = observer.with_game(|_, tick| tick);
-    eventually("ticks under the new host", || async { observer.with_game(|_, tick| tick > tick_at_handoff + 10) }).await;
+    eventually("ticks under the new host", || async {
+        observer.with_game(|_, tick| tick > tick_at_handoff + 10)
+    })
+    .await;
 
     let gap = longest_gap(&ticks.lock().unwrap());
     eprintln!("planned handoff {old_host:016x} -> {new_host:016x}: longest pause between committed ticks {gap:?}");
@@ -51,18 +68,37 @@ async fn a_leaving_host_hands_over_before_it_exits_and_no_tick_is_lost() {
     let last_tick_of_leaver = sessions[leaver].with_game(|_, tick| tick);
 
     sessions[leaver].leave().await.unwrap();
-    let remaining: Vec<_> = sessions.iter().enumerate().filter(|(n, _)| *n != leaver).map(|(_, s)| s).collect();
+    let remaining: Vec<_> = sessions
+        .iter()
+        .enumerate()
+        .filter(|(n, _)| *n != leaver)
+        .map(|(_, s)| s)
+        .collect();
     eventually("a new host", || async {
-        remaining[0].status().await.unwrap().node.leader.is_some_and(|host| host != old_host)
+        remaining[0]
+            .status()
+            .await
+            .unwrap()
+            .node
+            .leader
+            .is_some_and(|host| host != old_host)
     })
     .await;
     eventually("the game to go on", || async {
-        remaining.iter().all(|session| session.with_game(|_, tick| tick > last_tick_of_leaver + 10))
+        remaining
+            .iter()
+            .all(|session| session.with_game(|_, tick| tick > last_tick_of_leaver + 10))
     })
     .await;
     let membership = remaining[0].status().await.unwrap().node.membership;
-    assert!(!membership.voters.contains(&old_host) && !membership.learners.contains(&old_host), "leaver removed");
-    eprintln!("leave handoff: longest pause between committed ticks {:?}", longest_gap(&ticks.lock().unwrap()));
+    assert!(
+        !membership.voters.contains(&old_host) && !membership.learners.contains(&old_host),
+        "leaver removed"
+    );
+    eprintln!(
+        "leave handoff: longest pause between committed ticks {:?}",
+        longest_gap(&ticks.lock().unwrap())
+    );
     assert_replicas_agree(&remaining);
 }
 
@@ -72,20 +108,36 @@ async fn a_crashed_host_is_replaced_and_the_game_resumes_at_the_last_committed_t
     let sessions = start_session(3, &config).await;
     let old_host = host_of(&sessions).await.unwrap();
     let crashed = index_of(&sessions, old_host);
-    let survivors: Vec<_> = sessions.iter().enumerate().filter(|(n, _)| *n != crashed).map(|(_, s)| s).collect();
+    let survivors: Vec<_> = sessions
+        .iter()
+        .enumerate()
+        .filter(|(n, _)| *n != crashed)
+        .map(|(_, s)| s)
+        .collect();
     let ticks = record_ticks(survivors[0]);
 
     sessions[crashed].stop().await;
     let tick_at_crash = survivors[0].with_game(|_, tick| tick);
     eventually("a new host", || async {
-        survivors[0].status().await.unwrap().node.leader.is_some_and(|host| host != old_host)
+        survivors[0]
+            .status()
+            .await
+            .unwrap()
+            .node
+            .leader
+            .is_some_and(|host| host != old_host)
     })
     .await;
     eventually("the game to go on", || async {
-        survivors.iter().all(|session| session.with_game(|_, tick| tick > tick_at_crash + 10))
+        survivors
+            .iter()
+            .all(|session| session.with_game(|_, tick| tick > tick_at_crash + 10))
     })
     .await;
-    eprintln!("crash failover: longest pause between committed ticks {:?}", longest_gap(&ticks.lock().unwrap()));
+    eprintln!(
+        "crash failover: longest pause between committed ticks {:?}",
+        longest_gap(&ticks.lock().unwrap())
+    );
     assert_replicas_agree(&survivors);
 }
 
@@ -114,11 +166,20 @@ async fn a_late_joiner_catches_up_from_a_snapshot_and_is_promoted_when_a_voter_l
     })
     .await;
     let late_status = late.status().await.unwrap();
-    assert!(late_status.node.membership.learners.contains(&late.id()), "a late joiner starts as a learner");
-    assert!(late.with_game(|game, _| game.history.len() as u64 == game.ticks), "its history came whole");
+    assert!(
+        late_status.node.membership.learners.contains(&late.id()),
+        "a late joiner starts as a learner"
+    );
+    assert!(
+        late.with_game(|game, _| game.history.len() as u64 == game.ticks),
+        "its history came whole"
+    );
 
     let host = host_of(&sessions).await.unwrap();
-    let voter = sessions.iter().position(|session| session.id() != host).unwrap();
+    let voter = sessions
+        .iter()
+        .position(|session| session.id() != host)
+        .unwrap();
     sessions.remove(voter).leave().await.unwrap();
     let promoted = tokio::time::timeout(support::sessions::LIMIT, async {
         loop {
@@ -133,7 +194,8 @@ async fn a_late_joiner_catches_up_from_a_snapshot_and_is_promoted_when_a_voter_l
     let all: Vec<_> = sessions.iter().collect();
     eventually("everyone to pass the same tick", || async {
         let host_tick = all[0].with_game(|_, tick| tick);
-        all.iter().all(|session| session.with_game(|_, tick| tick >= host_tick))
+        all.iter()
+            .all(|session| session.with_game(|_, tick| tick >= host_tick))
     })
     .await;
     assert_replicas_agree(&all);
@@ -152,9 +214,16 @@ async fn ten_players_five_voters_survive_two_host_crashes_in_a_row() {
         let crashed = sessions.remove(index_of(&sessions, host));
         crashed.stop().await;
         let tick_at_crash = sessions[0].with_game(|_, tick| tick);
-        eventually("a new host", || async { host_of(&sessions).await.is_some_and(|new_host| new_host != host) }).await;
+        eventually("a new host", || async {
+            host_of(&sessions)
+                .await
+                .is_some_and(|new_host| new_host != host)
+        })
+        .await;
         eventually("the game to go on", || async {
-            sessions.iter().all(|session| session.with_game(|_, tick| tick > tick_at_crash + 10))
+            sessions
+                .iter()
+                .all(|session| session.with_game(|_, tick| tick > tick_at_crash + 10))
         })
         .await;
         eprintln!("crash {round}: host {host:016x} replaced");
@@ -169,20 +238,31 @@ async fn inputs_sent_during_a_migration_are_applied_exactly_once() {
     let sessions = start_session(4, &config).await;
     let host = host_of(&sessions).await.unwrap();
     let crashed = index_of(&sessions, host);
-    let players: Vec<_> = sessions.iter().enumerate().filter(|(n, _)| *n != crashed).map(|(_, s)| s).collect();
+    let players: Vec<_> = sessions
+        .iter()
+        .enumerate()
+        .filter(|(n, _)| *n != crashed)
+        .map(|(_, s)| s)
+        .collect();
     const INPUTS_PER_PLAYER: u64 = 60;
 
     let mut committed_events: Vec<_> = players.iter().map(|player| player.events()).collect();
     for round in 0..INPUTS_PER_PLAYER {
         for player in &players {
-            player.submit_input(format!("move {round}").into_bytes()).await.unwrap();
+            player
+                .submit_input(format!("move {round}").into_bytes())
+                .await
+                .unwrap();
         }
         if round == INPUTS_PER_PLAYER / 3 {
             sessions[crashed].stop().await;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let expected: BTreeMap<NodeId, u64> = players.iter().map(|player| (player.id(), INPUTS_PER_PLAYER)).collect();
+    let expected: BTreeMap<NodeId, u64> = players
+        .iter()
+        .map(|player| (player.id(), INPUTS_PER_PLAYER))
+        .collect();
     for (player, events) in players.iter().zip(committed_events.iter_mut()) {
         let mut committed = 0;
         let all_in = tokio::time::timeout(support::sessions::LIMIT, async {
@@ -193,11 +273,17 @@ async fn inputs_sent_during_a_migration_are_applied_exactly_once() {
             }
         })
         .await;
-        assert!(all_in.is_ok(), "{:016x}: only {committed} inputs committed", player.id());
+        assert!(
+            all_in.is_ok(),
+            "{:016x}: only {committed} inputs committed",
+            player.id()
+        );
     }
     eventually("every player to apply the last inputs", || async {
         players.iter().all(|session| {
-            session.with_game(|game, _| game.applied.len() as u64 >= INPUTS_PER_PLAYER * players.len() as u64)
+            session.with_game(|game, _| {
+                game.applied.len() as u64 >= INPUTS_PER_PLAYER * players.len() as u64
+            })
         })
     })
     .await;

@@ -121,11 +121,14 @@ impl ClientSessions {
         if !self.sessions.contains_key(&tag.client_id) && self.sessions.len() >= self.sessions_max {
             self.evict_least_recently_used();
         }
-        let session = self.sessions.entry(tag.client_id).or_insert_with(|| Session {
-            results: BTreeMap::new(),
-            floor: 0,
-            last_used,
-        });
+        let session = self
+            .sessions
+            .entry(tag.client_id)
+            .or_insert_with(|| Session {
+                results: BTreeMap::new(),
+                floor: 0,
+                last_used,
+            });
         session.last_used = last_used;
         if tag.sequence < session.floor {
             return;
@@ -137,7 +140,10 @@ impl ClientSessions {
             }
         }
         debug_assert!(self.sessions.len() <= self.sessions_max);
-        debug_assert!(self.sessions.values().all(|s| s.results.len() <= self.window_len));
+        debug_assert!(self
+            .sessions
+            .values()
+            .all(|s| s.results.len() <= self.window_len));
     }
 
     fn evict_least_recently_used(&mut self) {

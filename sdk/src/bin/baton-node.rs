@@ -10,7 +10,9 @@
 //! `transfer <id-hex>`, `dump <path>`, `quit`. Answers are single lines on stdout.
 
 use baton::raft::{Fitness, Index, MembershipChange, NodeId};
-use baton::runtime::{Bootstrap, Node, NodeConfig, StateMachine, StateMachineError, StorageSettings};
+use baton::runtime::{
+    Bootstrap, Node, NodeConfig, StateMachine, StateMachineError, StorageSettings,
+};
 use baton::storage::Durability;
 use baton::transport::{Identity, Invite, SessionCredentials};
 use std::net::SocketAddr;
@@ -27,7 +29,8 @@ struct ValueList {
 
 impl StateMachine for ValueList {
     fn apply(&mut self, _index: Index, command: &[u8]) -> Vec<u8> {
-        self.values.push(String::from_utf8_lossy(command).into_owned());
+        self.values
+            .push(String::from_utf8_lossy(command).into_owned());
         (self.values.len() as u64).to_le_bytes().to_vec()
     }
 
@@ -36,8 +39,13 @@ impl StateMachine for ValueList {
     }
 
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), StateMachineError> {
-        let text = std::str::from_utf8(snapshot).map_err(|err| StateMachineError(err.to_string()))?;
-        self.values = if text.is_empty() { Vec::new() } else { text.split('\n').map(str::to_owned).collect() };
+        let text =
+            std::str::from_utf8(snapshot).map_err(|err| StateMachineError(err.to_string()))?;
+        self.values = if text.is_empty() {
+            Vec::new()
+        } else {
+            text.split('\n').map(str::to_owned).collect()
+        };
         Ok(())
     }
 }
@@ -61,7 +69,9 @@ fn parse_args() -> Result<Args, String> {
         match arg.as_str() {
             "--data-dir" => data_dir = Some(PathBuf::from(value()?)),
             "--bind" => bind = value()?.parse().map_err(|err| format!("--bind: {err}"))?,
-            "--join" => join = Some(Invite::from_str(&value()?).map_err(|err| format!("--join: {err}"))?),
+            "--join" => {
+                join = Some(Invite::from_str(&value()?).map_err(|err| format!("--join: {err}"))?)
+            }
             "--new" => new = true,
             "--memory" => durability = Durability::Memory,
             other => return Err(format!("unknown argument {other}")),
@@ -71,7 +81,12 @@ fn parse_args() -> Result<Args, String> {
         return Err("give exactly one of --new and --join <invite>".into());
     }
     let data_dir = data_dir.ok_or("--data-dir is required")?;
-    Ok(Args { data_dir, bind, join, durability })
+    Ok(Args {
+        data_dir,
+        bind,
+        join,
+        durability,
+    })
 }
 
 fn parse_id(text: &str) -> Result<NodeId, String> {
@@ -93,19 +108,39 @@ async fn main() {
 async fn run() -> Result<(), String> {
     let args = parse_args()?;
     std::fs::create_dir_all(&args.data_dir).map_err(|err| err.to_string())?;
-    let identity = Identity::load_or_generate(&args.data_dir.join("identity")).map_err(|err| err.to_string())?;
+    let identity = Identity::load_or_generate(&args.data_dir.join("identity"))
+        .map_err(|err| err.to_string())?;
     let (credentials, bootstrap) = match &args.join {
-        Some(invite) => (invite.credentials.clone(), Bootstrap::Join { addrs: invite.addrs.clone() }),
+        Some(invite) => (
+            invite.credentials.clone(),
+            Bootstrap::Join {
+                addrs: invite.addrs.clone(),
+            },
+        ),
         None => (SessionCredentials::generate(), Bootstrap::NewCluster),
     };
     let mut config = NodeConfig::default();
     config.transport.bind = args.bind;
     let storage_dir = (args.durability != Durability::Memory).then(|| args.data_dir.join("raft"));
-    config.storage = StorageSettings { data_dir: storage_dir, durability: args.durability };
-    let node = Node::start(config, identity, credentials, ValueList::default(), bootstrap)
-        .await
-        .map_err(|err| err.to_string())?;
-    println!("ready {:016x} {} {}", node.id(), node.local_addr(), node.invite());
+    config.storage = StorageSettings {
+        data_dir: storage_dir,
+        durability: args.durability,
+    };
+    let node = Node::start(
+        config,
+        identity,
+        credentials,
+        ValueList::default(),
+        bootstrap,
+    )
+    .await
+    .map_err(|err| err.to_string())?;
+    println!(
+        "ready {:016x} {} {}",
+        node.id(),
+        node.local_addr(),
+        node.invite()
+    );
 
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     while let Ok(Some(line)) = lines.next_line().await {
@@ -114,7 +149,10 @@ async fn run() -> Result<(), String> {
             ["status"] => match node.status().await {
                 Ok(status) => {
                     let ids = |set: &std::collections::BTreeSet<NodeId>| {
-                        set.iter().map(|id| format!("{id:016x}")).collect::<Vec<_>>().join(",")
+                        set.iter()
+                            .map(|id| format!("{id:016x}"))
+                            .collect::<Vec<_>>()
+                            .join(",")
                     };
                     println!(
                         "status role={:?} term={} leader={} commit={} applied={} voters={} learners={}",
@@ -132,15 +170,32 @@ async fn run() -> Result<(), String> {
             ["propose", label, count, concurrency] => {
                 let count: u64 = count.parse().map_err(|_| "bad count")?;
                 let concurrency: usize = concurrency.parse().map_err(|_| "bad concurrency")?;
-                tokio::spawn(propose_many(node.clone(), label.to_string(), count, concurrency));
+                tokio::spawn(propose_many(
+                    node.clone(),
+                    label.to_string(),
+                    count,
+                    concurrency,
+                ));
             }
             ["promote", id] => {
-                let outcome = node.change_membership(MembershipChange::PromoteLearner(parse_id(id)?), None).await;
-                println!("{}", outcome.map(|()| "ok".to_string()).unwrap_or_else(|err| format!("error {err}")));
+                let outcome = node
+                    .change_membership(MembershipChange::PromoteLearner(parse_id(id)?), None)
+                    .await;
+                println!(
+                    "{}",
+                    outcome
+                        .map(|()| "ok".to_string())
+                        .unwrap_or_else(|err| format!("error {err}"))
+                );
             }
             ["transfer", id] => {
                 let outcome = node.transfer_leadership(parse_id(id)?).await;
-                println!("{}", outcome.map(|()| "ok".to_string()).unwrap_or_else(|err| format!("error {err}")));
+                println!(
+                    "{}",
+                    outcome
+                        .map(|()| "ok".to_string())
+                        .unwrap_or_else(|err| format!("error {err}"))
+                );
             }
             ["fitness", value] => {
                 let fitness: u16 = value.parse().map_err(|_| "bad fitness")?;
@@ -172,7 +227,9 @@ async fn propose_many(node: Node<ValueList>, label: String, count: u64, concurre
     let permits = Arc::new(Semaphore::new(concurrency.max(1)));
     let mut tasks = Vec::new();
     for i in 0..count {
-        let Ok(permit) = permits.clone().acquire_owned().await else { break };
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            break;
+        };
         let node = node.clone();
         let value = format!("{label}-{i}");
         tasks.push(tokio::spawn(async move {

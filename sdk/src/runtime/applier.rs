@@ -3,7 +3,9 @@
 
 use super::wire::{decode, encode, LogCommand};
 use super::{StateMachine, StateMachineError};
-use crate::raft::{ClientSessions, ClientTag, Entry, EntryPayload, Index, Membership, NodeId, SessionCheck};
+use crate::raft::{
+    ClientSessions, ClientTag, Entry, EntryPayload, Index, Membership, NodeId, SessionCheck,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -21,7 +23,10 @@ pub(crate) enum Applied {
     /// Nothing for anyone to hear about (no-op entries, untagged commands).
     Quiet,
     /// A tagged application command was applied (or recognised as a duplicate).
-    Command { tag: ClientTag, result: Option<Vec<u8>> },
+    Command {
+        tag: ClientTag,
+        result: Option<Vec<u8>>,
+    },
     /// A member's address became known.
     Address { id: NodeId, addr: SocketAddr },
     /// A new configuration was committed.
@@ -37,11 +42,19 @@ pub(crate) struct Applier<S> {
 
 impl<S: StateMachine> Applier<S> {
     pub(crate) fn new(state_machine: S) -> Self {
-        Applier { state_machine, sessions: ClientSessions::default(), addresses: BTreeMap::new(), applied_index: 0 }
+        Applier {
+            state_machine,
+            sessions: ClientSessions::default(),
+            addresses: BTreeMap::new(),
+            applied_index: 0,
+        }
     }
 
     pub(crate) fn apply(&mut self, entry: &Entry) -> Applied {
-        debug_assert!(entry.index > self.applied_index, "entries are applied once, in order");
+        debug_assert!(
+            entry.index > self.applied_index,
+            "entries are applied once, in order"
+        );
         self.applied_index = entry.index;
         match &entry.payload {
             EntryPayload::Noop => Applied::Quiet,
@@ -93,8 +106,8 @@ impl<S: StateMachine> Applier<S> {
     }
 
     pub(crate) fn restore(&mut self, index: Index, bytes: &[u8]) -> Result<(), StateMachineError> {
-        let image: SnapshotImage =
-            decode(bytes).ok_or_else(|| StateMachineError("snapshot is not a runtime snapshot image".into()))?;
+        let image: SnapshotImage = decode(bytes)
+            .ok_or_else(|| StateMachineError("snapshot is not a runtime snapshot image".into()))?;
         self.state_machine.restore(&image.app)?;
         self.sessions = image.sessions;
         self.addresses = image.addresses;

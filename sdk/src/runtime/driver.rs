@@ -4,10 +4,12 @@
 use super::applier::{Applied, Applier};
 use super::persist::{spawn_persister, PersistDone, PersistJob};
 use super::wire::{encode, LogCommand, Wire};
-use super::{Bootstrap, Command, NodeConfig, NodeError, NodeEvent, NodeStatus, ReadFn, Reply, StateMachine};
+use super::{
+    Bootstrap, Command, NodeConfig, NodeError, NodeEvent, NodeStatus, ReadFn, Reply, StateMachine,
+};
 use crate::raft::{
-    self, ClientTag, Entry, Index, Membership, MembershipChange, Message, NodeId, PersistedState, ProposalId, RaftNode,
-    Ready, Role, Snapshot, SoftState,
+    self, ClientTag, Entry, Index, Membership, MembershipChange, Message, NodeId, PersistedState,
+    ProposalId, RaftNode, Ready, Role, Snapshot, SoftState,
 };
 use crate::storage::{open_storage, PersistBatch};
 use crate::transport::{Identity, SessionCredentials, Transport, TransportEvent};
@@ -97,13 +99,23 @@ impl<S: StateMachine> Driver<S> {
         bootstrap: Bootstrap,
         channels: Channels<S>,
     ) -> Result<Started, NodeError> {
-        let Channels { commands, events, session_inbox } = channels;
+        let Channels {
+            commands,
+            events,
+            session_inbox,
+        } = channels;
         let id = identity.node_id();
-        let mut storage = open_storage(config.storage.data_dir.as_deref(), config.storage.durability)?;
+        let mut storage = open_storage(
+            config.storage.data_dir.as_deref(),
+            config.storage.durability,
+        )?;
         let mut persisted = storage.initial_state().clone();
         let fresh = persisted == PersistedState::default();
         if fresh && bootstrap == Bootstrap::NewCluster {
-            let founders = Membership { voters: [id].into_iter().collect(), learners: Default::default() };
+            let founders = Membership {
+                voters: [id].into_iter().collect(),
+                learners: Default::default(),
+            };
             persisted = PersistedState::bootstrap(founders);
             storage.persist(&PersistBatch {
                 hard_state: Some(persisted.hard_state),
@@ -124,7 +136,8 @@ impl<S: StateMachine> Driver<S> {
             last_snapshot_index = snapshot.meta.last_index;
         }
 
-        let (transport, inbound) = Transport::<Wire>::bind(identity, credentials, config.transport.clone()).await?;
+        let (transport, inbound) =
+            Transport::<Wire>::bind(identity, credentials, config.transport.clone()).await?;
         let addr = transport.local_addr();
         for (peer, peer_addr) in &applier.addresses {
             if *peer != id {
@@ -137,9 +150,13 @@ impl<S: StateMachine> Driver<S> {
         let span = tracing::info_span!("node", id = %label, term = tracing::field::Empty, role = tracing::field::Empty);
 
         let join_task = match (&bootstrap, fresh) {
-            (Bootstrap::Join { addrs }, true) => {
-                Some(spawn_join_task(transport.clone(), addrs.clone(), addr, config.join_retry_interval, span.clone()))
-            }
+            (Bootstrap::Join { addrs }, true) => Some(spawn_join_task(
+                transport.clone(),
+                addrs.clone(),
+                addr,
+                config.join_retry_interval,
+                span.clone(),
+            )),
             _ => None,
         };
         if fresh && bootstrap == Bootstrap::NewCluster {
@@ -274,7 +291,9 @@ impl<S: StateMachine> Driver<S> {
     fn on_transport_event(&mut self, event: TransportEvent<Wire>) {
         match event {
             TransportEvent::Message { from, msg } => self.on_wire(from, msg),
-            TransportEvent::PeerConnected { id, addr } => tracing::debug!(peer = %format_args!("{id:016x}"), %addr, "peer connected"),
+            TransportEvent::PeerConnected { id, addr } => {
+                tracing::debug!(peer = %format_args!("{id:016x}"), %addr, "peer connected")
+            }
             TransportEvent::PeerDisconnected { id, reason } => {
                 tracing::debug!(peer = %format_args!("{id:016x}"), reason, "peer disconnected")
             }
@@ -313,7 +332,8 @@ impl<S: StateMachine> Driver<S> {
                     if let Some(addr) = addr {
                         self.transport.add_peer(leader, addr);
                     }
-                    self.transport.send(leader, Wire::JoinRequest { addr: self.addr });
+                    self.transport
+                        .send(leader, Wire::JoinRequest { addr: self.addr });
                 }
             }
         }
@@ -323,7 +343,13 @@ impl<S: StateMachine> Driver<S> {
         if self.core.role() != Role::Leader {
             if let Some(leader) = self.core.leader_id() {
                 let leader_addr = self.applier.addresses.get(&leader).copied();
-                self.transport.send(from, Wire::Redirect { leader, addr: leader_addr });
+                self.transport.send(
+                    from,
+                    Wire::Redirect {
+                        leader,
+                        addr: leader_addr,
+                    },
+                );
             }
             return;
         }
@@ -335,8 +361,13 @@ impl<S: StateMachine> Driver<S> {
         if membership.voters.contains(&from) || membership.learners.contains(&from) {
             return;
         }
-        match self.core.propose_membership(MembershipChange::AddLearner(from)) {
-            Ok(_) => tracing::info!(joiner = %format_args!("{from:016x}"), %addr, "adding joiner as learner"),
+        match self
+            .core
+            .propose_membership(MembershipChange::AddLearner(from))
+        {
+            Ok(_) => {
+                tracing::info!(joiner = %format_args!("{from:016x}"), %addr, "adding joiner as learner")
+            }
             Err(err) => tracing::debug!(%err, "join deferred; the joiner will ask again"),
         }
     }
@@ -350,18 +381,32 @@ impl<S: StateMachine> Driver<S> {
             }
             Command::Read { run, reply } => {
                 let deadline = Instant::now() + self.config.proposal_timeout;
-                self.issue_read(PendingRead { run, reply, deadline });
+                self.issue_read(PendingRead {
+                    run,
+                    reply,
+                    deadline,
+                });
             }
-            Command::ChangeMembership { change, addr, reply } => self.change_membership(change, addr, reply),
-            Command::TransferLeadership { target, reply } => match self.core.transfer_leadership(target) {
-                Ok(()) => {
-                    let deadline = Instant::now() + self.election_timeout() * 2;
-                    self.transfers.push(PendingTransfer { target, reply, deadline });
+            Command::ChangeMembership {
+                change,
+                addr,
+                reply,
+            } => self.change_membership(change, addr, reply),
+            Command::TransferLeadership { target, reply } => {
+                match self.core.transfer_leadership(target) {
+                    Ok(()) => {
+                        let deadline = Instant::now() + self.election_timeout() * 2;
+                        self.transfers.push(PendingTransfer {
+                            target,
+                            reply,
+                            deadline,
+                        });
+                    }
+                    Err(err) => {
+                        let _ = reply.send(Err(NodeError::Refused(err)));
+                    }
                 }
-                Err(err) => {
-                    let _ = reply.send(Err(NodeError::Refused(err)));
-                }
-            },
+            }
             Command::SetFitness(fitness) => self.core.set_fitness(fitness),
             Command::Status(reply) => {
                 let _ = reply.send(self.status());
@@ -375,7 +420,12 @@ impl<S: StateMachine> Driver<S> {
         }
     }
 
-    fn change_membership(&mut self, change: MembershipChange, addr: Option<SocketAddr>, reply: Reply<()>) {
+    fn change_membership(
+        &mut self,
+        change: MembershipChange,
+        addr: Option<SocketAddr>,
+        reply: Reply<()>,
+    ) {
         if let (MembershipChange::AddLearner(id), Some(addr)) = (&change, addr) {
             self.transport.add_peer(*id, addr);
             if self.core.role() == Role::Leader {
@@ -385,7 +435,11 @@ impl<S: StateMachine> Driver<S> {
         match self.core.propose_membership(change) {
             Ok(proposal) => {
                 let deadline = Instant::now() + self.config.proposal_timeout;
-                self.changes.push(PendingChange { proposal, reply, deadline });
+                self.changes.push(PendingChange {
+                    proposal,
+                    reply,
+                    deadline,
+                });
             }
             Err(err) => {
                 let _ = reply.send(Err(NodeError::Refused(err)));
@@ -397,11 +451,17 @@ impl<S: StateMachine> Driver<S> {
 
     fn admit_proposals(&mut self) {
         loop {
-            let oldest = self.proposals.keys().next().map_or(self.next_sequence, |tag| tag.sequence);
+            let oldest = self
+                .proposals
+                .keys()
+                .next()
+                .map_or(self.next_sequence, |tag| tag.sequence);
             if self.next_sequence - oldest >= PROPOSAL_SEQUENCE_SPAN_MAX {
                 break;
             }
-            let Some((command, reply, deadline)) = self.queued_proposals.pop_front() else { break };
+            let Some((command, reply, deadline)) = self.queued_proposals.pop_front() else {
+                break;
+            };
             let encoded = match encode(&LogCommand::App(command)) {
                 Ok(encoded) => encoded,
                 Err(err) => {
@@ -409,11 +469,22 @@ impl<S: StateMachine> Driver<S> {
                     continue;
                 }
             };
-            let tag = ClientTag { client_id: self.client_id, sequence: self.next_sequence };
+            let tag = ClientTag {
+                client_id: self.client_id,
+                sequence: self.next_sequence,
+            };
             self.next_sequence += 1;
             let next_retry = Instant::now() + self.config.proposal_retry_interval;
             self.submit(tag, encoded.clone());
-            self.proposals.insert(tag, PendingProposal { command: encoded, reply, next_retry, deadline });
+            self.proposals.insert(
+                tag,
+                PendingProposal {
+                    command: encoded,
+                    reply,
+                    next_retry,
+                    deadline,
+                },
+            );
         }
     }
 
@@ -479,8 +550,9 @@ impl<S: StateMachine> Driver<S> {
 
     fn serve_reads(&mut self) {
         let applied = self.applier.applied_index;
-        let (ready, waiting): (Vec<_>, Vec<_>) =
-            std::mem::take(&mut self.reads_waiting_apply).into_iter().partition(|(index, _)| *index <= applied);
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.reads_waiting_apply)
+            .into_iter()
+            .partition(|(index, _)| *index <= applied);
         self.reads_waiting_apply = waiting;
         for (_, read) in ready {
             (read.run)(&self.applier.state_machine);
@@ -490,43 +562,60 @@ impl<S: StateMachine> Driver<S> {
 
     fn expire_requests(&mut self, now: Instant) {
         let timeout = self.config.proposal_timeout;
-        let expired: Vec<ClientTag> =
-            self.proposals.iter().filter(|(_, pending)| pending.deadline <= now).map(|(tag, _)| *tag).collect();
+        let expired: Vec<ClientTag> = self
+            .proposals
+            .iter()
+            .filter(|(_, pending)| pending.deadline <= now)
+            .map(|(tag, _)| *tag)
+            .collect();
         for tag in expired {
             if let Some(pending) = self.proposals.remove(&tag) {
                 let _ = pending.reply.send(Err(NodeError::Timeout(timeout)));
             }
         }
-        while self.queued_proposals.front().is_some_and(|(_, _, deadline)| *deadline <= now) {
+        while self
+            .queued_proposals
+            .front()
+            .is_some_and(|(_, _, deadline)| *deadline <= now)
+        {
             if let Some((_, reply, _)) = self.queued_proposals.pop_front() {
                 let _ = reply.send(Err(NodeError::Timeout(timeout)));
             }
         }
         self.admit_proposals();
-        let (expired, alive): (Vec<_>, Vec<_>) =
-            std::mem::take(&mut self.reads_to_retry).into_iter().partition(|read| read.deadline <= now);
+        let (expired, alive): (Vec<_>, Vec<_>) = std::mem::take(&mut self.reads_to_retry)
+            .into_iter()
+            .partition(|read| read.deadline <= now);
         self.reads_to_retry = alive;
         for read in expired {
             let _ = read.reply.send(Err(NodeError::Timeout(timeout)));
         }
-        let issued: Vec<u64> =
-            self.reads_issued.iter().filter(|(_, read)| read.deadline <= now).map(|(id, _)| *id).collect();
+        let issued: Vec<u64> = self
+            .reads_issued
+            .iter()
+            .filter(|(_, read)| read.deadline <= now)
+            .map(|(id, _)| *id)
+            .collect();
         for id in issued {
             if let Some(read) = self.reads_issued.remove(&id) {
                 let _ = read.reply.send(Err(NodeError::Timeout(timeout)));
             }
         }
-        let (expired, alive): (Vec<_>, Vec<_>) =
-            std::mem::take(&mut self.changes).into_iter().partition(|change| change.deadline <= now);
+        let (expired, alive): (Vec<_>, Vec<_>) = std::mem::take(&mut self.changes)
+            .into_iter()
+            .partition(|change| change.deadline <= now);
         self.changes = alive;
         for change in expired {
             let _ = change.reply.send(Err(NodeError::Timeout(timeout)));
         }
-        let (expired, alive): (Vec<_>, Vec<_>) =
-            std::mem::take(&mut self.transfers).into_iter().partition(|transfer| transfer.deadline <= now);
+        let (expired, alive): (Vec<_>, Vec<_>) = std::mem::take(&mut self.transfers)
+            .into_iter()
+            .partition(|transfer| transfer.deadline <= now);
         self.transfers = alive;
         for transfer in expired {
-            let _ = transfer.reply.send(Err(NodeError::Timeout(self.election_timeout() * 2)));
+            let _ = transfer
+                .reply
+                .send(Err(NodeError::Timeout(self.election_timeout() * 2)));
         }
     }
 
@@ -556,12 +645,18 @@ impl<S: StateMachine> Driver<S> {
             self.send_raft(message);
         }
         if let Some(snapshot) = &ready.snapshot {
-            if let Err(err) = self.applier.restore(snapshot.meta.last_index, &snapshot.data) {
+            if let Err(err) = self
+                .applier
+                .restore(snapshot.meta.last_index, &snapshot.data)
+            {
                 self.stop(&format!("cannot restore the leader's snapshot: {err}"));
                 return;
             }
             self.last_snapshot_index = snapshot.meta.last_index;
-            tracing::info!(index = snapshot.meta.last_index, "restored from the leader's snapshot");
+            tracing::info!(
+                index = snapshot.meta.last_index,
+                "restored from the leader's snapshot"
+            );
         }
         let snapshot = newest_snapshot(ready.snapshot, ready.compaction);
         let job = PersistJob {
@@ -571,7 +666,10 @@ impl<S: StateMachine> Driver<S> {
             entries: ready.entries,
             persisted_messages: ready.persisted_messages,
         };
-        let handed_over = self.persist_jobs.as_ref().is_some_and(|jobs| jobs.send(job).is_ok());
+        let handed_over = self
+            .persist_jobs
+            .as_ref()
+            .is_some_and(|jobs| jobs.send(job).is_ok());
         if !handed_over {
             self.stop("the persistence thread is gone");
             return;
@@ -595,14 +693,17 @@ impl<S: StateMachine> Driver<S> {
 
     fn on_soft_state(&mut self, soft_state: &SoftState) {
         self.span.record("term", soft_state.term);
-        self.span.record("role", tracing::field::debug(soft_state.role));
+        self.span
+            .record("role", tracing::field::debug(soft_state.role));
         tracing::info!(role = ?soft_state.role, term = soft_state.term, leader = ?soft_state.leader, "role changed");
         let _ = self.events.send(NodeEvent::RoleChanged {
             role: soft_state.role,
             term: soft_state.term,
             leader: soft_state.leader,
         });
-        if soft_state.role == Role::Leader && self.applier.addresses.get(&self.id) != Some(&self.addr) {
+        if soft_state.role == Role::Leader
+            && self.applier.addresses.get(&self.id) != Some(&self.addr)
+        {
             self.propose_address(self.id, self.addr);
         }
         // A new leader is known: resubmit waiting proposals now rather than after the
@@ -615,8 +716,9 @@ impl<S: StateMachine> Driver<S> {
             self.retry_proposals(now);
         }
         if let Some(leader) = soft_state.leader {
-            let (done, waiting): (Vec<_>, Vec<_>) =
-                std::mem::take(&mut self.transfers).into_iter().partition(|transfer| transfer.target == leader);
+            let (done, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.transfers)
+                .into_iter()
+                .partition(|transfer| transfer.target == leader);
             self.transfers = waiting;
             for transfer in done {
                 let _ = transfer.reply.send(Ok(()));
@@ -625,11 +727,16 @@ impl<S: StateMachine> Driver<S> {
     }
 
     fn apply(&mut self, entry: Entry) {
-        let (finished, waiting): (Vec<_>, Vec<_>) =
-            std::mem::take(&mut self.changes).into_iter().partition(|change| change.proposal.index == entry.index);
+        let (finished, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.changes)
+            .into_iter()
+            .partition(|change| change.proposal.index == entry.index);
         self.changes = waiting;
         for change in finished {
-            let outcome = if change.proposal.term == entry.term { Ok(()) } else { Err(NodeError::Dropped) };
+            let outcome = if change.proposal.term == entry.term {
+                Ok(())
+            } else {
+                Err(NodeError::Dropped)
+            };
             let _ = change.reply.send(outcome);
         }
         match self.applier.apply(&entry) {
@@ -648,7 +755,8 @@ impl<S: StateMachine> Driver<S> {
                 }
             }
             Applied::Membership(membership) => {
-                let member = membership.voters.contains(&self.id) || membership.learners.contains(&self.id);
+                let member =
+                    membership.voters.contains(&self.id) || membership.learners.contains(&self.id);
                 if member {
                     if let Some(task) = self.join_task.take() {
                         task.abort();
@@ -720,7 +828,11 @@ impl<S: StateMachine> Driver<S> {
 /// supersedes the older for storage.
 fn newest_snapshot(received: Option<Snapshot>, compaction: Option<Snapshot>) -> Option<Snapshot> {
     match (received, compaction) {
-        (Some(a), Some(b)) => Some(if a.meta.last_index >= b.meta.last_index { a } else { b }),
+        (Some(a), Some(b)) => Some(if a.meta.last_index >= b.meta.last_index {
+            a
+        } else {
+            b
+        }),
         (a, b) => a.or(b),
     }
 }

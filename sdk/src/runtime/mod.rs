@@ -11,7 +11,9 @@ mod driver;
 mod persist;
 pub mod wire;
 
-use crate::raft::{self, Fitness, Index, Membership, MembershipChange, NodeId, PeerProgress, Role, Term};
+use crate::raft::{
+    self, Fitness, Index, Membership, MembershipChange, NodeId, PeerProgress, Role, Term,
+};
 use crate::storage::{Durability, StorageError};
 use crate::transport::{Identity, Invite, SessionCredentials, TransportConfig, TransportError};
 use std::net::SocketAddr;
@@ -95,7 +97,10 @@ impl Default for NodeConfig {
         NodeConfig {
             raft,
             tick_interval: Duration::from_millis(10),
-            storage: StorageSettings { data_dir: None, durability: Durability::Memory },
+            storage: StorageSettings {
+                data_dir: None,
+                durability: Durability::Memory,
+            },
             transport: TransportConfig::default(),
             snapshot_interval_entries: 4096,
             proposal_retry_interval: Duration::from_millis(400),
@@ -196,13 +201,29 @@ type Reply<T> = oneshot::Sender<Result<T, NodeError>>;
 type ReadFn<S> = Box<dyn FnOnce(&S) + Send>;
 
 enum Command<S> {
-    Propose { command: Vec<u8>, reply: Reply<Vec<u8>> },
-    Read { run: ReadFn<S>, reply: Reply<()> },
-    ChangeMembership { change: MembershipChange, addr: Option<SocketAddr>, reply: Reply<()> },
-    TransferLeadership { target: NodeId, reply: Reply<()> },
+    Propose {
+        command: Vec<u8>,
+        reply: Reply<Vec<u8>>,
+    },
+    Read {
+        run: ReadFn<S>,
+        reply: Reply<()>,
+    },
+    ChangeMembership {
+        change: MembershipChange,
+        addr: Option<SocketAddr>,
+        reply: Reply<()>,
+    },
+    TransferLeadership {
+        target: NodeId,
+        reply: Reply<()>,
+    },
     SetFitness(Fitness),
     Status(oneshot::Sender<NodeStatus>),
-    SendSession { to: NodeId, bytes: Vec<u8> },
+    SendSession {
+        to: NodeId,
+        bytes: Vec<u8>,
+    },
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -260,7 +281,11 @@ impl<S: StateMachine> Node<S> {
             credentials.clone(),
             state_machine,
             bootstrap,
-            driver::Channels { commands: commands_rx, events: events_tx.clone(), session_inbox: session_tx },
+            driver::Channels {
+                commands: commands_rx,
+                events: events_tx.clone(),
+                session_inbox: session_tx,
+            },
         )
         .await?;
         Ok(Node {
@@ -285,7 +310,10 @@ impl<S: StateMachine> Node<S> {
 
     /// An invite code other players can use to join through this node.
     pub fn invite(&self) -> Invite {
-        Invite { credentials: self.credentials.clone(), addrs: vec![self.addr] }
+        Invite {
+            credentials: self.credentials.clone(),
+            addrs: vec![self.addr],
+        }
     }
 
     /// Subscribes to the node's events.
@@ -295,7 +323,10 @@ impl<S: StateMachine> Node<S> {
 
     async fn request<T>(&self, make: impl FnOnce(Reply<T>) -> Command<S>) -> Result<T, NodeError> {
         let (reply, answer) = oneshot::channel();
-        self.commands.send(make(reply)).await.map_err(|_| NodeError::Stopped)?;
+        self.commands
+            .send(make(reply))
+            .await
+            .map_err(|_| NodeError::Stopped)?;
         answer.await.map_err(|_| NodeError::Stopped)?
     }
 
@@ -303,12 +334,16 @@ impl<S: StateMachine> Node<S> {
     /// this node. Works on any member: followers forward to the leader. The command is
     /// tagged, so retries across leader changes apply it exactly once.
     pub async fn propose(&self, command: Vec<u8>) -> Result<Vec<u8>, NodeError> {
-        self.request(|reply| Command::Propose { command, reply }).await
+        self.request(|reply| Command::Propose { command, reply })
+            .await
     }
 
     /// Runs `read` against the state machine once it reflects every command committed
     /// before this call (ReadIndex, §6.4): a linearizable read.
-    pub async fn read<R: Send + 'static>(&self, read: impl FnOnce(&S) -> R + Send + 'static) -> Result<R, NodeError> {
+    pub async fn read<R: Send + 'static>(
+        &self,
+        read: impl FnOnce(&S) -> R + Send + 'static,
+    ) -> Result<R, NodeError> {
         let (value_tx, value_rx) = oneshot::channel();
         let run: ReadFn<S> = Box::new(move |state: &S| {
             let _ = value_tx.send(read(state));
@@ -319,39 +354,62 @@ impl<S: StateMachine> Node<S> {
 
     /// Adds a learner reachable at `addr` (leader only); returns once the change is applied here.
     pub async fn add_learner(&self, id: NodeId, addr: SocketAddr) -> Result<(), NodeError> {
-        self.change_membership(MembershipChange::AddLearner(id), Some(addr)).await
+        self.change_membership(MembershipChange::AddLearner(id), Some(addr))
+            .await
     }
 
     /// Applies a membership change (leader only); returns once it is applied here.
-    pub async fn change_membership(&self, change: MembershipChange, addr: Option<SocketAddr>) -> Result<(), NodeError> {
-        self.request(|reply| Command::ChangeMembership { change, addr, reply }).await
+    pub async fn change_membership(
+        &self,
+        change: MembershipChange,
+        addr: Option<SocketAddr>,
+    ) -> Result<(), NodeError> {
+        self.request(|reply| Command::ChangeMembership {
+            change,
+            addr,
+            reply,
+        })
+        .await
     }
 
     /// Hands leadership to `target` (leader only); returns once the target leads.
     pub async fn transfer_leadership(&self, target: NodeId) -> Result<(), NodeError> {
-        self.request(|reply| Command::TransferLeadership { target, reply }).await
+        self.request(|reply| Command::TransferLeadership { target, reply })
+            .await
     }
 
     /// Sets this node's fitness; it biases elections and is reported to the leader.
     pub async fn set_fitness(&self, fitness: Fitness) -> Result<(), NodeError> {
-        self.commands.send(Command::SetFitness(fitness)).await.map_err(|_| NodeError::Stopped)
+        self.commands
+            .send(Command::SetFitness(fitness))
+            .await
+            .map_err(|_| NodeError::Stopped)
     }
 
     /// Sends bytes to the session layer of node `to` (best effort, ordered per peer).
     pub async fn send_session_message(&self, to: NodeId, bytes: Vec<u8>) -> Result<(), NodeError> {
-        self.commands.send(Command::SendSession { to, bytes }).await.map_err(|_| NodeError::Stopped)
+        self.commands
+            .send(Command::SendSession { to, bytes })
+            .await
+            .map_err(|_| NodeError::Stopped)
     }
 
     /// The stream of session-layer messages from peers, as (sender, bytes). It can be taken
     /// once; later calls return `None`.
     pub fn take_session_messages(&self) -> Option<mpsc::Receiver<(NodeId, Vec<u8>)>> {
-        self.session_inbox.lock().ok().and_then(|mut inbox| inbox.take())
+        self.session_inbox
+            .lock()
+            .ok()
+            .and_then(|mut inbox| inbox.take())
     }
 
     /// The node's current view.
     pub async fn status(&self) -> Result<NodeStatus, NodeError> {
         let (reply, answer) = oneshot::channel();
-        self.commands.send(Command::Status(reply)).await.map_err(|_| NodeError::Stopped)?;
+        self.commands
+            .send(Command::Status(reply))
+            .await
+            .map_err(|_| NodeError::Stopped)?;
         answer.await.map_err(|_| NodeError::Stopped)
     }
 

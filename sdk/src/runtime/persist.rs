@@ -27,21 +27,35 @@ pub(crate) struct PersistDone {
 pub(crate) fn spawn_persister(
     mut storage: Box<dyn Storage>,
     node_label: String,
-) -> std::io::Result<(std::sync::mpsc::Sender<PersistJob>, mpsc::UnboundedReceiver<PersistDone>, std::thread::JoinHandle<()>)> {
+) -> std::io::Result<(
+    std::sync::mpsc::Sender<PersistJob>,
+    mpsc::UnboundedReceiver<PersistDone>,
+    std::thread::JoinHandle<()>,
+)> {
     let (job_tx, job_rx) = std::sync::mpsc::channel::<PersistJob>();
     let (done_tx, done_rx) = mpsc::unbounded_channel();
-    let handle = std::thread::Builder::new().name(format!("baton-persist-{node_label}")).spawn(move || {
-        while let Ok(job) = job_rx.recv() {
-            let batch = PersistBatch { hard_state: job.hard_state, snapshot: job.snapshot.as_ref(), entries: &job.entries };
-            let result = storage.persist(&batch);
-            let failed = result.is_err();
-            let done = PersistDone { ready_number: job.ready_number, persisted_messages: job.persisted_messages, result };
-            if done_tx.send(done).is_err() || failed {
-                // After a failed write nothing later may be made durable: the order of the
-                // log on disk would no longer match what the core believes.
-                break;
+    let handle = std::thread::Builder::new()
+        .name(format!("baton-persist-{node_label}"))
+        .spawn(move || {
+            while let Ok(job) = job_rx.recv() {
+                let batch = PersistBatch {
+                    hard_state: job.hard_state,
+                    snapshot: job.snapshot.as_ref(),
+                    entries: &job.entries,
+                };
+                let result = storage.persist(&batch);
+                let failed = result.is_err();
+                let done = PersistDone {
+                    ready_number: job.ready_number,
+                    persisted_messages: job.persisted_messages,
+                    result,
+                };
+                if done_tx.send(done).is_err() || failed {
+                    // After a failed write nothing later may be made durable: the order of the
+                    // log on disk would no longer match what the core believes.
+                    break;
+                }
             }
-        }
-    })?;
+        })?;
     Ok((job_tx, done_rx, handle))
 }

@@ -24,7 +24,11 @@ pub struct FitnessWeights {
 
 impl Default for FitnessWeights {
     fn default() -> Self {
-        FitnessWeights { link: 0.5, load: 0.2, game: 0.3 }
+        FitnessWeights {
+            link: 0.5,
+            load: 0.2,
+            game: 0.3,
+        }
     }
 }
 
@@ -52,7 +56,13 @@ pub fn link_score(median_rtt: Option<Duration>) -> f64 {
 
 /// Combines the inputs into one fitness.
 pub fn combine(inputs: &FitnessInputs, weights: &FitnessWeights) -> Fitness {
-    let finite = |value: f64| if value.is_finite() { value.clamp(0.0, 1.0) } else { 0.0 };
+    let finite = |value: f64| {
+        if value.is_finite() {
+            value.clamp(0.0, 1.0)
+        } else {
+            0.0
+        }
+    };
     let parts = [
         (finite(link_score(inputs.median_rtt)), weights.link.max(0.0)),
         (1.0 - finite(inputs.tick_load), weights.load.max(0.0)),
@@ -62,7 +72,11 @@ pub fn combine(inputs: &FitnessInputs, weights: &FitnessWeights) -> Fitness {
     if total_weight <= 0.0 {
         return Fitness::default();
     }
-    let score = parts.iter().map(|(score, weight)| score * weight).sum::<f64>() / total_weight;
+    let score = parts
+        .iter()
+        .map(|(score, weight)| score * weight)
+        .sum::<f64>()
+        / total_weight;
     Fitness::from_fraction(score)
 }
 
@@ -82,26 +96,64 @@ mod tests {
     #[test]
     fn a_faster_link_is_fitter_all_else_equal() {
         let weights = FitnessWeights::default();
-        let near = FitnessInputs { median_rtt: Some(Duration::from_millis(1)), tick_load: 0.1, game_score: 1.0 };
-        let far = FitnessInputs { median_rtt: Some(Duration::from_millis(120)), ..near };
+        let near = FitnessInputs {
+            median_rtt: Some(Duration::from_millis(1)),
+            tick_load: 0.1,
+            game_score: 1.0,
+        };
+        let far = FitnessInputs {
+            median_rtt: Some(Duration::from_millis(120)),
+            ..near
+        };
         assert!(combine(&near, &weights) > combine(&far, &weights));
     }
 
     #[test]
     fn the_game_score_can_veto_a_host() {
         let weights = FitnessWeights::default();
-        let healthy = FitnessInputs { median_rtt: Some(Duration::from_millis(5)), tick_load: 0.2, game_score: 1.0 };
-        let backgrounded = FitnessInputs { game_score: 0.0, ..healthy };
+        let healthy = FitnessInputs {
+            median_rtt: Some(Duration::from_millis(5)),
+            tick_load: 0.2,
+            game_score: 1.0,
+        };
+        let backgrounded = FitnessInputs {
+            game_score: 0.0,
+            ..healthy
+        };
         let gap = combine(&healthy, &weights).0 - combine(&backgrounded, &weights).0;
-        assert!(gap >= 250, "a backgrounded device must lose a clear margin, lost {gap}");
+        assert!(
+            gap >= 250,
+            "a backgrounded device must lose a clear margin, lost {gap}"
+        );
     }
 
     #[test]
     fn nonsense_inputs_give_a_valid_fitness() {
-        let inputs = FitnessInputs { median_rtt: None, tick_load: f64::NAN, game_score: 7.0 };
-        let fitness = combine(&inputs, &FitnessWeights { link: -1.0, load: 0.0, game: 0.0 });
+        let inputs = FitnessInputs {
+            median_rtt: None,
+            tick_load: f64::NAN,
+            game_score: 7.0,
+        };
+        let fitness = combine(
+            &inputs,
+            &FitnessWeights {
+                link: -1.0,
+                load: 0.0,
+                game: 0.0,
+            },
+        );
         assert!(fitness <= Fitness::MAX);
-        assert_eq!(combine(&inputs, &FitnessWeights { link: 0.0, load: 0.0, game: 0.0 }), Fitness::default());
+        assert_eq!(
+            combine(
+                &inputs,
+                &FitnessWeights {
+                    link: 0.0,
+                    load: 0.0,
+                    game: 0.0
+                }
+            ),
+            Fitness::default()
+        );
     }
 
     #[test]

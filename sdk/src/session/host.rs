@@ -4,7 +4,10 @@
 
 use super::fitness::{self, FitnessInputs};
 use super::machine::{lock, CommittedTick, SharedReplica, TICK_REFUSED};
-use super::{GameMachine, Game, PlayerInput, Request, SessionConfig, SessionEvent, SessionMessage, TickMode, TickRecord};
+use super::{
+    Game, GameMachine, PlayerInput, Request, SessionConfig, SessionEvent, SessionMessage, TickMode,
+    TickRecord,
+};
 use crate::raft::{Fitness, Membership, MembershipChange, NodeId, PeerProgress, Role};
 use crate::runtime::wire::{decode, encode};
 use crate::runtime::{Node, NodeError, NodeEvent};
@@ -30,9 +33,17 @@ const TICK_LOAD_SMOOTHING: f64 = 0.2;
 
 /// Results of work the task started in the background.
 enum Internal {
-    TickProposed { tick: u64, started: Instant, outcome: Result<Vec<u8>, NodeError> },
+    TickProposed {
+        tick: u64,
+        started: Instant,
+        outcome: Result<Vec<u8>, NodeError>,
+    },
     HostBarrier(Result<(), NodeError>),
-    PolicyApplied { what: String, outcome: Result<(), NodeError>, removed: Option<NodeId> },
+    PolicyApplied {
+        what: String,
+        outcome: Result<(), NodeError>,
+        removed: Option<NodeId>,
+    },
 }
 
 struct Leaving {
@@ -106,7 +117,10 @@ impl<G: Game> SessionTask<G> {
             absent_since: HashMap::new(),
         };
         let span = tracing::info_span!("session", id = %format_args!("{:016x}", task.me));
-        tokio::spawn(tracing::Instrument::instrument(task.run(committed, requests, internal_rx), span))
+        tokio::spawn(tracing::Instrument::instrument(
+            task.run(committed, requests, internal_rx),
+            span,
+        ))
     }
 
     async fn run(
@@ -179,7 +193,10 @@ impl<G: Game> SessionTask<G> {
             }
             Request::SetGameScore(score) => self.game_score = score,
             Request::Leave { reply } => {
-                self.leaving = Some(Leaving { reply, deadline: Instant::now() + LEAVE_TIMEOUT });
+                self.leaving = Some(Leaving {
+                    reply,
+                    deadline: Instant::now() + LEAVE_TIMEOUT,
+                });
                 self.drive_leave().await;
             }
         }
@@ -187,7 +204,9 @@ impl<G: Game> SessionTask<G> {
 
     fn admit_submits(&mut self) {
         while self.pending_inputs.len() < self.config.inputs_in_flight_max {
-            let Some((data, reply)) = self.waiting_submits.pop_front() else { break };
+            let Some((data, reply)) = self.waiting_submits.pop_front() else {
+                break;
+            };
             let sequence = self.next_sequence;
             self.next_sequence += 1;
             self.pending_inputs.insert(sequence, data);
@@ -222,14 +241,19 @@ impl<G: Game> SessionTask<G> {
     fn on_committed(&mut self, committed: CommittedTick) {
         for (player, sequence) in &committed.inputs {
             if *player == self.me && self.pending_inputs.remove(sequence).is_some() {
-                self.emit(SessionEvent::InputCommitted { sequence: *sequence, tick: committed.tick });
+                self.emit(SessionEvent::InputCommitted {
+                    sequence: *sequence,
+                    tick: committed.tick,
+                });
             }
             if let Some(queue) = self.inbox.get_mut(player) {
                 queue.retain(|queued, _| queued > sequence);
             }
         }
         self.admit_submits();
-        self.emit(SessionEvent::TickCommitted { tick: committed.tick });
+        self.emit(SessionEvent::TickCommitted {
+            tick: committed.tick,
+        });
     }
 
     async fn on_node_event(&mut self, event: NodeEvent) {
@@ -280,7 +304,9 @@ impl<G: Game> SessionTask<G> {
     fn on_membership(&mut self, membership: Membership) {
         let before = std::mem::replace(&mut self.membership, membership);
         let now = &self.membership;
-        let members = |m: &Membership| -> Vec<NodeId> { m.voters.iter().chain(m.learners.iter()).copied().collect() };
+        let members = |m: &Membership| -> Vec<NodeId> {
+            m.voters.iter().chain(m.learners.iter()).copied().collect()
+        };
         let (old, new) = (members(&before), members(now));
         let joined: Vec<NodeId> = new.iter().filter(|id| !old.contains(id)).copied().collect();
         let left: Vec<NodeId> = old.iter().filter(|id| !new.contains(id)).copied().collect();
@@ -318,7 +344,9 @@ impl<G: Game> SessionTask<G> {
                     }
                 }
             }
-            None => tracing::warn!(peer = %format_args!("{from:016x}"), "malformed session message dropped"),
+            None => {
+                tracing::warn!(peer = %format_args!("{from:016x}"), "malformed session message dropped")
+            }
         }
     }
 
@@ -328,7 +356,12 @@ impl<G: Game> SessionTask<G> {
         if !self.hosting {
             return;
         }
-        let last = lock(&self.replica).progress.last_input.get(&from).copied().unwrap_or(0);
+        let last = lock(&self.replica)
+            .progress
+            .last_input
+            .get(&from)
+            .copied()
+            .unwrap_or(0);
         let queue = self.inbox.entry(from).or_default();
         for (sequence, data) in inputs {
             if sequence > last && queue.len() < self.config.inputs_in_flight_max {
@@ -363,30 +396,50 @@ impl<G: Game> SessionTask<G> {
         let mut inputs = Vec::new();
         let mut players_with_input = 0;
         for (player, queue) in &self.inbox {
-            let first = replica.progress.last_input.get(player).copied().unwrap_or(0) + 1;
+            let first = replica
+                .progress
+                .last_input
+                .get(player)
+                .copied()
+                .unwrap_or(0)
+                + 1;
             let before = inputs.len();
             let contiguous = (first..)
                 .zip(queue.range(first..))
                 .take_while(|(expected, (sequence, _))| *expected == **sequence)
                 .take(INPUTS_PER_PLAYER_PER_TICK_MAX);
             for (_, (sequence, data)) in contiguous {
-                inputs.push(PlayerInput { player: *player, sequence: *sequence, data: data.clone() });
+                inputs.push(PlayerInput {
+                    player: *player,
+                    sequence: *sequence,
+                    data: data.clone(),
+                });
             }
             if inputs.len() > before {
                 players_with_input += 1;
             }
         }
         let members = self.membership.voters.len() + self.membership.learners.len();
-        (replica.progress.last_tick, inputs, members > 0 && players_with_input >= members)
+        (
+            replica.progress.last_tick,
+            inputs,
+            members > 0 && players_with_input >= members,
+        )
     }
 
     fn start_tick(&mut self, tick: u64, inputs: Vec<PlayerInput>) {
         let payload = lock(&self.replica).game.tick(tick, &inputs);
-        let record = TickRecord { tick, inputs, payload };
+        let record = TickRecord {
+            tick,
+            inputs,
+            payload,
+        };
         let bytes = match encode(&record) {
             Ok(bytes) => bytes,
             Err(err) => {
-                self.emit(SessionEvent::Error(format!("cannot encode tick {tick}: {err}")));
+                self.emit(SessionEvent::Error(format!(
+                    "cannot encode tick {tick}: {err}"
+                )));
                 return;
             }
         };
@@ -397,13 +450,21 @@ impl<G: Game> SessionTask<G> {
         let started = Instant::now();
         tokio::spawn(async move {
             let outcome = node.propose(bytes).await;
-            let _ = internal.send(Internal::TickProposed { tick, started, outcome });
+            let _ = internal.send(Internal::TickProposed {
+                tick,
+                started,
+                outcome,
+            });
         });
     }
 
     fn on_internal(&mut self, internal: Internal) {
         match internal {
-            Internal::TickProposed { tick, started, outcome } => {
+            Internal::TickProposed {
+                tick,
+                started,
+                outcome,
+            } => {
                 if self.tick_in_flight == Some(tick) {
                     self.tick_in_flight = None;
                 }
@@ -414,7 +475,8 @@ impl<G: Game> SessionTask<G> {
                     Ok(_) => {
                         let budget = self.tick_budget();
                         let load = started.elapsed().as_secs_f64() / budget.as_secs_f64();
-                        self.tick_load = (1.0 - TICK_LOAD_SMOOTHING) * self.tick_load + TICK_LOAD_SMOOTHING * load;
+                        self.tick_load = (1.0 - TICK_LOAD_SMOOTHING) * self.tick_load
+                            + TICK_LOAD_SMOOTHING * load;
                     }
                     Err(err) => tracing::debug!(tick, %err, "tick not committed"),
                 }
@@ -433,7 +495,11 @@ impl<G: Game> SessionTask<G> {
                     self.hosting = false;
                 }
             },
-            Internal::PolicyApplied { what, outcome, removed } => {
+            Internal::PolicyApplied {
+                what,
+                outcome,
+                removed,
+            } => {
                 self.policy_busy = false;
                 match outcome {
                     Ok(()) => {
@@ -459,7 +525,8 @@ impl<G: Game> SessionTask<G> {
         if !self.hosting {
             return;
         }
-        let member = self.membership.voters.contains(&from) || self.membership.learners.contains(&from);
+        let member =
+            self.membership.voters.contains(&from) || self.membership.learners.contains(&from);
         if !member {
             self.tell_removed(from);
             return;
@@ -489,7 +556,11 @@ impl<G: Game> SessionTask<G> {
         let internal = self.internal_tx.clone();
         tokio::spawn(async move {
             let outcome = node.change_membership(change, None).await;
-            let _ = internal.send(Internal::PolicyApplied { what, outcome, removed });
+            let _ = internal.send(Internal::PolicyApplied {
+                what,
+                outcome,
+                removed,
+            });
         });
     }
 
@@ -500,14 +571,20 @@ impl<G: Game> SessionTask<G> {
         let what = format!("hand the host role to {target:016x} ({why})");
         tokio::spawn(async move {
             let outcome = node.transfer_leadership(target).await;
-            let _ = internal.send(Internal::PolicyApplied { what, outcome, removed: None });
+            let _ = internal.send(Internal::PolicyApplied {
+                what,
+                outcome,
+                removed: None,
+            });
         });
     }
 
     // ---- fitness and policies -----------------------------------------------------
 
     async fn on_policy_timer(&mut self) {
-        let Ok(status) = self.node.status().await else { return };
+        let Ok(status) = self.node.status().await else {
+            return;
+        };
         let voter_rtts = status
             .peer_rtts
             .iter()
@@ -567,7 +644,10 @@ impl<G: Game> SessionTask<G> {
             .map(|(id, _)| *id);
         if let (Some(absent), Some(_)) = (absent, &best_learner) {
             self.absent_since.remove(&absent);
-            self.run_policy(format!("demote absent voter {absent:016x}"), MembershipChange::DemoteVoter(absent));
+            self.run_policy(
+                format!("demote absent voter {absent:016x}"),
+                MembershipChange::DemoteVoter(absent),
+            );
             return;
         }
         if voters < self.config.max_voters {
@@ -585,9 +665,14 @@ impl<G: Game> SessionTask<G> {
             .min_by_key(|peer| (peer.fitness, peer.id))
             .cloned();
         if let (Some(learner), Some(voter)) = (&best_learner, &weakest_voter) {
-            if voters >= self.config.max_voters && learner.fitness.0 > voter.fitness.0 + 2 * self.config.handoff_margin {
+            if voters >= self.config.max_voters
+                && learner.fitness.0 > voter.fitness.0 + 2 * self.config.handoff_margin
+            {
                 self.run_policy(
-                    format!("demote weak voter {:016x} for learner {:016x}", voter.id, learner.id),
+                    format!(
+                        "demote weak voter {:016x} for learner {:016x}",
+                        voter.id, learner.id
+                    ),
                     MembershipChange::DemoteVoter(voter.id),
                 );
                 return;
@@ -630,7 +715,9 @@ impl<G: Game> SessionTask<G> {
             }
             return;
         }
-        let Ok(status) = self.node.status().await else { return };
+        let Ok(status) = self.node.status().await else {
+            return;
+        };
         let membership = &status.membership;
         if !membership.voters.contains(&self.me) && !membership.learners.contains(&self.me) {
             // The configuration that removes us takes effect on append (§4.1); the leader

@@ -49,7 +49,9 @@ pub(crate) type SharedReplica<G> = Arc<Mutex<Replica<G>>>;
 /// Locks the replica. A panic inside game code poisons the lock; the state is still the
 /// last consistent one the runtime applied, so it is used rather than propagating the panic.
 pub(crate) fn lock<G>(replica: &SharedReplica<G>) -> MutexGuard<'_, Replica<G>> {
-    replica.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    replica
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The state machine a session runs on its node: the game plus the session's bookkeeping.
@@ -81,36 +83,64 @@ impl<G: Game> GameMachine<G> {
 impl<G: Game> StateMachine for GameMachine<G> {
     fn apply(&mut self, index: Index, command: &[u8]) -> Vec<u8> {
         let Some(record) = decode::<TickRecord>(command) else {
-            tracing::error!(index, "committed command is not a tick record; skipped on every replica");
+            tracing::error!(
+                index,
+                "committed command is not a tick record; skipped on every replica"
+            );
             return TICK_REFUSED.to_vec();
         };
         let mut replica = lock(&self.replica);
         if record.tick != replica.progress.last_tick + 1 {
-            tracing::debug!(tick = record.tick, last = replica.progress.last_tick, "tick record refused");
+            tracing::debug!(
+                tick = record.tick,
+                last = replica.progress.last_tick,
+                "tick record refused"
+            );
             return TICK_REFUSED.to_vec();
         }
         let inputs = Self::admit_inputs(&mut replica.progress, record.inputs);
-        let record = TickRecord { tick: record.tick, inputs, payload: record.payload };
+        let record = TickRecord {
+            tick: record.tick,
+            inputs,
+            payload: record.payload,
+        };
         replica.game.apply(&record);
         replica.progress.last_tick = record.tick;
         drop(replica);
-        let inputs = record.inputs.iter().map(|input| (input.player, input.sequence)).collect();
-        let _ = self.committed.send(CommittedTick { tick: record.tick, inputs });
+        let inputs = record
+            .inputs
+            .iter()
+            .map(|input| (input.player, input.sequence))
+            .collect();
+        let _ = self.committed.send(CommittedTick {
+            tick: record.tick,
+            inputs,
+        });
         TICK_APPLIED.to_vec()
     }
 
     fn snapshot(&self) -> Result<Vec<u8>, StateMachineError> {
         let replica = lock(&self.replica);
-        let game = replica.game.snapshot().map_err(|GameError(reason)| StateMachineError(reason))?;
-        let image = ReplicaImage { progress: replica.progress.clone(), game };
-        encode(&image).map_err(|err| StateMachineError(format!("encoding the session snapshot: {err}")))
+        let game = replica
+            .game
+            .snapshot()
+            .map_err(|GameError(reason)| StateMachineError(reason))?;
+        let image = ReplicaImage {
+            progress: replica.progress.clone(),
+            game,
+        };
+        encode(&image)
+            .map_err(|err| StateMachineError(format!("encoding the session snapshot: {err}")))
     }
 
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), StateMachineError> {
         let image: ReplicaImage =
             decode(snapshot).ok_or_else(|| StateMachineError("not a session snapshot".into()))?;
         let mut replica = lock(&self.replica);
-        replica.game.restore(&image.game).map_err(|GameError(reason)| StateMachineError(reason))?;
+        replica
+            .game
+            .restore(&image.game)
+            .map_err(|GameError(reason)| StateMachineError(reason))?;
         replica.progress = image.progress;
         Ok(())
     }

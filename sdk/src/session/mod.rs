@@ -18,8 +18,8 @@ mod machine;
 use crate::raft::{Fitness, NodeId};
 use crate::runtime::{Bootstrap, Node, NodeConfig, NodeError, NodeStatus};
 use crate::transport::{Identity, Invite, SessionCredentials};
-use machine::{lock, Replica, SharedReplica};
 pub use machine::GameMachine;
+use machine::{lock, Replica, SharedReplica};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
@@ -196,9 +196,14 @@ pub struct SessionStatus {
 
 /// Requests from the [`Session`] handle to its task.
 pub(crate) enum Request {
-    SubmitInput { data: Vec<u8>, reply: oneshot::Sender<u64> },
+    SubmitInput {
+        data: Vec<u8>,
+        reply: oneshot::Sender<u64>,
+    },
     SetGameScore(f64),
-    Leave { reply: oneshot::Sender<Result<(), NodeError>> },
+    Leave {
+        reply: oneshot::Sender<Result<(), NodeError>>,
+    },
 }
 
 /// A player's handle on the session.
@@ -217,14 +222,39 @@ const EVENT_QUEUE_LEN_MAX: usize = 4096;
 
 impl<G: Game> Session<G> {
     /// Founds a session hosted by this player.
-    pub async fn host(config: SessionConfig, identity: Identity, game: G) -> Result<Session<G>, NodeError> {
-        Self::start(config, identity, SessionCredentials::generate(), game, Bootstrap::NewCluster).await
+    pub async fn host(
+        config: SessionConfig,
+        identity: Identity,
+        game: G,
+    ) -> Result<Session<G>, NodeError> {
+        Self::start(
+            config,
+            identity,
+            SessionCredentials::generate(),
+            game,
+            Bootstrap::NewCluster,
+        )
+        .await
     }
 
     /// Joins the session an invite names (or restarts from this player's storage).
-    pub async fn join(invite: &Invite, config: SessionConfig, identity: Identity, game: G) -> Result<Session<G>, NodeError> {
-        let bootstrap = Bootstrap::Join { addrs: invite.addrs.clone() };
-        Self::start(config, identity, invite.credentials.clone(), game, bootstrap).await
+    pub async fn join(
+        invite: &Invite,
+        config: SessionConfig,
+        identity: Identity,
+        game: G,
+    ) -> Result<Session<G>, NodeError> {
+        let bootstrap = Bootstrap::Join {
+            addrs: invite.addrs.clone(),
+        };
+        Self::start(
+            config,
+            identity,
+            invite.credentials.clone(),
+            game,
+            bootstrap,
+        )
+        .await
     }
 
     async fn start(
@@ -234,10 +264,23 @@ impl<G: Game> Session<G> {
         game: G,
         bootstrap: Bootstrap,
     ) -> Result<Session<G>, NodeError> {
-        let replica = Arc::new(std::sync::Mutex::new(Replica { game, progress: Default::default() }));
+        let replica = Arc::new(std::sync::Mutex::new(Replica {
+            game,
+            progress: Default::default(),
+        }));
         let (committed_tx, committed_rx) = mpsc::unbounded_channel();
-        let machine = GameMachine { replica: replica.clone(), committed: committed_tx };
-        let node = Node::start(config.node.clone(), identity, credentials, machine, bootstrap).await?;
+        let machine = GameMachine {
+            replica: replica.clone(),
+            committed: committed_tx,
+        };
+        let node = Node::start(
+            config.node.clone(),
+            identity,
+            credentials,
+            machine,
+            bootstrap,
+        )
+        .await?;
         let (requests_tx, requests_rx) = mpsc::channel(REQUEST_QUEUE_LEN_MAX);
         let (events_tx, _) = broadcast::channel(EVENT_QUEUE_LEN_MAX);
         let task = host::SessionTask::spawn(
@@ -276,14 +319,20 @@ impl<G: Game> Session<G> {
     /// in a later tick, even across host migrations ([`SessionEvent::InputCommitted`]).
     pub async fn submit_input(&self, data: Vec<u8>) -> Result<u64, NodeError> {
         let (reply, sequence) = oneshot::channel();
-        self.requests.send(Request::SubmitInput { data, reply }).await.map_err(|_| NodeError::Stopped)?;
+        self.requests
+            .send(Request::SubmitInput { data, reply })
+            .await
+            .map_err(|_| NodeError::Stopped)?;
         sequence.await.map_err(|_| NodeError::Stopped)
     }
 
     /// Sets the game's own fitness score in `[0, 1]` (battery, device class, 0 when
     /// backgrounded). A host whose score drops hands over to a fitter voter.
     pub async fn set_game_score(&self, score: f64) -> Result<(), NodeError> {
-        self.requests.send(Request::SetGameScore(score)).await.map_err(|_| NodeError::Stopped)
+        self.requests
+            .send(Request::SetGameScore(score))
+            .await
+            .map_err(|_| NodeError::Stopped)
     }
 
     /// Reads this player's replica of the game (the state of the last tick applied here).
@@ -297,7 +346,11 @@ impl<G: Game> Session<G> {
         let node = self.node.status().await?;
         let last_tick = lock(&self.replica).progress.last_tick;
         let survivable_voter_failures = node.membership.voters.len().saturating_sub(1) / 2;
-        Ok(SessionStatus { node, last_tick, survivable_voter_failures })
+        Ok(SessionStatus {
+            node,
+            last_tick,
+            survivable_voter_failures,
+        })
     }
 
     /// The node underneath, for advanced control (membership, transfers, status).
@@ -309,7 +362,10 @@ impl<G: Game> Session<G> {
     /// player asks to be removed and stops. No committed tick is lost.
     pub async fn leave(&self) -> Result<(), NodeError> {
         let (reply, done) = oneshot::channel();
-        self.requests.send(Request::Leave { reply }).await.map_err(|_| NodeError::Stopped)?;
+        self.requests
+            .send(Request::Leave { reply })
+            .await
+            .map_err(|_| NodeError::Stopped)?;
         let outcome = done.await.map_err(|_| NodeError::Stopped)?;
         self.stop().await;
         outcome

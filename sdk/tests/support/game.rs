@@ -53,7 +53,8 @@ impl Game for Ledger {
         self.ticks = record.tick;
         self.history.push(expected);
         for input in &record.inputs {
-            self.applied.push((input.player, input.sequence, input.data.clone()));
+            self.applied
+                .push((input.player, input.sequence, input.data.clone()));
         }
     }
 
@@ -62,7 +63,8 @@ impl Game for Ledger {
     }
 
     fn snapshot(&self) -> Result<Vec<u8>, GameError> {
-        bincode::serde::encode_to_vec(self, bincode::config::standard()).map_err(|err| GameError(err.to_string()))
+        bincode::serde::encode_to_vec(self, bincode::config::standard())
+            .map_err(|err| GameError(err.to_string()))
     }
 
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), GameError> {

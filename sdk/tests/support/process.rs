@@ -40,7 +40,11 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 impl NodeProcess {
     pub fn spawn(name: &str, data_dir: &Path, bind: &str, start: Start<'_>) -> NodeProcess {
         let mut command = Command::new(env!("CARGO_BIN_EXE_baton-node"));
-        command.arg("--data-dir").arg(data_dir).arg("--bind").arg(bind);
+        command
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--bind")
+            .arg(bind);
         match start {
             Start::New => command.arg("--new"),
             Start::Join(invite) => command.arg("--join").arg(invite),
@@ -50,7 +54,10 @@ impl NodeProcess {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
-            .env("RUST_LOG", std::env::var("BATON_TEST_LOG").unwrap_or_else(|_| "info".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("BATON_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .spawn()
             .expect("spawn baton-node");
         let stdin = child.stdin.take().expect("stdin");
@@ -86,7 +93,11 @@ impl NodeProcess {
         };
         let ready = process.answer();
         let words: Vec<&str> = ready.split_whitespace().collect();
-        assert_eq!(words.first(), Some(&"ready"), "{name} did not start: {ready}");
+        assert_eq!(
+            words.first(),
+            Some(&"ready"),
+            "{name} did not start: {ready}"
+        );
         process.id = words[1].to_string();
         process.addr = words[2].to_string();
         process.invite = words[3].to_string();
@@ -96,7 +107,9 @@ impl NodeProcess {
     pub fn answer(&mut self) -> String {
         match self.answers.recv_timeout(ANSWER_TIMEOUT) {
             Ok(line) => line,
-            Err(RecvTimeoutError::Timeout) => panic!("{} gave no answer within {ANSWER_TIMEOUT:?}", self.name),
+            Err(RecvTimeoutError::Timeout) => {
+                panic!("{} gave no answer within {ANSWER_TIMEOUT:?}", self.name)
+            }
             Err(RecvTimeoutError::Disconnected) => panic!("{} exited", self.name),
         }
     }
@@ -151,7 +164,10 @@ impl Drop for NodeProcess {
 }
 
 pub fn members(list: &str) -> Vec<String> {
-    list.split(',').filter(|id| !id.is_empty()).map(str::to_string).collect()
+    list.split(',')
+        .filter(|id| !id.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 /// Polls `condition` until it holds or `limit` passes; panics with `what` otherwise.

@@ -13,7 +13,11 @@ use std::time::Duration;
 pub const LIMIT: Duration = Duration::from_secs(60);
 
 pub fn config(tick_mode: TickMode, max_voters: usize) -> SessionConfig {
-    let mut config = SessionConfig { tick_mode, max_voters, ..SessionConfig::default() };
+    let mut config = SessionConfig {
+        tick_mode,
+        max_voters,
+        ..SessionConfig::default()
+    };
     config.node.transport.bind = "127.0.0.1:0".parse().unwrap();
     config.handoff_hold = Duration::from_millis(500);
     config.policy_interval = Duration::from_millis(100);
@@ -52,23 +56,38 @@ pub async fn host_of(sessions: &[Session<Ledger>]) -> Option<NodeId> {
 /// set (up to `config.max_voters`) and every player has applied some ticks.
 pub async fn start_session(players: usize, config: &SessionConfig) -> Vec<Session<Ledger>> {
     super::init_logging();
-    let host = Session::host(config.clone(), Identity::generate().unwrap(), Ledger::default()).await.unwrap();
+    let host = Session::host(
+        config.clone(),
+        Identity::generate().unwrap(),
+        Ledger::default(),
+    )
+    .await
+    .unwrap();
     let invite = host.invite();
     let mut sessions = vec![host];
     for _ in 1..players {
-        let joiner =
-            Session::join(&invite, config.clone(), Identity::generate().unwrap(), Ledger::default()).await.unwrap();
+        let joiner = Session::join(
+            &invite,
+            config.clone(),
+            Identity::generate().unwrap(),
+            Ledger::default(),
+        )
+        .await
+        .unwrap();
         sessions.push(joiner);
     }
     let voters_wanted = players.min(config.max_voters);
     eventually("the voter set to fill", || async {
         let status = sessions[0].status().await.unwrap();
         status.node.membership.voters.len() == voters_wanted
-            && status.node.membership.voters.len() + status.node.membership.learners.len() == players
+            && status.node.membership.voters.len() + status.node.membership.learners.len()
+                == players
     })
     .await;
     eventually("every player to apply ticks", || async {
-        sessions.iter().all(|session| session.with_game(|_, tick| tick > 3))
+        sessions
+            .iter()
+            .all(|session| session.with_game(|_, tick| tick > 3))
     })
     .await;
     sessions
@@ -77,15 +96,33 @@ pub async fn start_session(players: usize, config: &SessionConfig) -> Vec<Sessio
 /// Every player agrees on the game hash at every tick they have all applied, the ticks
 /// have no gaps, and no input was applied twice.
 pub fn assert_replicas_agree(sessions: &[&Session<Ledger>]) {
-    let ledgers: Vec<Ledger> = sessions.iter().map(|session| session.with_game(|game, _| game.clone())).collect();
-    let common = ledgers.iter().map(|ledger| ledger.history.len()).min().unwrap_or(0);
+    let ledgers: Vec<Ledger> = sessions
+        .iter()
+        .map(|session| session.with_game(|game, _| game.clone()))
+        .collect();
+    let common = ledgers
+        .iter()
+        .map(|ledger| ledger.history.len())
+        .min()
+        .unwrap_or(0);
     assert!(common > 0, "no tick applied everywhere");
     for ledger in &ledgers {
-        assert_eq!(ledger.history.len() as u64, ledger.ticks, "a tick is missing from a replica");
-        assert_eq!(ledger.history[..common], ledgers[0].history[..common], "replicas disagree");
+        assert_eq!(
+            ledger.history.len() as u64,
+            ledger.ticks,
+            "a tick is missing from a replica"
+        );
+        assert_eq!(
+            ledger.history[..common],
+            ledgers[0].history[..common],
+            "replicas disagree"
+        );
         let mut seen = BTreeSet::new();
         for (player, sequence, _) in &ledger.applied {
-            assert!(seen.insert((*player, *sequence)), "input {sequence} of {player:016x} applied twice");
+            assert!(
+                seen.insert((*player, *sequence)),
+                "input {sequence} of {player:016x} applied twice"
+            );
         }
     }
 }
@@ -94,9 +131,17 @@ pub fn assert_replicas_agree(sessions: &[&Session<Ledger>]) {
 pub fn assert_inputs_applied_once(session: &Session<Ledger>, inputs: &BTreeMap<NodeId, u64>) {
     let ledger = session.with_game(|game, _| game.clone());
     for (player, count) in inputs {
-        let sequences: Vec<u64> =
-            ledger.applied.iter().filter(|(who, _, _)| who == player).map(|(_, sequence, _)| *sequence).collect();
-        assert_eq!(sequences, (1..=*count).collect::<Vec<_>>(), "inputs of {player:016x}");
+        let sequences: Vec<u64> = ledger
+            .applied
+            .iter()
+            .filter(|(who, _, _)| who == player)
+            .map(|(_, sequence, _)| *sequence)
+            .collect();
+        assert_eq!(
+            sequences,
+            (1..=*count).collect::<Vec<_>>(),
+            "inputs of {player:016x}"
+        );
     }
 }
 
@@ -119,5 +164,9 @@ pub fn record_ticks(session: &Session<Ledger>) -> TickTimes {
 
 /// The longest pause between consecutive committed ticks seen in `ticks`.
 pub fn longest_gap(ticks: &[(u64, std::time::Instant)]) -> Duration {
-    ticks.windows(2).map(|pair| pair[1].1.duration_since(pair[0].1)).max().unwrap_or_default()
+    ticks
+        .windows(2)
+        .map(|pair| pair[1].1.duration_since(pair[0].1))
+        .max()
+        .unwrap_or_default()
 }
