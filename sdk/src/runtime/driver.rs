@@ -234,6 +234,9 @@ impl<S: StateMachine> Driver<S> {
             self.drain_ready();
         }
         self.shutdown().await;
+        // Release the transport (and with it the UDP socket) before telling the caller we
+        // are done, so a node restarted in the same process can bind the same address.
+        drop(self);
         if let Some(reply) = shutdown_reply {
             let _ = reply.send(());
         }

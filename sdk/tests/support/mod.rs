@@ -2,6 +2,7 @@
 
 pub mod game;
 pub mod process;
+pub mod runtime;
 pub mod sessions;
 
 /// Logs to the test's captured output, filtered by `RUST_LOG` (nothing by default).
