@@ -138,6 +138,16 @@ pub enum BatchError {
         /// Last index of the stored snapshot.
         stored_index: Index,
     },
+    /// An entry is larger than one log record may be.
+    #[error("entry {index} carries {bytes} bytes, more than the {max} a log record may hold")]
+    EntryTooLarge {
+        /// Index of the entry.
+        index: Index,
+        /// Bytes of application data it carries.
+        bytes: u64,
+        /// The largest accepted.
+        max: u64,
+    },
     /// A snapshot must cover at least one entry (index 0 means "no snapshot").
     #[error("a snapshot must end at an index above 0")]
     SnapshotAtIndexZero,
