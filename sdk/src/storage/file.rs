@@ -304,6 +304,12 @@ impl FileStorage {
         self.segments.len()
     }
 
+    /// The segment being appended to and its length: everything before that length is as
+    /// durable as the profile promises (in `Durable`: fsynced). For diagnostics and crash tests.
+    pub fn active_segment(&self) -> (&Path, u64) {
+        (&self.active.path, self.active.len)
+    }
+
     fn poison<T>(&mut self, result: Result<T, StorageError>) -> Result<T, StorageError> {
         if result.is_err() {
             self.poisoned = true;
