@@ -6,6 +6,9 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(snapshot) = decode_snapshot(data) {
-        assert_eq!(decode_snapshot(&encode_snapshot(&snapshot)).ok(), Some(snapshot));
+        assert_eq!(
+            decode_snapshot(&encode_snapshot(&snapshot)).ok(),
+            Some(snapshot)
+        );
     }
 });

@@ -13,7 +13,7 @@
 //! - [`Durability::Memory`]: [`MemoryStorage`], nothing on disk: a whole-cluster power cut
 //!   loses the session.
 //!
-//! Where to look: [`record`] is the on-disk record codec (length, kind, CRC32C); [`file`] is
+//! Where to look: [`record`] is the on-disk record codec (length, kind, CRC32C); [`file`](mod@file) is
 //! the segmented write-ahead log and its recovery; [`snapshot_file`] writes and reads the
 //! snapshot file atomically; [`log_index`] validates batches and mirrors the log's shape;
 //! [`memory`] is the in-memory profile.
