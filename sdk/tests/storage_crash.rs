@@ -431,3 +431,52 @@ fn acknowledged_batches_survive_sigkill_at_random_moments() {
         "children acknowledged too little to test anything"
     );
 }
+
+const LOCK_CHILD_ENV: &str = "BATON_STORAGE_LOCK_CHILD";
+/// How long the lock-holding child waits to be killed before it gives up by itself.
+const LOCK_CHILD_LIFETIME_MAX: Duration = Duration::from_secs(30);
+
+/// Entry point of the re-executed lock-holding child; a no-op in a normal test run.
+#[test]
+fn lock_child() {
+    let Ok(dir) = std::env::var(LOCK_CHILD_ENV) else {
+        return;
+    };
+    let _store = FileStorage::open(
+        Path::new(&dir),
+        config(Durability::Durable, CRASH_SEGMENT_BYTES),
+    )
+    .unwrap();
+    println!("OPENED");
+    std::thread::sleep(LOCK_CHILD_LIFETIME_MAX);
+}
+
+#[test]
+fn another_process_is_refused_until_it_dies_by_sigkill() {
+    use baton::storage::StorageError;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "lock_child", "--nocapture", "--test-threads=1"])
+        .env(LOCK_CHILD_ENV, dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert!(
+        lines.any(|line| line.unwrap().ends_with("OPENED")),
+        "the child never opened the store"
+    );
+    match FileStorage::open(dir.path(), config(Durability::Durable, CRASH_SEGMENT_BYTES)) {
+        Err(StorageError::Locked { path }) => assert_eq!(path, dir.path().join("LOCK")),
+        other => {
+            panic!("expected Locked while the other process holds the directory, got {other:?}")
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The kernel drops the flock with the process: no stale lock after a crash.
+    assert!(
+        FileStorage::open(dir.path(), config(Durability::Durable, CRASH_SEGMENT_BYTES)).is_ok()
+    );
+}
