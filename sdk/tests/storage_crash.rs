@@ -22,19 +22,23 @@ use storage_common::*;
 const CHILD_ENV: &str = "BATON_STORAGE_CRASH_CHILD";
 const CHILD_SEED_ENV: &str = "BATON_STORAGE_CRASH_CHILD_SEED";
 const CHILD_RELAXED_ENV: &str = "BATON_STORAGE_CRASH_CHILD_RELAXED";
-const CRASH_ITERATIONS_DEFAULT: u32 = 40;
-const CRASH_ITERATIONS_SOAK: u32 = 400;
+const CRASH_ITERATIONS_DEFAULT: u32 = 50;
+const CRASH_ITERATIONS_SOAK: u32 = 500;
 const CHILD_BATCHES_MAX: u32 = 3_000;
-const KILL_DELAY_MS_MAX: u64 = 120;
+const KILL_DELAY_MS_MAX: u64 = 250;
 const CRASH_SEGMENT_BYTES: u64 = 8 * 1024;
 
-/// Entry sizes: mostly small, some empty, a few of tens of KiB (several segments' worth).
+/// Entry sizes: mostly small, some empty, some of tens of KiB (several segments' worth), a
+/// few of several MiB.
 fn entry_len(index: Index, term: Term) -> usize {
     let hash = index.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ term.wrapping_mul(0xD6E8_FEB8_6659_FD93);
     let hash = hash ^ (hash >> 29);
-    match hash % 40 {
-        0 => 0,
-        1 => 20_000 + (hash % 40_000) as usize,
+    match hash % 200 {
+        0..=4 => 0,
+        5..=9 => 20_000 + (hash % 40_000) as usize,
+        // Multi-MiB entries make write() slow enough for a SIGKILL to land inside it and
+        // tear the record for real.
+        10 => (2 << 20) + (hash % (2 << 20)) as usize,
         _ => (hash % 700) as usize,
     }
 }
@@ -169,6 +173,52 @@ impl Model {
     }
 }
 
+/// The last segment and its length (none yet if the first child died before creating it).
+fn last_segment_len(dir: &Path) -> (std::path::PathBuf, u64) {
+    let last = segment_files(dir).pop().unwrap_or_else(|| dir.join("none"));
+    let len = std::fs::metadata(&last).map_or(0, |metadata| metadata.len());
+    (last, len)
+}
+
+/// Truncates, zeroes or garbles part of what was written after the durable length of the
+/// last segment (all of a segment started after it). Returns false when nothing was written.
+fn damage_unsynced_tail(
+    dir: &Path,
+    durable_tail: &(std::path::PathBuf, u64),
+    rng: &mut ChaCha8Rng,
+) -> bool {
+    let (last, len) = last_segment_len(dir);
+    let durable_len = if last == durable_tail.0 {
+        durable_tail.1
+    } else {
+        0
+    };
+    if len <= durable_len {
+        return false;
+    }
+    let from = rng.random_range(durable_len..len);
+    let mut bytes = std::fs::read(&last).unwrap();
+    match rng.random_range(0..3) {
+        0 => bytes.truncate(from as usize),
+        1 => bytes[from as usize..].fill(0),
+        _ => bytes[from as usize..]
+            .iter_mut()
+            .for_each(|byte| *byte = rng.random()),
+    }
+    std::fs::write(&last, bytes).unwrap();
+    true
+}
+
+/// Reopens and checks against the model; counts reopens that cut the last segment short.
+fn check_counting_cuts(model: &Model, dir: &Path, tails_cut: &mut u64) -> Result<(), String> {
+    let (last, len_before) = last_segment_len(dir);
+    let result = model.check(dir);
+    if std::fs::metadata(&last).map_or(0, |metadata| metadata.len()) < len_before {
+        *tails_cut += 1;
+    }
+    result
+}
+
 /// The child: appends, truncates, compacts and installs snapshots until killed.
 fn run_child(dir: &Path, seed: u64, relaxed: bool) {
     let durability = if relaxed {
@@ -246,7 +296,8 @@ fn run_child(dir: &Path, seed: u64, relaxed: bool) {
                 entries: &items,
             })
             .unwrap();
-        println!("ACK");
+        let (segment, durable_len) = store.active_segment();
+        println!("ACK {} {durable_len}", segment.display());
     }
 }
 
@@ -312,7 +363,11 @@ fn acknowledged_batches_survive_sigkill_at_random_moments() {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let dir = tempfile::tempdir().unwrap();
     let mut model = Model::default();
-    let (mut acknowledged, mut torn_in_flight) = (0u64, 0u64);
+    let (mut acknowledged, mut lost_in_flight, mut tails_cut, mut power_cuts) =
+        (0u64, 0u64, 0u64, 0u64);
+    // The last segment and the length of it known durable (fsynced before the last ACK, or
+    // by the parent's own reopen, which fsyncs the active segment).
+    let mut durable_tail = (dir.path().join("none"), 0u64);
     for iteration in 0..iterations {
         let relaxed = iteration % 4 == 3;
         let kill_after = Duration::from_millis(rng.random_range(1..=KILL_DELAY_MS_MAX));
@@ -323,33 +378,105 @@ fn acknowledged_batches_survive_sigkill_at_random_moments() {
             if let Some(batch) = BatchLine::parse(line) {
                 assert!(in_flight.is_none(), "BEGIN without ACK before {line}");
                 in_flight = Some(batch);
-            } else if line.ends_with("ACK") {
+            } else if let Some(position) = line.find("ACK ") {
                 model.apply(in_flight.take().expect("ACK without BEGIN"));
                 acknowledged += 1;
+                let (path, len) = line[position + 4..]
+                    .rsplit_once(' ')
+                    .expect("ACK <segment> <length>");
+                durable_tail = (path.into(), len.parse().expect("segment length"));
             }
+        }
+        // Power cut: what the batch in flight wrote may never have been fsynced, so any of it
+        // may be missing or garbage. Recovery must cut it off and keep every acknowledged
+        // batch. Only for batches without a snapshot: the kill may have come after the fsync
+        // (before the ACK), and a snapshot batch then already deleted what it replaced.
+        let plain_batch_in_flight = in_flight.is_some_and(|batch| batch.snap_index == 0);
+        if !relaxed
+            && plain_batch_in_flight
+            && rng.random_bool(0.5)
+            && damage_unsynced_tail(dir.path(), &durable_tail, &mut rng)
+        {
+            power_cuts += 1;
+            let context = format!("iteration {iteration} (seed {seed}, power cut after kill)");
+            check_counting_cuts(&model, dir.path(), &mut tails_cut)
+                .unwrap_or_else(|error| panic!("{context}: {error}"));
+            in_flight = None;
         }
         let context = format!(
             "iteration {iteration} (seed {seed}, relaxed {relaxed}, kill after {kill_after:?})"
         );
-        match model.check(dir.path()) {
+        match check_counting_cuts(&model, dir.path(), &mut tails_cut) {
             Ok(()) => {
                 if in_flight.is_some() {
-                    torn_in_flight += 1;
+                    lost_in_flight += 1;
                 }
             }
             Err(without) => {
                 // The batch in flight may have become durable before the kill: then it is there whole.
                 let batch = in_flight.unwrap_or_else(|| panic!("{context}: {without}"));
                 model.apply(batch);
-                if let Err(with) = model.check(dir.path()) {
+                if let Err(with) = check_counting_cuts(&model, dir.path(), &mut tails_cut) {
                     panic!("{context}: neither without the batch in flight ({without}) nor with it ({with}): {batch:?}");
                 }
             }
         }
+        durable_tail = last_segment_len(dir.path());
     }
-    println!("storage crash test: {acknowledged} acknowledged batches checked, {torn_in_flight} in-flight batches lost whole");
+    println!(
+        "storage crash test: {acknowledged} acknowledged batches checked, {lost_in_flight} in-flight batches lost whole, {tails_cut} torn tails cut, {power_cuts} simulated power cuts"
+    );
     assert!(
         acknowledged > u64::from(iterations),
         "children acknowledged too little to test anything"
+    );
+}
+
+const LOCK_CHILD_ENV: &str = "BATON_STORAGE_LOCK_CHILD";
+/// How long the lock-holding child waits to be killed before it gives up by itself.
+const LOCK_CHILD_LIFETIME_MAX: Duration = Duration::from_secs(30);
+
+/// Entry point of the re-executed lock-holding child; a no-op in a normal test run.
+#[test]
+fn lock_child() {
+    let Ok(dir) = std::env::var(LOCK_CHILD_ENV) else {
+        return;
+    };
+    let _store = FileStorage::open(
+        Path::new(&dir),
+        config(Durability::Durable, CRASH_SEGMENT_BYTES),
+    )
+    .unwrap();
+    println!("OPENED");
+    std::thread::sleep(LOCK_CHILD_LIFETIME_MAX);
+}
+
+#[test]
+fn another_process_is_refused_until_it_dies_by_sigkill() {
+    use baton::storage::StorageError;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "lock_child", "--nocapture", "--test-threads=1"])
+        .env(LOCK_CHILD_ENV, dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert!(
+        lines.any(|line| line.unwrap().ends_with("OPENED")),
+        "the child never opened the store"
+    );
+    match FileStorage::open(dir.path(), config(Durability::Durable, CRASH_SEGMENT_BYTES)) {
+        Err(StorageError::Locked { path }) => assert_eq!(path, dir.path().join("LOCK")),
+        other => {
+            panic!("expected Locked while the other process holds the directory, got {other:?}")
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The kernel drops the flock with the process: no stale lock after a crash.
+    assert!(
+        FileStorage::open(dir.path(), config(Durability::Durable, CRASH_SEGMENT_BYTES)).is_ok()
     );
 }

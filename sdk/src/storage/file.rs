@@ -36,6 +36,7 @@
 //! what `synced_through` records.
 
 use super::log_index::LogIndex;
+use super::record::RECORD_PAYLOAD_BYTES_MAX;
 use super::record::{
     decode_record, encode_record, find_commit_after, Checkpoint, Commit, RecordRef, SnapshotMarker,
     WalRecord,
@@ -43,8 +44,8 @@ use super::record::{
 use super::snapshot_file::{
     list_snapshot_files, read_snapshot_file, snapshot_file_name, sync_dir, write_snapshot,
 };
-use super::{Durability, PersistBatch, Storage, StorageError};
-use baton_core::{Entry, HardState, Index, PersistedState, Snapshot, Term};
+use super::{BatchError, Durability, PersistBatch, Storage, StorageError};
+use baton_core::{Entry, EntryPayload, HardState, Index, PersistedState, Snapshot, Term};
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -303,6 +304,12 @@ impl FileStorage {
         self.segments.len()
     }
 
+    /// The segment being appended to and its length: everything before that length is as
+    /// durable as the profile promises (in `Durable`: fsynced). For diagnostics and crash tests.
+    pub fn active_segment(&self) -> (&Path, u64) {
+        (&self.active.path, self.active.len)
+    }
+
     fn poison<T>(&mut self, result: Result<T, StorageError>) -> Result<T, StorageError> {
         if result.is_err() {
             self.poisoned = true;
@@ -516,6 +523,7 @@ impl Storage for FileStorage {
         if batch.is_empty() {
             return Ok(());
         }
+        check_entry_sizes(batch.entries)?;
         let plan = self.log.plan(&self.hard_state, batch)?;
         let marker = batch.snapshot.map(|snapshot| SnapshotMarker {
             last_index: snapshot.meta.last_index,
@@ -567,6 +575,25 @@ impl Drop for FileStorage {
             }
         }
     }
+}
+
+/// Room left in a record for the entry's own fields around its data.
+const ENTRY_RECORD_OVERHEAD_BYTES_MAX: usize = 64;
+
+fn check_entry_sizes(entries: &[Entry]) -> Result<(), BatchError> {
+    let max = RECORD_PAYLOAD_BYTES_MAX - ENTRY_RECORD_OVERHEAD_BYTES_MAX;
+    for entry in entries {
+        if let EntryPayload::Command { data, .. } = &entry.payload {
+            if data.len() > max {
+                return Err(BatchError::EntryTooLarge {
+                    index: entry.index,
+                    bytes: data.len() as u64,
+                    max: max as u64,
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 fn lock_directory(dir: &Path) -> Result<File, StorageError> {

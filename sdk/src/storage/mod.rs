@@ -13,7 +13,7 @@
 //! - [`Durability::Memory`]: [`MemoryStorage`], nothing on disk: a whole-cluster power cut
 //!   loses the session.
 //!
-//! Where to look: [`record`] is the on-disk record codec (length, kind, CRC32C); [`file`] is
+//! Where to look: [`record`] is the on-disk record codec (length, kind, CRC32C); [`file`](mod@file) is
 //! the segmented write-ahead log and its recovery; [`snapshot_file`] writes and reads the
 //! snapshot file atomically; [`log_index`] validates batches and mirrors the log's shape;
 //! [`memory`] is the in-memory profile.
@@ -137,6 +137,16 @@ pub enum BatchError {
         index: Index,
         /// Last index of the stored snapshot.
         stored_index: Index,
+    },
+    /// An entry is larger than one log record may be.
+    #[error("entry {index} carries {bytes} bytes, more than the {max} a log record may hold")]
+    EntryTooLarge {
+        /// Index of the entry.
+        index: Index,
+        /// Bytes of application data it carries.
+        bytes: u64,
+        /// The largest accepted.
+        max: u64,
     },
     /// A snapshot must cover at least one entry (index 0 means "no snapshot").
     #[error("a snapshot must end at an index above 0")]
