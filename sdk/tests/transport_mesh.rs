@@ -52,8 +52,8 @@ async fn warm_up(nodes: &mut [Node]) {
             }
         }
         let mut complete = true;
+        let expected = nodes.len() - 1;
         for node in nodes.iter_mut() {
-            let expected = 2;
             let mut seen = 0;
             let events = drain_for(&mut node.1, Duration::from_millis(100)).await;
             for e in events {
@@ -453,4 +453,37 @@ async fn restarted_peer_that_dials_back_replaces_the_old_connection() {
     );
     a.shutdown().await;
     b2.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simultaneous_dials_settle_on_the_connection_dialed_by_the_lower_id() {
+    init_logs();
+    let creds = SessionCredentials::generate();
+    let mut nodes = vec![node(&creds).await, node(&creds).await];
+    let (a_id, b_id) = (nodes[0].0.node_id(), nodes[1].0.node_id());
+    // Both learn of each other at once, so both dial.
+    nodes[0].0.add_peer(b_id, nodes[1].0.local_addr());
+    nodes[1].0.add_peer(a_id, nodes[0].0.local_addr());
+    warm_up(&mut nodes).await;
+    let lower = a_id.min(b_id);
+    let polls_max = 100;
+    let mut agreed = false;
+    for _ in 0..polls_max {
+        let a_view = nodes[0].0.connection_dialer(b_id);
+        let b_view = nodes[1].0.connection_dialer(a_id);
+        if a_view == Some(lower) && b_view == Some(lower) {
+            agreed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        agreed,
+        "both sides must keep the connection dialed by {lower:016x}"
+    );
+    assert_eq!(nodes[0].0.peers().len(), 1);
+    assert_eq!(nodes[1].0.peers().len(), 1);
+    for node in &nodes {
+        node.0.shutdown().await;
+    }
 }

@@ -651,6 +651,15 @@ where
         link.as_ref().filter(|l| l.is_live()).map(|l| l.conn.rtt())
     }
 
+    /// Test support: which node dialed the live connection to `id`.
+    #[doc(hidden)]
+    pub fn connection_dialer(&self, id: NodeId) -> Option<NodeId> {
+        let state = self.inner.lock_state();
+        let slot = state.peers.get(&id)?;
+        let link = slot.link.borrow();
+        link.as_ref().filter(|l| l.is_live()).map(|l| l.dialer)
+    }
+
     /// Peers with a live authenticated connection, with their addresses as seen from here.
     pub fn peers(&self) -> Vec<(NodeId, SocketAddr)> {
         let state = self.inner.lock_state();
