@@ -12,6 +12,34 @@
 //! connection. Until the peer's hello verifies, nothing is sent to it and nothing from it is
 //! delivered.
 //!
+//! # Example
+//!
+//! ```no_run
+//! use baton::transport::{Identity, Invite, SessionCredentials, Transport, TransportConfig, TransportEvent};
+//! # async fn demo() -> Result<(), baton::transport::TransportError> {
+//! // The host creates the session and shares an invite code.
+//! let credentials = SessionCredentials::generate();
+//! let (host, mut host_events) = Transport::<String>::bind(
+//!     Identity::generate()?, credentials.clone(), TransportConfig::default()).await?;
+//! let code = Invite { credentials, addrs: vec![host.local_addr()] }.to_string();
+//!
+//! // A player joins with the code.
+//! let invite: Invite = code.parse().expect("a valid code");
+//! let (player, _player_events) = Transport::<String>::bind(
+//!     Identity::generate()?, invite.credentials, TransportConfig::default()).await?;
+//! let host_id = player.connect(invite.addrs[0]).await?;
+//! player.send(host_id, "hello".to_string());
+//! while let Some(event) = host_events.recv().await {
+//!     if let TransportEvent::Message { from, msg } = event {
+//!         println!("{from:016x} says {msg}");
+//!         break;
+//!     }
+//! }
+//! player.shutdown().await;
+//! host.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
 //! # Tasks
 //!
 //! Per known peer: a *dialer* (dials the peer's address with exponential backoff and jitter
@@ -360,6 +388,9 @@ struct Inner<M> {
 }
 
 /// A node's QUIC transport. Cheap to clone; all clones drive the same endpoint.
+///
+/// Call [`shutdown`](Transport::shutdown) when done: the background tasks hold the endpoint
+/// (and its UDP port) until then, or until the tokio runtime itself stops.
 pub struct Transport<M> {
     inner: Arc<Inner<M>>,
 }
