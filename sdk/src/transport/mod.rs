@@ -3,7 +3,7 @@
 //!
 //! # Shape
 //!
-//! One quinn [`Endpoint`](quinn::Endpoint) per node is both client and server. Between two
+//! One quinn [`Endpoint`] per node is both client and server. Between two
 //! nodes there is one QUIC connection, reused for everything; each side sends on one
 //! unidirectional stream, so messages to a peer arrive in order. A connection becomes usable
 //! only after the join handshake (see `handshake` and `docs/protocol.md`): mutual TLS with
