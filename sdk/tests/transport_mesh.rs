@@ -52,8 +52,8 @@ async fn warm_up(nodes: &mut [Node]) {
             }
         }
         let mut complete = true;
+        let expected = nodes.len() - 1;
         for node in nodes.iter_mut() {
-            let expected = 2;
             let mut seen = 0;
             let events = drain_for(&mut node.1, Duration::from_millis(100)).await;
             for e in events {
@@ -314,4 +314,176 @@ async fn measure_round_trip() {
     );
     echo.abort();
     a.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_connection_to_a_crashed_peer_is_reset_when_it_comes_back() {
+    init_logs();
+    let creds = SessionCredentials::generate();
+    let faults = baton::transport::FaultController::new(21);
+    let config = TransportConfig {
+        faults: Some(faults.clone()),
+        keep_alive: Duration::from_millis(500),
+        ..test_config()
+    };
+    let (a, mut a_rx) =
+        Transport::<Msg>::bind(Identity::generate().unwrap(), creds.clone(), config.clone())
+            .await
+            .unwrap();
+    let b_identity = Identity::generate().unwrap();
+    let (b, mut b_rx) = Transport::<Msg>::bind(b_identity.clone(), creds.clone(), config)
+        .await
+        .unwrap();
+    let (b_id, b_addr) = (b.node_id(), b.local_addr());
+    a.add_peer(b_id, b_addr);
+    a.send(b_id, Msg::Text("before".into()));
+    assert!(wait_for(&mut b_rx, LONG, |e| matches!(
+        e,
+        TransportEvent::Message { .. }
+    ))
+    .await
+    .is_some());
+
+    // Crash: B vanishes without its close reaching A, so A's connection looks alive.
+    faults.isolate(b_addr);
+    b.shutdown().await;
+    drop(b);
+    drop(b_rx);
+    faults.heal();
+
+    // B restarts with the same identity on the same address and does not dial A. A learns
+    // that its connection is stale from B's stateless reset (same identity, same reset key)
+    // and redials.
+    let (b2, mut b2_rx) = rebind(
+        b_identity,
+        &creds,
+        TransportConfig {
+            bind: b_addr,
+            ..test_config()
+        },
+    )
+    .await;
+    let gone = wait_for(
+        &mut a_rx,
+        LONG,
+        |e| matches!(e, TransportEvent::PeerDisconnected { id, .. } if *id == b_id),
+    )
+    .await;
+    assert!(gone.is_some(), "A must drop the stale connection");
+    let back = wait_for(
+        &mut a_rx,
+        LONG,
+        |e| matches!(e, TransportEvent::PeerConnected { id, .. } if *id == b_id),
+    )
+    .await;
+    assert!(back.is_some(), "A must reconnect");
+    a.send(b_id, Msg::Text("after".into()));
+    let got = wait_for(&mut b2_rx, LONG, |e| {
+        matches!(e, TransportEvent::Message { .. })
+    })
+    .await;
+    assert_eq!(
+        got,
+        Some(TransportEvent::Message {
+            from: a.node_id(),
+            msg: Msg::Text("after".into())
+        })
+    );
+    a.shutdown().await;
+    b2.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarted_peer_that_dials_back_replaces_the_old_connection() {
+    init_logs();
+    let creds = SessionCredentials::generate();
+    let faults = baton::transport::FaultController::new(22);
+    let (a, mut a_rx) = node(&creds).await;
+    let b_identity = Identity::generate().unwrap();
+    let config = TransportConfig {
+        faults: Some(faults.clone()),
+        ..test_config()
+    };
+    let (b, b_rx) = Transport::<Msg>::bind(b_identity.clone(), creds.clone(), config)
+        .await
+        .unwrap();
+    let (b_id, b_addr) = (b.node_id(), b.local_addr());
+    b.add_peer(a.node_id(), a.local_addr());
+    assert!(wait_for(&mut a_rx, LONG, |e| matches!(
+        e,
+        TransportEvent::PeerConnected { .. }
+    ))
+    .await
+    .is_some());
+
+    // Crash without a close reaching A; B comes back at once and dials A itself.
+    faults.isolate(b_addr);
+    b.shutdown().await;
+    drop(b);
+    drop(b_rx);
+    let (b2, mut b2_rx) = rebind(
+        b_identity,
+        &creds,
+        TransportConfig {
+            bind: b_addr,
+            ..test_config()
+        },
+    )
+    .await;
+    b2.add_peer(a.node_id(), a.local_addr());
+    // A sees the new incarnation replace the stale connection.
+    let replaced = wait_for(
+        &mut a_rx,
+        LONG,
+        |e| matches!(e, TransportEvent::PeerConnected { id, .. } if *id == b_id),
+    )
+    .await;
+    assert!(replaced.is_some());
+    a.send(b_id, Msg::Text("to the new b".into()));
+    let got = wait_for(&mut b2_rx, LONG, |e| {
+        matches!(e, TransportEvent::Message { .. })
+    })
+    .await;
+    assert_eq!(
+        got,
+        Some(TransportEvent::Message {
+            from: a.node_id(),
+            msg: Msg::Text("to the new b".into())
+        })
+    );
+    a.shutdown().await;
+    b2.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simultaneous_dials_settle_on_the_connection_dialed_by_the_lower_id() {
+    init_logs();
+    let creds = SessionCredentials::generate();
+    let mut nodes = vec![node(&creds).await, node(&creds).await];
+    let (a_id, b_id) = (nodes[0].0.node_id(), nodes[1].0.node_id());
+    // Both learn of each other at once, so both dial.
+    nodes[0].0.add_peer(b_id, nodes[1].0.local_addr());
+    nodes[1].0.add_peer(a_id, nodes[0].0.local_addr());
+    warm_up(&mut nodes).await;
+    let lower = a_id.min(b_id);
+    let polls_max = 100;
+    let mut agreed = false;
+    for _ in 0..polls_max {
+        let a_view = nodes[0].0.connection_dialer(b_id);
+        let b_view = nodes[1].0.connection_dialer(a_id);
+        if a_view == Some(lower) && b_view == Some(lower) {
+            agreed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        agreed,
+        "both sides must keep the connection dialed by {lower:016x}"
+    );
+    assert_eq!(nodes[0].0.peers().len(), 1);
+    assert_eq!(nodes[1].0.peers().len(), 1);
+    for node in &nodes {
+        node.0.shutdown().await;
+    }
 }

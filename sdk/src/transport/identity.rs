@@ -23,6 +23,8 @@ const CERT_SUBJECT_NAME: &str = "baton.node";
 
 /// Label mixed into the derivation of the QUIC stateless-reset key from the node's private key.
 const RESET_KEY_LABEL: &[u8] = b"baton stateless reset key v1";
+/// Label mixed into the derivation of the connection-id validation key.
+const CID_KEY_LABEL: &[u8] = b"baton connection id key v1";
 
 /// A node's key pair and self-signed certificate.
 ///
@@ -122,10 +124,26 @@ impl Identity {
     /// that a restarted node resets its peers' stale connections at once instead of leaving
     /// them to the idle timeout.
     pub(crate) fn stateless_reset_key(&self) -> ring::hmac::Key {
+        ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.derive(RESET_KEY_LABEL))
+    }
+
+    /// A key for the connection ids this node issues, stable across restarts: a restarted
+    /// node must recognise its predecessor's connection ids as its own, or it drops their
+    /// packets instead of answering them with a stateless reset.
+    pub(crate) fn connection_id_key(&self) -> u64 {
+        let derived = self.derive(CID_KEY_LABEL);
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(&derived[..8]);
+        u64::from_le_bytes(bytes)
+    }
+
+    fn derive(&self, label: &[u8]) -> [u8; 32] {
         let mut ctx = digest::Context::new(&digest::SHA256);
-        ctx.update(RESET_KEY_LABEL);
+        ctx.update(label);
         ctx.update(&self.key_pkcs8_der);
-        ring::hmac::Key::new(ring::hmac::HMAC_SHA256, ctx.finish().as_ref())
+        let mut out = [0u8; 32];
+        out.copy_from_slice(ctx.finish().as_ref());
+        out
     }
 }
 

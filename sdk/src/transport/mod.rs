@@ -3,7 +3,7 @@
 //!
 //! # Shape
 //!
-//! One quinn [`Endpoint`](quinn::Endpoint) per node is both client and server. Between two
+//! One quinn [`Endpoint`] per node is both client and server. Between two
 //! nodes there is one QUIC connection, reused for everything; each side sends on one
 //! unidirectional stream, so messages to a peer arrive in order. A connection becomes usable
 //! only after the join handshake (see `handshake` and `docs/protocol.md`): mutual TLS with
@@ -11,6 +11,34 @@
 //! HMAC-SHA256 proof of the session secret bound to the sender's key and to this very
 //! connection. Until the peer's hello verifies, nothing is sent to it and nothing from it is
 //! delivered.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use baton::transport::{Identity, Invite, SessionCredentials, Transport, TransportConfig, TransportEvent};
+//! # async fn demo() -> Result<(), baton::transport::TransportError> {
+//! // The host creates the session and shares an invite code.
+//! let credentials = SessionCredentials::generate();
+//! let (host, mut host_events) = Transport::<String>::bind(
+//!     Identity::generate()?, credentials.clone(), TransportConfig::default()).await?;
+//! let code = Invite { credentials, addrs: vec![host.local_addr()] }.to_string();
+//!
+//! // A player joins with the code.
+//! let invite: Invite = code.parse().expect("a valid code");
+//! let (player, _player_events) = Transport::<String>::bind(
+//!     Identity::generate()?, invite.credentials, TransportConfig::default()).await?;
+//! let host_id = player.connect(invite.addrs[0]).await?;
+//! player.send(host_id, "hello".to_string());
+//! while let Some(event) = host_events.recv().await {
+//!     if let TransportEvent::Message { from, msg } = event {
+//!         println!("{from:016x} says {msg}");
+//!         break;
+//!     }
+//! }
+//! player.shutdown().await;
+//! host.shutdown().await;
+//! # Ok(()) }
+//! ```
 //!
 //! # Tasks
 //!
@@ -35,7 +63,8 @@
 //! (well above any election timeout, so a slow patch never tears down the connection under
 //! Raft), keep-alive every 5 s (keeps NAT bindings and lets a restarted peer's stateless reset
 //! arrive within seconds). A restarted node with the same identity derives the same
-//! stateless-reset key, so its peers' stale connections are reset as soon as they next send.
+//! stateless-reset and connection-id keys, so its peers' stale connections are reset as soon
+//! as they next send.
 //! Reconnect backoff 100 ms doubling to 5 s, each wait drawn uniformly from [b/2, b].
 
 pub mod fault;
@@ -359,6 +388,9 @@ struct Inner<M> {
 }
 
 /// A node's QUIC transport. Cheap to clone; all clones drive the same endpoint.
+///
+/// Call [`shutdown`](Transport::shutdown) when done: the background tasks hold the endpoint
+/// (and its UDP port) until then, or until the tokio runtime itself stops.
 pub struct Transport<M> {
     inner: Arc<Inner<M>>,
 }
@@ -424,14 +456,20 @@ fn make_server_config(
 /// Opens a UDP endpoint on `bind`, wrapped in the fault injector when `faults` is set.
 pub(crate) fn open_endpoint(
     bind: SocketAddr,
-    reset_key: ring::hmac::Key,
+    identity: &Identity,
     server: Option<quinn::ServerConfig>,
     faults: Option<&FaultController>,
 ) -> Result<Endpoint, TransportError> {
     let io = |context: &'static str| move |source| TransportError::Io { context, source };
     let socket = std::net::UdpSocket::bind(bind).map_err(io("binding the UDP socket"))?;
     let runtime: Arc<dyn quinn::Runtime> = Arc::new(quinn::TokioRuntime);
-    let endpoint_config = quinn::EndpointConfig::new(Arc::new(reset_key));
+    // Reset key and connection-id key both derive from the identity, so a node restarted with
+    // the same identity answers its predecessor's connections with stateless resets.
+    let mut endpoint_config = quinn::EndpointConfig::new(Arc::new(identity.stateless_reset_key()));
+    let cid_key = identity.connection_id_key();
+    endpoint_config.cid_generator(move || {
+        Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
+    });
     match faults {
         None => Endpoint::new(endpoint_config, server, socket, runtime)
             .map_err(io("creating the QUIC endpoint")),
@@ -510,12 +548,7 @@ where
         let quic = Arc::new(quic_transport_config(&config)?);
         let server = make_server_config(&identity, quic.clone())?;
         let client_config = make_client_config(&identity, ALPN, quic)?;
-        let endpoint = open_endpoint(
-            config.bind,
-            identity.stateless_reset_key(),
-            Some(server),
-            config.faults.as_ref(),
-        )?;
+        let endpoint = open_endpoint(config.bind, &identity, Some(server), config.faults.as_ref())?;
         let local_addr = endpoint.local_addr().map_err(|source| TransportError::Io {
             context: "reading the local address",
             source,
@@ -647,6 +680,15 @@ where
         let slot = state.peers.get(&id)?;
         let link = slot.link.borrow();
         link.as_ref().filter(|l| l.is_live()).map(|l| l.conn.rtt())
+    }
+
+    /// Test support: which node dialed the live connection to `id`.
+    #[doc(hidden)]
+    pub fn connection_dialer(&self, id: NodeId) -> Option<NodeId> {
+        let state = self.inner.lock_state();
+        let slot = state.peers.get(&id)?;
+        let link = slot.link.borrow();
+        link.as_ref().filter(|l| l.is_live()).map(|l| l.dialer)
     }
 
     /// Peers with a live authenticated connection, with their addresses as seen from here.
@@ -1133,6 +1175,9 @@ where
         mut queue: mpsc::Receiver<Vec<u8>>,
         mut link_rx: watch::Receiver<Option<Arc<Link>>>,
     ) {
+        // A frame whose write failed because its connection died; it goes first on the next
+        // connection (it may then arrive twice, which Raft tolerates, rather than never).
+        let mut unsent: Option<Vec<u8>> = None;
         // Outer loop: one iteration per connection used; ends when the slot is dropped.
         loop {
             let current = link_rx.borrow_and_update().clone();
@@ -1145,20 +1190,27 @@ where
             };
             // Inner loop: one iteration per frame written on this connection.
             loop {
-                tokio::select! {
-                    changed = link_rx.changed() => {
-                        if changed.is_err() {
-                            return;
-                        }
-                        break;
-                    }
-                    frame = queue.recv() => {
-                        let Some(frame) = frame else { return };
-                        if let Err(e) = stream.write_all(&frame).await {
-                            tracing::debug!(peer = format_args!("{peer:016x}"), serial = link.serial, error = %e, "write failed; waiting for a new connection");
+                let frame = match unsent.take() {
+                    Some(frame) => frame,
+                    None => tokio::select! {
+                        // A replaced connection must not swallow frames meant for the new one.
+                        biased;
+                        changed = link_rx.changed() => {
+                            if changed.is_err() {
+                                return;
+                            }
                             break;
                         }
-                    }
+                        frame = queue.recv() => match frame {
+                            Some(frame) => frame,
+                            None => return,
+                        },
+                    },
+                };
+                if let Err(e) = stream.write_all(&frame).await {
+                    tracing::debug!(peer = format_args!("{peer:016x}"), serial = link.serial, error = %e, "write failed; waiting for a new connection");
+                    unsent = Some(frame);
+                    break;
                 }
             }
         }
