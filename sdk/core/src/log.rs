@@ -154,6 +154,10 @@ impl RaftLog {
             }
             break;
         }
+        debug_assert!(
+            entries.iter().all(|e| self.term(e.index) == Some(e.term)),
+            "log matching: after a merge the log holds every entry sent"
+        );
         truncated
     }
 

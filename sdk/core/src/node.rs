@@ -399,7 +399,21 @@ impl RaftNode {
         if let Some((term, None)) = self.self_election {
             self.self_election = Some((term, Some(number)));
         }
+        let applied_before = self.log.applied;
         let committed_entries = self.log.take_committed();
+        debug_assert!(
+            committed_entries
+                .iter()
+                .zip(applied_before + 1..)
+                .all(|(e, index)| e.index == index),
+            "committed entries are handed out contiguously, once"
+        );
+        debug_assert!(
+            entries
+                .windows(2)
+                .all(|w| w[1].index == w[0].index + 1 && w[1].term >= w[0].term),
+            "entries to persist are contiguous with non-decreasing terms"
+        );
         let out = std::mem::take(&mut self.out);
         Ready {
             number,
