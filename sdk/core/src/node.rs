@@ -318,7 +318,7 @@ impl RaftNode {
 
     /// Hands leadership to the voter `target` (§3.10): it is brought up to date, then told
     /// to campaign at once. Proposals are refused meanwhile; the transfer is abandoned after
-    /// an election timeout.
+    /// an election timeout. `target == self` cancels a transfer in progress.
     pub fn transfer_leadership(&mut self, target: NodeId) -> Result<(), ProposeError> {
         self.start_transfer(target)
     }
@@ -432,10 +432,14 @@ impl RaftNode {
 
     /// Everything Ready number <= `ready_number` asked to persist is now durable.
     pub fn advance(&mut self, ready_number: u64) {
-        debug_assert!(
-            ready_number <= self.ready_number,
-            "advance of a Ready never handed out"
-        );
+        if ready_number > self.ready_number {
+            tracing::warn!(
+                ready_number,
+                handed_out = self.ready_number,
+                "advance of a Ready never handed out"
+            );
+        }
+        let ready_number = ready_number.min(self.ready_number);
         while let Some(&(number, index, term)) = self.pending_persist.front() {
             if number > ready_number {
                 break;
