@@ -14,7 +14,8 @@ pub struct Config {
     /// Lower bound of the randomized election timeout, in ticks (default 10).
     pub election_timeout_ticks_min: u32,
     /// Exclusive upper bound of the randomized election timeout, in ticks (default 20).
-    /// Fitness shifts the range of a node (see `docs/raft-core.md`).
+    /// Fitness shifts a node's range within `[min, max + (max - min) / 2)`: the fittest
+    /// draw from the lower half, the least fit wait longer (see `docs/raft-core.md`).
     pub election_timeout_ticks_max: u32,
     /// Ticks between two heartbeats of a leader (default 2).
     pub heartbeat_interval_ticks: u32,

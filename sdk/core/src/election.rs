@@ -336,3 +336,65 @@ impl RaftNode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{Config, Fitness, Membership, PersistedState, RaftNode};
+
+    fn node(fitness: u16) -> RaftNode {
+        let mut config = Config::new(1, 9);
+        config.fitness = Fitness(fitness);
+        let membership = Membership {
+            voters: (1..=5).collect(),
+            learners: Default::default(),
+        };
+        RaftNode::new(config, PersistedState::bootstrap(membership)).unwrap()
+    }
+
+    fn draws(node: &mut RaftNode) -> (u32, u32) {
+        let mut low = u32::MAX;
+        let mut high = 0;
+        for _ in 0..500 {
+            let timeout = node.draw_election_timeout();
+            low = low.min(timeout);
+            high = high.max(timeout);
+        }
+        (low, high)
+    }
+
+    #[test]
+    fn fitness_rank_zero_draws_from_the_first_half_of_the_range() {
+        let mut n = node(500);
+        n.successor_rank = Some(0);
+        assert_eq!(draws(&mut n), (10, 14));
+    }
+
+    #[test]
+    fn fitness_last_rank_is_shifted_by_the_whole_width() {
+        let mut n = node(500);
+        n.successor_rank = Some(3);
+        assert_eq!(draws(&mut n), (20, 24));
+    }
+
+    #[test]
+    fn fitness_bias_decays_with_failed_rounds_to_plain_randomized_timeouts() {
+        let mut n = node(500);
+        n.successor_rank = Some(3);
+        n.failed_rounds = 1;
+        assert_eq!(draws(&mut n), (15, 22), "half the shift, wider jitter");
+        n.failed_rounds = super::FAILED_ROUNDS_DECAY_MAX;
+        assert_eq!(
+            draws(&mut n),
+            (10, 19),
+            "no bias left: the plain [min, max) range"
+        );
+    }
+
+    #[test]
+    fn fitness_without_rank_uses_raw_fitness() {
+        let mut best = node(1000);
+        assert_eq!(draws(&mut best), (10, 14));
+        let mut worst = node(0);
+        assert_eq!(draws(&mut worst), (20, 24));
+    }
+}

@@ -154,6 +154,10 @@ impl RaftLog {
             }
             break;
         }
+        debug_assert!(
+            entries.iter().all(|e| self.term(e.index) == Some(e.term)),
+            "log matching: after a merge the log holds every entry sent"
+        );
         truncated
     }
 
@@ -263,5 +267,73 @@ impl RaftLog {
         self.commit = meta.last_index;
         self.applied = meta.last_index;
         self.unstable_from = meta.last_index + 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(from: Index, terms: &[Term]) -> Vec<Entry> {
+        terms
+            .iter()
+            .enumerate()
+            .map(|(i, &term)| Entry {
+                term,
+                index: from + i as Index,
+                payload: EntryPayload::Noop,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn s5_3_merge_skips_matching_entries_and_truncates_conflicts() {
+        let mut log = RaftLog::recovered(None, entries(1, &[1, 1, 2, 2]), 2);
+        assert_eq!(log.merge(&entries(2, &[1, 2])), None, "already there");
+        assert_eq!(log.last_index(), 4);
+        assert_eq!(log.merge(&entries(3, &[3, 3, 3])), Some(3));
+        assert_eq!(log.last_index(), 5);
+        assert_eq!(log.term(3), Some(3));
+        assert_eq!(
+            log.persisted, 2,
+            "the truncation forgets durability beyond it"
+        );
+        assert_eq!(log.take_unstable().len(), 3);
+    }
+
+    #[test]
+    fn s5_3_conflict_hint_helpers() {
+        let log = RaftLog::recovered(None, entries(1, &[1, 1, 2, 2, 2, 4]), 0);
+        assert_eq!(log.first_index_of_term_at(5), 3);
+        assert_eq!(log.last_index_of_term(2, 6), Some(5));
+        assert_eq!(log.last_index_of_term(3, 6), None);
+        assert!(log.is_up_to_date(6, 4));
+        assert!(!log.is_up_to_date(7, 3));
+    }
+
+    #[test]
+    fn s5_compaction_keeps_terms_at_the_boundary() {
+        let mut log = RaftLog::recovered(None, entries(1, &[1, 1, 2, 2]), 4);
+        let _ = log.take_committed();
+        log.compact_to(3);
+        assert_eq!(log.term(3), Some(2));
+        assert_eq!(log.term(2), None);
+        assert_eq!(log.first_index(), 4);
+        assert_eq!(log.slice(4, 4, 10, 1000).len(), 1);
+    }
+
+    #[test]
+    fn committed_entries_stop_at_the_durable_index() {
+        let mut log = RaftLog::recovered(None, entries(1, &[1]), 1);
+        log.append_new(Entry {
+            term: 1,
+            index: 2,
+            payload: EntryPayload::Noop,
+        });
+        log.commit_to(2);
+        assert_eq!(log.take_committed().len(), 1);
+        assert!(!log.has_committed_to_apply());
+        log.persisted = 2;
+        assert_eq!(log.take_committed()[0].index, 2);
     }
 }

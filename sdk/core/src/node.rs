@@ -318,7 +318,7 @@ impl RaftNode {
 
     /// Hands leadership to the voter `target` (§3.10): it is brought up to date, then told
     /// to campaign at once. Proposals are refused meanwhile; the transfer is abandoned after
-    /// an election timeout.
+    /// an election timeout. `target == self` cancels a transfer in progress.
     pub fn transfer_leadership(&mut self, target: NodeId) -> Result<(), ProposeError> {
         self.start_transfer(target)
     }
@@ -399,7 +399,21 @@ impl RaftNode {
         if let Some((term, None)) = self.self_election {
             self.self_election = Some((term, Some(number)));
         }
+        let applied_before = self.log.applied;
         let committed_entries = self.log.take_committed();
+        debug_assert!(
+            committed_entries
+                .iter()
+                .zip(applied_before + 1..)
+                .all(|(e, index)| e.index == index),
+            "committed entries are handed out contiguously, once"
+        );
+        debug_assert!(
+            entries
+                .windows(2)
+                .all(|w| w[1].index == w[0].index + 1 && w[1].term >= w[0].term),
+            "entries to persist are contiguous with non-decreasing terms"
+        );
         let out = std::mem::take(&mut self.out);
         Ready {
             number,
@@ -418,10 +432,14 @@ impl RaftNode {
 
     /// Everything Ready number <= `ready_number` asked to persist is now durable.
     pub fn advance(&mut self, ready_number: u64) {
-        debug_assert!(
-            ready_number <= self.ready_number,
-            "advance of a Ready never handed out"
-        );
+        if ready_number > self.ready_number {
+            tracing::warn!(
+                ready_number,
+                handed_out = self.ready_number,
+                "advance of a Ready never handed out"
+            );
+        }
+        let ready_number = ready_number.min(self.ready_number);
         while let Some(&(number, index, term)) = self.pending_persist.front() {
             if number > ready_number {
                 break;

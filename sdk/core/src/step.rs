@@ -211,7 +211,16 @@ impl RaftNode {
                         return false;
                     }
                     if !pre_vote {
+                        // §5.2: only a granted vote resets the election timer. Keeping it
+                        // running here lets a voter with a better log (but a later timer,
+                        // e.g. from its fitness rank) eventually campaign instead of being
+                        // held back forever by a candidate it keeps refusing.
+                        let timer = (self.election_elapsed, self.randomized_election_timeout);
+                        let was_leader = self.state == State::Leader;
                         self.become_follower(msg.term, None);
+                        if !was_leader {
+                            (self.election_elapsed, self.randomized_election_timeout) = timer;
+                        }
                     }
                 }
                 // A granted pre-vote carries the term the pre-candidate would use.

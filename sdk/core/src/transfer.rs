@@ -20,6 +20,9 @@ impl RaftNode {
             });
         }
         if target == self.config.id {
+            // Transferring to oneself cancels a transfer in progress (the TimeoutNow, if
+            // sent, cannot be recalled: the lease stays forbidden for the term).
+            self.transfer = None;
             return Ok(());
         }
         if let Some(transfer) = self.transfer {

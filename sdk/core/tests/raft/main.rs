@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod codec;
 mod election;
 mod fitness;
 mod membership;

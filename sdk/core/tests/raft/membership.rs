@@ -378,3 +378,25 @@ fn s4_1_membership_change_errors() {
         Err(ProposeError::WouldLeaveNoVoters)
     );
 }
+
+#[test]
+fn s4_1_removing_an_unreachable_voter_lets_pending_entries_commit() {
+    let mut net = Network::new(&[1, 2]);
+    net.elect(1);
+    net.crash(2);
+    let pending = net.propose(1, b"waits");
+    net.run(2);
+    assert!(
+        net.raft(1).commit_index() < pending.index,
+        "no quorum without 2"
+    );
+    net.raft(1)
+        .propose_membership(MembershipChange::RemoveNode(2))
+        .unwrap();
+    net.run(2);
+    assert!(
+        net.raft(1).commit_index() >= pending.index,
+        "the smaller configuration commits it"
+    );
+    assert_eq!(net.node(1).applied_commands(), vec![b"waits".to_vec()]);
+}

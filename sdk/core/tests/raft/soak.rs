@@ -87,13 +87,21 @@ impl Checker {
 
 fn run_seed(seed: u64) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let voters = [1, 2, 3, 4, 5];
-    let mut net = Network::with_config(&voters, &[6], |c| {
+    // Vary the cluster shape and the optional protocol features with the seed.
+    let voters: &[NodeId] = if seed % 3 == 0 {
+        &[1, 2, 3]
+    } else {
+        &[1, 2, 3, 4, 5]
+    };
+    let learners: &[NodeId] = if seed % 3 == 0 { &[4, 5, 6] } else { &[6] };
+    let mut net = Network::with_config(voters, learners, |c| {
         c.rng_seed = seed * 100 + c.id;
         c.snapshot_chunk_bytes = 7;
         c.max_entries_per_append = 3;
         c.max_inflight_appends = 3;
-        c.lease_reads = seed % 2 == 0;
+        c.check_quorum = seed % 4 != 1;
+        c.pre_vote = seed % 4 != 2;
+        c.lease_reads = c.check_quorum && seed % 2 == 0;
     });
     net.add_joining_node(7);
     let mut checker = Checker {
@@ -136,7 +144,12 @@ fn run_seed(seed: u64) {
                     }
                 }
             }
-            60..=69 => net.tick_all(),
+            60..=66 => net.tick_all(),
+            // Clock drift: one node's clock runs ahead.
+            67..=69 => {
+                let id = pick(&mut rng);
+                net.tick(id);
+            }
             70..=79 => {
                 if let Some(leader) = net.leader() {
                     match net
@@ -256,11 +269,18 @@ fn run_seed(seed: u64) {
     });
     if elected.is_none() {
         for node in net.nodes.values() {
+            let last = node.raft.last_index();
+            let terms: Vec<_> = (last.saturating_sub(8)..=last)
+                .map(|i| node.raft.entry_term(i))
+                .collect();
             eprintln!(
-                "{:?} persisted {} applied {}",
+                "{:?} persisted {} applied {} up {} stalled {} last terms {terms:?} hard {:?}",
                 node.raft.status(),
                 node.raft.persisted_index(),
-                node.applied_index()
+                node.applied_index(),
+                node.up,
+                node.stalled,
+                node.storage.hard_state
             );
         }
         for pr in net
@@ -313,7 +333,21 @@ fn soak_random_faults_keep_safety_and_recover_liveness() {
         run_seed(seed);
         return;
     }
-    for seed in 0..seeds() {
+    let first: u64 = std::env::var("BATON_CORE_SOAK_FIRST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    for seed in first..first + seeds() {
+        run_seed(seed);
+    }
+}
+
+/// Seeds that once found bugs: a demoted leader stuck with the only up-to-date log (35),
+/// a single voter leading the same term twice after a crash (106), a refused candidate
+/// resetting a better voter's timer forever (1326).
+#[test]
+fn soak_regression_seeds() {
+    for seed in [35, 106, 1326] {
         run_seed(seed);
     }
 }

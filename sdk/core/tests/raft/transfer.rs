@@ -182,3 +182,14 @@ fn s3_10_second_transfer_to_another_target_is_refused_while_one_runs() {
     );
     assert_eq!(net.raft(1).transfer_leadership(2), Ok(()));
 }
+
+#[test]
+fn s3_10_transfer_to_self_cancels_the_transfer() {
+    let mut net = Network::new(&[1, 2, 3]);
+    net.elect(1);
+    net.crash(2);
+    net.raft(1).transfer_leadership(2).unwrap();
+    net.raft(1).transfer_leadership(1).unwrap();
+    assert_eq!(net.raft(1).transfer_target(), None);
+    assert!(net.raft(1).propose(b"x".to_vec(), None).is_ok());
+}
