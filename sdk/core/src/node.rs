@@ -532,6 +532,17 @@ impl RaftNode {
         self.transfer.map(|t| t.target)
     }
 
+    /// Term of the entry at `index`, if the log holds it (or it is the snapshot's last
+    /// entry). For invariant checkers (log matching, leader completeness).
+    pub fn entry_term(&self, index: Index) -> Option<Term> {
+        self.log.term(index)
+    }
+
+    /// Index of the last entry covered by the latest snapshot (0 if none).
+    pub fn snapshot_index(&self) -> Index {
+        self.log.snapshot_index()
+    }
+
     /// Highest index handed out in `committed_entries` (or restored from a snapshot).
     pub fn applied_index(&self) -> Index {
         self.log.applied

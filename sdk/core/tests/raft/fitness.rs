@@ -29,9 +29,12 @@ fn crash_trial(seed: u64, crash_also: &[u64]) -> (u64, usize) {
 #[test]
 fn fitness_fittest_up_to_date_voter_wins_most_crash_trials() {
     let trials = 40;
-    let wins = (0..trials)
-        .filter(|&seed| crash_trial(seed, &[]).0 == 3)
-        .count();
+    let results: Vec<(u64, usize)> = (0..trials).map(|seed| crash_trial(seed, &[])).collect();
+    let wins = results.iter().filter(|(leader, _)| *leader == 3).count();
+    let mean_ticks = results.iter().map(|(_, t)| *t).sum::<usize>() as f64 / trials as f64;
+    eprintln!(
+        "fittest survivor won {wins}/{trials} crash trials; mean failover {mean_ticks:.1} ticks"
+    );
     assert!(
         wins * 10 >= trials as usize * 8,
         "fittest survivor (3) won {wins}/{trials}"
@@ -42,14 +45,20 @@ fn fitness_fittest_up_to_date_voter_wins_most_crash_trials() {
 fn fitness_cluster_without_its_fittest_node_still_elects() {
     let trials = 20;
     let mut next_fittest_wins = 0;
+    let mut total_ticks = 0;
     for seed in 0..trials {
         let (leader, ticks) = crash_trial(seed, &[3]);
         assert!([2, 4, 5].contains(&leader));
         assert!(ticks < 200, "elected in {ticks} ticks");
+        total_ticks += ticks;
         if leader == 5 {
             next_fittest_wins += 1;
         }
     }
+    eprintln!(
+        "without the fittest: next fittest won {next_fittest_wins}/{trials}; mean failover {:.1} ticks",
+        total_ticks as f64 / trials as f64
+    );
     assert!(
         next_fittest_wins * 10 >= trials * 7,
         "the next fittest (5) won {next_fittest_wins}/{trials}"
@@ -106,5 +115,6 @@ fn fitness_without_a_ranking_leader_biases_by_raw_fitness() {
             wins += 1;
         }
     }
+    eprintln!("fresh cluster: fittest won {wins}/{trials}");
     assert!(wins * 10 >= trials * 8, "fittest won {wins}/{trials}");
 }

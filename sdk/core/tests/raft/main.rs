@@ -6,6 +6,7 @@ mod harness;
 mod election;
 mod fitness;
 mod membership;
+mod paper;
 mod reads;
 mod replication;
 mod snapshot;

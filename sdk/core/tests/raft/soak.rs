@@ -23,6 +23,56 @@ struct Checker {
 }
 
 impl Checker {
+    /// §5.3 log matching and §5.4 leader completeness over every pair of live nodes.
+    fn check_logs(&self, net: &Network, seed: u64) {
+        let nodes: Vec<_> = net.nodes.values().filter(|n| n.up).collect();
+        for (i, a) in nodes.iter().enumerate() {
+            for b in &nodes[i + 1..] {
+                let (a, b) = (&a.raft, &b.raft);
+                let from = a.snapshot_index().max(b.snapshot_index());
+                let to = a.last_index().min(b.last_index());
+                let highest_match = (from..=to)
+                    .rev()
+                    .find(|&k| a.entry_term(k).is_some() && a.entry_term(k) == b.entry_term(k));
+                if let Some(k) = highest_match {
+                    for j in from..k {
+                        assert_eq!(
+                            a.entry_term(j),
+                            b.entry_term(j),
+                            "seed {seed}: log matching broken at {j} below {k} between {} and {}",
+                            a.id(),
+                            b.id()
+                        );
+                    }
+                }
+            }
+        }
+        // Only the leader of the newest term must hold everything committed so far: a
+        // deposed leader that has not heard yet legitimately lacks later commits.
+        let newest_term = self.leader_of_term.keys().next_back().copied();
+        for leader in nodes
+            .iter()
+            .filter(|n| n.raft.role() == Role::Leader && Some(n.raft.term()) == newest_term)
+        {
+            for (&index, (term, _)) in &net.applied_anywhere {
+                let raft = &leader.raft;
+                assert!(
+                    index <= raft.last_index(),
+                    "seed {seed}: leader {} lacks committed {index}",
+                    raft.id()
+                );
+                if let Some(held) = raft.entry_term(index) {
+                    assert_eq!(
+                        held,
+                        *term,
+                        "seed {seed}: leader {} holds another entry at committed {index}",
+                        raft.id()
+                    );
+                }
+            }
+        }
+    }
+
     fn check(&mut self, net: &Network, seed: u64) {
         for (&id, node) in &net.nodes {
             if node.up && node.raft.role() == Role::Leader {
@@ -171,6 +221,9 @@ fn run_seed(seed: u64) {
             }
         }
         checker.check(&net, seed);
+        if step % 10 == 0 {
+            checker.check_logs(&net, seed);
+        }
         if let Some(watch) = watched {
             let node = net.node(watch);
             let now = (
