@@ -77,6 +77,8 @@ pub struct Profile {
     pub tick_ms_max: u64,
     /// Chance (per mille) that a new leader is crashed right after its election.
     pub doomed_leader_per_mille: u32,
+    /// Chance (per mille) that a node is crashed right after granting a vote.
+    pub doomed_voter_per_mille: u32,
     /// A node compacts once this many applied entries sit in its log.
     pub compact_threshold_entries: u64,
     /// Most nodes down at once.
@@ -137,6 +139,11 @@ impl Profile {
             persist_ms_max: [0, 2, 10, PERSIST_MS_MAX][rng.random_range(0..4)],
             tick_ms_min,
             tick_ms_max,
+            doomed_voter_per_mille: if rng.random_bool(0.5) {
+                rng.random_range(0..=300)
+            } else {
+                0
+            },
             compact_threshold_entries: [16, 64, 256][rng.random_range(0..3)],
             crashed_max: rng.random_range(1..=nodes.div_ceil(2)),
             doomed_leader_per_mille: if rng.random_bool(0.5) {

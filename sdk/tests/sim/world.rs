@@ -61,6 +61,8 @@ pub(super) enum Event {
     Chaos,
     /// The reactive nemesis crashes a node if it is still leader.
     CrashLeader(NodeId, u32),
+    /// The reactive nemesis crashes a node (that just granted a vote).
+    CrashVoter(NodeId, u32),
     /// A client acts.
     Client(usize),
     /// End of the fault phase.
@@ -437,6 +439,14 @@ impl World {
                 Ok(())
             }
             Event::Chaos => self.on_chaos(),
+            Event::CrashVoter(id, incarnation) => {
+                let slot = self.slot(id).unwrap_or(0);
+                if self.nodes[slot].incarnation == incarnation && self.heal_at_ms.is_none() {
+                    trace!(self, "FAULT node {id} is crashed right after voting");
+                    self.crash_for_a_while(id);
+                }
+                Ok(())
+            }
             Event::CrashLeader(id, incarnation) => {
                 let slot = self.slot(id).unwrap_or(0);
                 let node = &self.nodes[slot];
@@ -893,6 +903,15 @@ impl World {
     /// The proposer applied the index of a client's attempt: acknowledge it or retry.
     pub(super) fn send(&mut self, msg: Message) -> Result<(), Violation> {
         self.check_outgoing(&msg)?;
+        if matches!(
+            msg.body,
+            MessageBody::RequestVoteResponse {
+                pre_vote: false,
+                granted: true
+            }
+        ) {
+            self.maybe_doom_voter(msg.from);
+        }
         let times = self.network.route(msg.from, msg.to, self.now_ms);
         if times.is_empty() {
             self.stats.lost += 1;
