@@ -22,7 +22,7 @@ use std::fmt;
 use std::io::Write;
 
 /// Length of the fault phase, in simulated milliseconds (≈ 40 election timeouts).
-pub const FAULT_PHASE_MS: u64 = 40_000;
+pub const FAULT_PHASE_MS: u64 = 120_000;
 /// Liveness: after the heal, a leader must be elected and a fresh proposal must commit
 /// within this simulated time (≈ 25 election timeouts at the slowest clock).
 pub const LIVENESS_BOUND_MS: u64 = 5_000;
