@@ -65,7 +65,10 @@ impl World {
 
     pub(super) fn on_client(&mut self, client: usize) -> Result<(), Violation> {
         let c = &mut self.clients[client];
-        if c.outstanding.is_none() && c.budget > 0 {
+        // New commands stop at the heal (only the probe starts then), so that the backlog
+        // the liveness bound covers is what the fault phase left.
+        let issuing = self.heal_at_ms.is_none() || client == self.probe_client;
+        if c.outstanding.is_none() && c.budget > 0 && issuing {
             c.budget -= 1;
             let tag = ClientTag {
                 client_id: c.id,

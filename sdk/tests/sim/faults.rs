@@ -222,6 +222,21 @@ impl World {
         self.schedule(self.now_ms + delay, Event::CrashLeader(id, incarnation));
     }
 
+    /// A reactive nemesis: some nodes are crashed just after granting a vote, while the
+    /// vote may still be on its way to the disk (a vote must survive that).
+    pub(super) fn maybe_doom_voter(&mut self, id: NodeId) {
+        if self.heal_at_ms.is_some() || self.profile.doomed_voter_per_mille == 0 {
+            return;
+        }
+        if self.chaos_rng.random_range(0..1000) >= self.profile.doomed_voter_per_mille {
+            return;
+        }
+        let slot = self.slot(id).unwrap_or(0);
+        let incarnation = self.nodes[slot].incarnation;
+        let delay = self.chaos_rng.random_range(0..=self.profile.persist_ms_max);
+        self.schedule(self.now_ms + delay, Event::CrashVoter(id, incarnation));
+    }
+
     pub(super) fn change_membership(&mut self) -> Result<(), Violation> {
         let Some(leader) = self.current_leader() else {
             return Ok(());

@@ -77,6 +77,10 @@ pub struct Profile {
     pub tick_ms_max: u64,
     /// Chance (per mille) that a new leader is crashed right after its election.
     pub doomed_leader_per_mille: u32,
+    /// Chance (per mille) that a node is crashed right after granting a vote.
+    pub doomed_voter_per_mille: u32,
+    /// A node compacts once this many applied entries sit in its log.
+    pub compact_threshold_entries: u64,
     /// Most nodes down at once.
     pub crashed_max: usize,
     /// Clients issuing commands during the fault phase.
@@ -92,7 +96,13 @@ pub struct Profile {
 impl Profile {
     pub fn draw(rng: &mut ChaCha8Rng) -> Profile {
         let nodes = rng.random_range(NODES_MIN..=NODES_MAX);
-        let voters = rng.random_range(NODES_MIN.min(nodes)..=nodes);
+        // Three voters often: the smallest quorum makes the dangerous interleavings (a
+        // leader plus one follower committing) most likely.
+        let voters = if rng.random_bool(0.4) {
+            NODES_MIN.min(nodes)
+        } else {
+            rng.random_range(NODES_MIN.min(nodes)..=nodes)
+        };
         let learners = rng.random_range(0..=nodes - voters);
         let mut weights = [0u32; FAULTS.len()];
         for (weight, fault) in weights.iter_mut().zip(FAULTS) {
@@ -135,6 +145,12 @@ impl Profile {
             persist_ms_max: [0, 2, 10, PERSIST_MS_MAX][rng.random_range(0..4)],
             tick_ms_min,
             tick_ms_max,
+            doomed_voter_per_mille: if rng.random_bool(0.5) {
+                rng.random_range(0..=300)
+            } else {
+                0
+            },
+            compact_threshold_entries: [16, 64, 256][rng.random_range(0..3)],
             crashed_max: rng.random_range(1..=nodes.div_ceil(2)),
             doomed_leader_per_mille: if rng.random_bool(0.5) {
                 rng.random_range(0..=500)
@@ -142,9 +158,9 @@ impl Profile {
                 0
             },
             clients: rng.random_range(1..=4),
-            commands_per_client: rng.random_range(50..=400),
+            commands_per_client: rng.random_range(150..=1200),
             snapshot_chunk_bytes: [64, 256, 1024, 64 * 1024][rng.random_range(0..4)],
-            max_entries_per_append: [1, 4, 64][rng.random_range(0..3)],
+            max_entries_per_append: [1, 1, 4, 64][rng.random_range(0..4)],
             max_inflight_appends: [1, 2, 8][rng.random_range(0..3)],
         }
     }

@@ -22,12 +22,12 @@ use std::fmt;
 use std::io::Write;
 
 /// Length of the fault phase, in simulated milliseconds (≈ 40 election timeouts).
-pub const FAULT_PHASE_MS: u64 = 40_000;
+pub const FAULT_PHASE_MS: u64 = 120_000;
 /// Liveness: after the heal, a leader must be elected and a fresh proposal must commit
 /// within this simulated time (≈ 25 election timeouts at the slowest clock).
 pub const LIVENESS_BOUND_MS: u64 = 5_000;
 /// After the fresh proposal commits, every member must have applied it within this time.
-pub const CONVERGENCE_BOUND_MS: u64 = 5_000;
+pub const CONVERGENCE_BOUND_MS: u64 = 20_000;
 /// Messages in flight at once beyond which the core is amplifying traffic (a healthy
 /// 7-node cluster under duplication and long delays stays around a few hundred).
 pub const IN_FLIGHT_MESSAGES_MAX: u64 = 5_000;
@@ -61,6 +61,8 @@ pub(super) enum Event {
     Chaos,
     /// The reactive nemesis crashes a node if it is still leader.
     CrashLeader(NodeId, u32),
+    /// The reactive nemesis crashes a node (that just granted a vote).
+    CrashVoter(NodeId, u32),
     /// A client acts.
     Client(usize),
     /// End of the fault phase.
@@ -437,6 +439,14 @@ impl World {
                 Ok(())
             }
             Event::Chaos => self.on_chaos(),
+            Event::CrashVoter(id, incarnation) => {
+                let slot = self.slot(id).unwrap_or(0);
+                if self.nodes[slot].incarnation == incarnation && self.heal_at_ms.is_none() {
+                    trace!(self, "FAULT node {id} is crashed right after voting");
+                    self.crash_for_a_while(id);
+                }
+                Ok(())
+            }
             Event::CrashLeader(id, incarnation) => {
                 let slot = self.slot(id).unwrap_or(0);
                 let node = &self.nodes[slot];
@@ -706,7 +716,32 @@ impl World {
         for entry in &pending.committed_entries {
             self.apply(slot, entry)?;
         }
+        self.compact_past_threshold(slot);
         self.drain(id)
+    }
+
+    /// Like a real runtime, a node compacts once its log holds enough applied entries
+    /// (this also bounds how far behind a follower can be before it needs a snapshot).
+    pub(super) fn compact_past_threshold(&mut self, slot: usize) {
+        let threshold = self.profile.compact_threshold_entries;
+        let node = &mut self.nodes[slot];
+        let id = node.id;
+        let applied = node.app.state.applied_index;
+        if applied < snapshot_index(&node.volatile) + threshold {
+            return;
+        }
+        let data = node.app.snapshot();
+        let Some(raft) = node.raft.as_mut() else {
+            return;
+        };
+        let result = raft.compact(applied, data);
+        if result.is_ok() {
+            self.stats.compactions += 1;
+        }
+        trace!(
+            self,
+            "node {id} compacts at {applied} (threshold): {result:?}"
+        );
     }
 
     /// Makes one Ready durable in the node's storage, checking the storage contract.
@@ -868,6 +903,15 @@ impl World {
     /// The proposer applied the index of a client's attempt: acknowledge it or retry.
     pub(super) fn send(&mut self, msg: Message) -> Result<(), Violation> {
         self.check_outgoing(&msg)?;
+        if matches!(
+            msg.body,
+            MessageBody::RequestVoteResponse {
+                pre_vote: false,
+                granted: true
+            }
+        ) {
+            self.maybe_doom_voter(msg.from);
+        }
         let times = self.network.route(msg.from, msg.to, self.now_ms);
         if times.is_empty() {
             self.stats.lost += 1;
