@@ -292,3 +292,41 @@ async fn inputs_sent_during_a_migration_are_applied_exactly_once() {
     }
     assert_replicas_agree(&players);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_two_player_session_plays_turns_and_says_it_survives_no_crash() {
+    let config = config(
+        TickMode::TurnBased {
+            turn_timeout: Duration::from_millis(200),
+        },
+        5,
+    );
+    let sessions = start_session(2, &config).await;
+    let status = sessions[0].status().await.unwrap();
+    assert_eq!(status.node.membership.voters.len(), 2, "both players vote");
+    assert_eq!(
+        status.survivable_voter_failures, 0,
+        "a majority of two is two"
+    );
+
+    let start = sessions[0].with_game(|_, tick| tick);
+    for round in 0..5u8 {
+        for session in &sessions {
+            session.submit_input(vec![round]).await.unwrap();
+        }
+    }
+    eventually("both players' moves to be applied", || async {
+        sessions
+            .iter()
+            .all(|session| session.with_game(|game, _| game.applied.len() == 10))
+    })
+    .await;
+    assert!(sessions[0].with_game(|_, tick| tick) > start);
+    let expected: BTreeMap<NodeId, u64> =
+        sessions.iter().map(|session| (session.id(), 5)).collect();
+    for session in &sessions {
+        assert_inputs_applied_once(session, &expected);
+    }
+    let all: Vec<_> = sessions.iter().collect();
+    assert_replicas_agree(&all);
+}

@@ -108,6 +108,10 @@ pub fn assert_replicas_agree(sessions: &[&Session<Ledger>]) {
     assert!(common > 0, "no tick applied everywhere");
     for ledger in &ledgers {
         assert_eq!(
+            ledger.payload_mismatches, 0,
+            "the host's state and the inputs disagree"
+        );
+        assert_eq!(
             ledger.history.len() as u64,
             ledger.ticks,
             "a tick is missing from a replica"
