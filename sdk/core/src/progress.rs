@@ -18,6 +18,12 @@ pub(crate) struct SnapshotSend {
     pub(crate) idle_ticks: u32,
     /// The chunk ending at the snapshot's end was sent (and not rewound since).
     pub(crate) final_sent: bool,
+    /// The `acked_offset` at which the stream last went back: one go-back per point of
+    /// progress, so duplicated or reordered answers cannot multiply the chunks in flight.
+    pub(crate) rewound_at: Option<u64>,
+    /// The follower answered with less than it had confirmed: it lost its partial
+    /// snapshot (a restart). Acted on only at the idle resume, for the same reason.
+    pub(crate) follower_lost_partial: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,6 +93,8 @@ impl Progress {
             acked_offset: 0,
             idle_ticks: 0,
             final_sent: false,
+            rewound_at: None,
+            follower_lost_partial: false,
         });
         self.inflight.clear();
     }

@@ -3,8 +3,10 @@
 //! The leader streams its latest snapshot in chunks of `snapshot_chunk_bytes`, with at
 //! most `max_inflight_appends` chunks unacknowledged. The follower accepts chunks in
 //! order only and always answers with the next offset it wants, so a lost chunk makes the
-//! leader go back to that offset (go-back-N); a silent follower is resumed from its last
-//! acknowledged offset after an election timeout; a newer snapshot restarts the stream at
+//! leader go back to that offset (go-back-N), at most once per point of progress so that
+//! duplicated and reordered answers cannot multiply traffic; a silent follower is resumed
+//! from its last acknowledged offset after an election timeout (from 0 if it answered with
+//! less than it had confirmed, i.e. it restarted); a newer snapshot restarts the stream at
 //! offset 0. The assembled snapshot is handed out in `Ready::snapshot`, and its
 //! acknowledgement leaves only after that Ready is durable.
 
@@ -136,6 +138,11 @@ impl RaftNode {
                 send.idle_ticks += 1;
                 if send.idle_ticks >= idle_limit {
                     send.idle_ticks = 0;
+                    if send.follower_lost_partial {
+                        send.acked_offset = 0;
+                        send.follower_lost_partial = false;
+                    }
+                    send.rewound_at = None;
                     send.next_offset = send.acked_offset;
                     send.final_sent = false;
                     resume.push(peer);
@@ -175,17 +182,25 @@ impl RaftNode {
             self.send_appends(from);
             return;
         }
+        if next_offset < send.acked_offset {
+            // Either a stale answer or a follower that restarted; only the latter needs
+            // action, and the idle resume restarts the stream for it.
+            send.follower_lost_partial = true;
+            pr.state = ReplicationState::Snapshot(send);
+            return;
+        }
         send.idle_ticks = 0;
         if next_offset > send.acked_offset {
             send.acked_offset = next_offset;
-        } else if next_offset < send.next_offset {
-            // The follower is missing bytes it should have had: go back to them.
-            send.acked_offset = next_offset;
+            send.follower_lost_partial = false;
+            if send.next_offset < next_offset {
+                send.next_offset = next_offset;
+            }
+        } else if next_offset < send.next_offset && send.rewound_at != Some(next_offset) {
+            // The follower saw a gap after its confirmed bytes: go back to them once.
+            send.rewound_at = Some(next_offset);
             send.next_offset = next_offset;
             send.final_sent = false;
-        }
-        if send.next_offset < send.acked_offset {
-            send.next_offset = send.acked_offset;
         }
         pr.state = ReplicationState::Snapshot(send);
         self.send_snapshot_chunks(from);
