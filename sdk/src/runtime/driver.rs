@@ -11,7 +11,7 @@ use crate::raft::{
     self, ClientTag, Entry, Index, Membership, MembershipChange, Message, NodeId, PersistedState,
     ProposalId, RaftNode, Ready, Role, Snapshot, SoftState,
 };
-use crate::storage::{open_storage, PersistBatch};
+use crate::storage::{newest_snapshot, open_storage, PersistBatch};
 use crate::transport::{Identity, SessionCredentials, Transport, TransportEvent};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -824,19 +824,6 @@ impl<S: StateMachine> Driver<S> {
             progress: self.core.progress(),
             peer_rtts,
         }
-    }
-}
-
-/// A Ready carries at most one snapshot in practice; if it carried both, the newer one
-/// supersedes the older for storage.
-fn newest_snapshot(received: Option<Snapshot>, compaction: Option<Snapshot>) -> Option<Snapshot> {
-    match (received, compaction) {
-        (Some(a), Some(b)) => Some(if a.meta.last_index >= b.meta.last_index {
-            a
-        } else {
-            b
-        }),
-        (a, b) => a.or(b),
     }
 }
 

@@ -70,6 +70,23 @@ pub struct PersistBatch<'a> {
     pub entries: &'a [Entry],
 }
 
+/// The snapshot a Ready asks storage to keep. A Ready carries at most one in practice; if it
+/// carried both a received snapshot and a local compaction, the newer supersedes the older
+/// (it covers every index the older one does).
+pub fn newest_snapshot(
+    received: Option<Snapshot>,
+    compaction: Option<Snapshot>,
+) -> Option<Snapshot> {
+    match (received, compaction) {
+        (Some(a), Some(b)) => Some(if a.meta.last_index >= b.meta.last_index {
+            a
+        } else {
+            b
+        }),
+        (a, b) => a.or(b),
+    }
+}
+
 impl PersistBatch<'_> {
     /// True when the batch asks nothing to be persisted (such a batch costs no fsync).
     pub fn is_empty(&self) -> bool {

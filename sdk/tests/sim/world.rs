@@ -14,6 +14,7 @@ use baton::raft::{
     AppendOutcome, ClientTag, Config, Entry, Fitness, HardState, Index, Membership, Message,
     MessageBody, NodeId, PersistedState, ProposalId, RaftNode, Ready, Role, Snapshot, Term,
 };
+use baton::storage::{newest_snapshot, MemoryStorage, PersistBatch, Storage};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::cmp::Ordering;
@@ -116,8 +117,11 @@ pub(super) struct SimNode {
     pub(super) id: NodeId,
     pub(super) raft: Option<RaftNode>,
     pub(super) app: StateMachine,
-    /// What survives a crash.
+    /// What survives a crash: the simulator's own model of it.
     pub(super) durable: PersistedState,
+    /// The SDK's in-memory store, fed the same batches as the runtime feeds it; a restart
+    /// boots from what it returns, after checking it against the model.
+    pub(super) store: MemoryStorage,
     /// What the core has asked to persist so far: its own view of its log.
     pub(super) volatile: PersistedState,
     pub(super) pending: VecDeque<Pending>,
@@ -307,6 +311,7 @@ impl World {
                 raft: None,
                 app: StateMachine::default(),
                 volatile: durable.clone(),
+                store: MemoryStorage::with_state(durable.clone()),
                 durable,
                 pending: VecDeque::new(),
                 last_durable_ms: 0,
@@ -484,7 +489,16 @@ impl World {
         let slot = self.slot(id).unwrap_or(0);
         let incarnation = self.nodes[slot].incarnation;
         let config = self.node_config(id, incarnation);
-        let durable = self.nodes[slot].durable.clone();
+        // A restart reopens the store: only what it returns survives.
+        let reopened = MemoryStorage::with_state(self.nodes[slot].store.state().clone());
+        let durable = reopened.initial_state().clone();
+        if durable != self.nodes[slot].durable {
+            return Err(Violation::new(
+                "StorageAgreesWithModel",
+                format!("node {id}: the in-memory store reopened with a different state than the model's durable one"),
+            ));
+        }
+        self.nodes[slot].store = reopened;
         let raft = RaftNode::new(config, durable.clone())
             .map_err(|e| Violation::new("RestartFromDurableState", format!("node {id}: {e}")))?;
         let app = match &durable.snapshot {
@@ -750,6 +764,18 @@ impl World {
         let contract =
             |detail: String| Violation::new("ReadyContract", format!("node {id}: {detail}"));
         let node = &mut self.nodes[slot];
+        let snapshot = newest_snapshot(pending.snapshot.clone(), pending.compaction.clone());
+        let batch = PersistBatch {
+            hard_state: pending.hard_state,
+            snapshot: snapshot.as_ref(),
+            entries: &pending.entries,
+        };
+        node.store.persist(&batch).map_err(|err| {
+            Violation::new(
+                "StorageContract",
+                format!("node {id}: the in-memory store refused a Ready: {err}"),
+            )
+        })?;
         if let Some(snapshot) = &pending.snapshot {
             let removed = log::install_snapshot(&mut node.durable, snapshot).map_err(contract)?;
             self.checker.check_removed(
