@@ -9,7 +9,7 @@ use super::{
 };
 use crate::raft::{
     self, ClientTag, Entry, Index, Membership, MembershipChange, Message, NodeId, PersistedState,
-    ProposalId, RaftNode, Ready, Role, Snapshot, SoftState,
+    ProposalId, RaftNode, Ready, Role, SoftState,
 };
 use crate::storage::{newest_snapshot, open_storage, PersistBatch};
 use crate::transport::{Identity, SessionCredentials, Transport, TransportEvent};
