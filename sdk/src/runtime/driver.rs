@@ -3,7 +3,7 @@
 
 use super::applier::{Applied, Applier};
 use super::persist::{spawn_persister, PersistDone, PersistJob};
-use super::wire::{encode, LogCommand, Wire};
+use super::wire::{as_carried, encode, LogCommand, Wire};
 use super::{
     Bootstrap, Command, NodeConfig, NodeError, NodeEvent, NodeStatus, ReadFn, Reply, StateMachine,
 };
@@ -704,8 +704,10 @@ impl<S: StateMachine> Driver<S> {
             term: soft_state.term,
             leader: soft_state.leader,
         });
+        // The log holds the address as carried; comparing with the raw local address would
+        // re-announce a scoped IPv6 address on every election won.
         if soft_state.role == Role::Leader
-            && self.applier.addresses.get(&self.id) != Some(&self.addr)
+            && self.applier.addresses.get(&self.id) != Some(&as_carried(self.addr))
         {
             self.propose_address(self.id, self.addr);
         }

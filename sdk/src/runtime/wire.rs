@@ -1,9 +1,18 @@
 //! What nodes say to each other above the transport, and what the runtime itself writes
 //! into the replicated log next to the application's commands.
+//!
+//! A [`Wire`] travels as the payload of a transport message frame
+//! ([`encode_payload`](crate::transport::frame::encode_payload)); a [`LogCommand`] (and the
+//! session layer's messages and tick records) is encoded with [`encode`] here. Both are
+//! bincode 2 `standard`. A `SocketAddr` travels as `(ip, port)` only: an IPv6 address's
+//! flow label and scope id are local to the sender's host (an interface index means
+//! nothing on another machine) and arrive as 0; [`as_carried`] gives the address as peers
+//! (and the replicated address book) will see it. The property tests in `wire/tests.rs` pin
+//! this, and check that every message type round-trips exactly through these paths.
 
 use crate::raft::{ClientTag, Message, NodeId};
 use serde::{Deserialize, Serialize};
-use std::net::SocketAddr;
+use std::net::{SocketAddr, SocketAddrV6};
 
 /// One message between two runtimes. The transport authenticates the sender, so `from`
 /// fields are never trusted from the payload: the runtime checks Raft messages against the
@@ -54,6 +63,15 @@ pub enum LogCommand {
     },
 }
 
+/// `addr` as it reads back after crossing the wire: an IPv6 flow label and scope id are
+/// not carried. Compare a local address with one from the log or a peer in this form.
+pub(crate) fn as_carried(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V4(_) => addr,
+        SocketAddr::V6(v6) => SocketAddr::V6(SocketAddrV6::new(*v6.ip(), v6.port(), 0, 0)),
+    }
+}
+
 fn codec_config() -> bincode::config::Configuration {
     bincode::config::standard()
 }
@@ -69,3 +87,6 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Option<T> 
         .ok()
         .map(|(value, _)| value)
 }
+
+#[cfg(test)]
+mod tests;
