@@ -212,7 +212,7 @@ pub async fn run(config: &HarnessConfig) -> Result<Report, BenchError> {
         (
             "relaxed",
             format!(
-                "file store, relaxed (fsync every {} ms)",
+                "relaxed file (fsync {} ms)",
                 config.relaxed_fsync_interval.as_millis()
             ),
             StoreProfile::Relaxed {
@@ -221,7 +221,7 @@ pub async fn run(config: &HarnessConfig) -> Result<Report, BenchError> {
         ),
         (
             "durable",
-            "file store, durable (fsync per batch)".to_string(),
+            "durable file store".to_string(),
             StoreProfile::Durable,
         ),
     ];
@@ -236,7 +236,7 @@ pub async fn run(config: &HarnessConfig) -> Result<Report, BenchError> {
                 .await?;
         report.add(
             &format!("propose_{key}"),
-            &format!("Node::propose -> applied, 3 voters, {store}"),
+            &format!("cluster propose -> applied, {store}"),
             &samples,
         )?;
     }

@@ -175,7 +175,7 @@ impl Report {
 
     /// The report as a table for people.
     pub fn table(&self) -> String {
-        const LABEL_WIDTH: usize = 56;
+        const LABEL_WIDTH: usize = 58;
         let mut out = String::new();
         let _ = writeln!(
             out,

@@ -23,6 +23,8 @@ const TIMELINE_TICKS_MAX: usize = 1_000_000;
 /// Ticks every player applies before the measurement window opens (connections warm,
 /// first snapshot-free steady state).
 const WARMUP_TICKS: u64 = 10;
+/// Fractional part of the golden ratio: consecutive multiples of it fill [0, 1) evenly.
+const GOLDEN_RATIO_FRACTION: f64 = 0.618_033_988_749_895;
 /// How often the harness polls the session while waiting.
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
 /// Extra time, over the window's own length, the window may take before the run is
@@ -204,24 +206,40 @@ pub async fn measure_ticks(hz: u32, ticks: u64) -> Result<TickLatencies, BenchEr
     for recorder in recorders {
         recorder.abort();
     }
-    let (first_tick, last_tick, window) = outcome?;
+    let window = outcome?;
     let timeline = lock(&timeline);
     Ok(TickLatencies {
         hz,
-        committed_rate_hz: (last_tick - first_tick + 1) as f64 / window.as_secs_f64(),
-        ..summarise(&timeline, hz, first_tick, last_tick)
+        committed_rate_hz: (window.last_tick - window.first_tick + 1) as f64
+            / window.length.as_secs_f64(),
+        overruns: window.overruns,
+        host_changes: window.host_changes,
+        ..summarise(&timeline, window.first_tick, window.last_tick)
     })
 }
 
-/// Waits for the voter set, then measures ticks `first..=last`; returns them and how long
-/// the window took.
+/// The measurement window of one session.
+struct Window {
+    first_tick: u64,
+    last_tick: u64,
+    /// From the window opening until every player applied `last_tick`.
+    length: Duration,
+    /// `TickOverrun` events within the window (counted before shutdown, whose lost quorum
+    /// makes the host overrun on purpose).
+    overruns: u64,
+    /// Host changes within the window (each player reports each change: the most any
+    /// player saw).
+    host_changes: u64,
+}
+
+/// Waits for the voter set, then measures ticks `first..=last`.
 async fn run_window(
     sessions: &[Session<ProbeGame>],
     timeline: &SharedTimeline,
     hz: u32,
     ticks: u64,
     input_player: usize,
-) -> Result<(u64, u64, Duration), BenchError> {
+) -> Result<Window, BenchError> {
     wait_until(
         "every player to be a voter and apply ticks",
         SETUP_LIMIT,
@@ -258,10 +276,13 @@ async fn run_window(
     let opened = Instant::now();
 
     let period = Duration::from_secs_f64(1.0 / f64::from(hz));
-    let mut pacing = tokio::time::interval(period);
-    pacing.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    for _ in 0..ticks {
-        pacing.tick().await;
+    for input in 0..ticks {
+        // One input per tick period, at every phase of the host's tick timer: a fixed phase
+        // would turn the wait for the next tick into a constant picked by chance. The
+        // golden-ratio sequence spreads the phases evenly without a random generator.
+        let phase = (input as f64 * GOLDEN_RATIO_FRACTION).fract();
+        let due = opened + period.mul_f64(input as f64 + phase);
+        tokio::time::sleep_until(tokio::time::Instant::from_std(due)).await;
         let submitted = Instant::now();
         let sequence = sessions[input_player].submit_input(vec![0u8; 16]).await?;
         bounded_insert(&mut lock(timeline).input_submitted, sequence, submitted);
@@ -274,23 +295,30 @@ async fn run_window(
             .all(|session| session.with_game(|_, tick| tick >= last_tick))
     })
     .await?;
-    let window = opened.elapsed();
+    let length = opened.elapsed();
+    let (overruns, host_changes) = {
+        let timeline = lock(timeline);
+        (
+            timeline.overruns.iter().sum(),
+            timeline.host_changes.iter().copied().max().unwrap_or(0),
+        )
+    };
     wait_until("every input to be committed", WINDOW_SLACK, || async {
         let timeline = lock(timeline);
         timeline.input_committed.len() >= timeline.input_submitted.len()
     })
     .await?;
-    Ok((first_tick, last_tick, window))
+    Ok(Window {
+        first_tick,
+        last_tick,
+        length,
+        overruns,
+        host_changes,
+    })
 }
 
-fn summarise(timeline: &Timeline, hz: u32, first_tick: u64, last_tick: u64) -> TickLatencies {
-    let mut latencies = TickLatencies {
-        hz,
-        overruns: timeline.overruns.iter().sum(),
-        // Every player sees each host change: count it once.
-        host_changes: timeline.host_changes.iter().copied().max().unwrap_or(0),
-        ..TickLatencies::default()
-    };
+fn summarise(timeline: &Timeline, first_tick: u64, last_tick: u64) -> TickLatencies {
+    let mut latencies = TickLatencies::default();
     for (tick, (producer, produced)) in timeline.produced.range(first_tick..=last_tick) {
         if let Some(committed) = timeline.committed[*producer].get(tick) {
             latencies
