@@ -34,6 +34,8 @@ use std::time::{Duration, Instant};
 /// Longest any setup step (a session filling its voter set, a cluster electing a leader)
 /// may take before the run is abandoned.
 pub const SETUP_LIMIT: Duration = Duration::from_secs(30);
+/// Pace of the idle-between round trips: one 60 Hz tick.
+pub const PACED_RTT_INTERVAL: Duration = Duration::from_nanos(16_666_667);
 /// Largest sample count any flag accepts, so a typo cannot start an hours-long run.
 pub const SAMPLES_MAX: usize = 100_000;
 /// Highest tick rate accepted (ticks per second).
@@ -46,6 +48,8 @@ pub const MESSAGE_BYTES_MAX: usize = 1 << 20;
 pub struct HarnessConfig {
     /// Round trips timed for each floor (raw quinn, Baton's transport).
     pub rtt_samples: usize,
+    /// Raw QUIC round trips timed at one per 60 Hz tick (threads idle in between).
+    pub paced_rtt_samples: usize,
     /// Bytes of each round-trip message.
     pub message_bytes: usize,
     /// Tick rates of the session measurements, in ticks per second; one session each.
@@ -68,6 +72,7 @@ impl Default for HarnessConfig {
     fn default() -> Self {
         HarnessConfig {
             rtt_samples: 2_000,
+            paced_rtt_samples: 180,
             message_bytes: 64,
             tick_rates_hz: vec![60, 30],
             ticks_per_rate: 600,
@@ -84,6 +89,7 @@ impl HarnessConfig {
     pub fn smoke() -> HarnessConfig {
         HarnessConfig {
             rtt_samples: 20,
+            paced_rtt_samples: 10,
             tick_rates_hz: vec![60, 30],
             ticks_per_rate: 15,
             proposals: 20,
@@ -94,8 +100,10 @@ impl HarnessConfig {
     /// Refuses counts that would measure nothing or run unbounded.
     pub fn validate(&self) -> Result<(), BenchError> {
         let bad = |what: &'static str| Err(BenchError::Config(what));
-        if !(1..=SAMPLES_MAX).contains(&self.rtt_samples) {
-            return bad("rtt samples must be between 1 and SAMPLES_MAX");
+        if !(1..=SAMPLES_MAX).contains(&self.rtt_samples)
+            || !(1..=SAMPLES_MAX).contains(&self.paced_rtt_samples)
+        {
+            return bad("rtt samples (both kinds) must be between 1 and SAMPLES_MAX");
         }
         if !(1..=SAMPLES_MAX as u64).contains(&self.ticks_per_rate) {
             return bad("ticks per rate must be between 1 and SAMPLES_MAX");
@@ -182,11 +190,26 @@ pub async fn run(config: &HarnessConfig) -> Result<Report, BenchError> {
     let mut report = Report::new(config);
 
     tracing::info!(samples = config.rtt_samples, "raw QUIC round trip");
-    let quinn = quic::quinn_round_trips(config.rtt_samples, config.message_bytes).await?;
+    let quinn = quic::quinn_round_trips(config.rtt_samples, config.message_bytes, None).await?;
     report.set_baseline(
         "quic_rtt",
         "raw QUIC round trip (quinn bi-stream echo)",
         &quinn,
+    )?;
+    tracing::info!(
+        samples = config.paced_rtt_samples,
+        "raw QUIC round trip, paced"
+    );
+    let paced = quic::quinn_round_trips(
+        config.paced_rtt_samples,
+        config.message_bytes,
+        Some(PACED_RTT_INTERVAL),
+    )
+    .await?;
+    report.add(
+        "quic_rtt_paced",
+        "raw QUIC round trip, one per 60 Hz tick",
+        &paced,
     )?;
     tracing::info!(samples = config.rtt_samples, "Baton transport round trip");
     let transport = quic::transport_round_trips(config.rtt_samples, config.message_bytes).await?;

@@ -13,6 +13,7 @@ USAGE: cargo run --release -p baton-bench -- [FLAGS]
 
 FLAGS:
   --rtt-samples N        round trips timed per floor (raw QUIC, Baton transport) [2000]
+  --paced-rtt-samples N  raw QUIC round trips timed one per 60 Hz tick [180]
   --ticks N              ticks timed per session tick rate [600]
   --rates HZ[,HZ...]     session tick rates [60,30]
   --proposals N          proposals timed per storage profile [500]
@@ -85,6 +86,7 @@ fn parse_args(mut raw: impl Iterator<Item = String>) -> Result<Args, ArgsError> 
         let config = &mut args.config;
         match flag.as_str() {
             "--rtt-samples" => config.rtt_samples = number(&flag, &value)?,
+            "--paced-rtt-samples" => config.paced_rtt_samples = number(&flag, &value)?,
             "--ticks" => config.ticks_per_rate = number(&flag, &value)?,
             "--rates" => {
                 config.tick_rates_hz = value

@@ -27,9 +27,14 @@ const LOOPBACK: SocketAddr =
 
 /// Round trips of `message_bytes` over one quinn bidirectional stream between two endpoints
 /// of this process (server-authenticated TLS 1.3, quinn's default transport settings).
+///
+/// Back to back when `pace` is `None` (threads stay hot: the pure floor); otherwise one
+/// round trip every `pace`, so the threads go idle in between as they do between ticks and
+/// each round trip pays the wake-ups a tick pays.
 pub async fn quinn_round_trips(
     samples: usize,
     message_bytes: usize,
+    pace: Option<Duration>,
 ) -> Result<Vec<Duration>, BenchError> {
     let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])?;
     let cert = certified.cert.der().clone();
@@ -51,8 +56,13 @@ pub async fn quinn_round_trips(
     let mut message = vec![0u8; message_bytes];
     let mut answer = vec![0u8; message_bytes];
     let mut measured = Vec::with_capacity(samples);
+    let mut next_due = tokio::time::Instant::now();
     for round in 0..WARMUP_ROUND_TRIPS + samples {
         stamp(&mut message, round as u64);
+        if let (Some(pace), true) = (pace, round >= WARMUP_ROUND_TRIPS) {
+            next_due += pace;
+            tokio::time::sleep_until(next_due).await;
+        }
         let started = Instant::now();
         round_trip(&mut send, &mut recv, &message, &mut answer).await?;
         let elapsed = started.elapsed();

@@ -50,6 +50,8 @@ pub struct SessionNote {
 pub struct RunSettings {
     /// Round trips timed per floor.
     pub rtt_samples: usize,
+    /// Round trips timed one per 60 Hz tick.
+    pub paced_rtt_samples: usize,
     /// Bytes per round-trip message.
     pub message_bytes: usize,
     /// Session tick rates measured.
@@ -91,6 +93,7 @@ impl Report {
         Report {
             settings: RunSettings {
                 rtt_samples: config.rtt_samples,
+                paced_rtt_samples: config.paced_rtt_samples,
                 message_bytes: config.message_bytes,
                 tick_rates_hz: config.tick_rates_hz.clone(),
                 ticks_per_rate: config.ticks_per_rate,

@@ -13,7 +13,11 @@ async fn a_tiny_run_measures_every_row_with_finite_positive_figures() {
     let report = run(&config).await.unwrap();
 
     let keys: Vec<&str> = report.rows.iter().map(|row| row.key.as_str()).collect();
-    let mut expected = vec!["quic_rtt".to_string(), "transport_rtt".to_string()];
+    let mut expected = vec![
+        "quic_rtt".to_string(),
+        "quic_rtt_paced".to_string(),
+        "transport_rtt".to_string(),
+    ];
     for hz in &config.tick_rates_hz {
         expected.push(format!("tick_commit_{hz}hz"));
         expected.push(format!("tick_follower_apply_{hz}hz"));
