@@ -210,8 +210,7 @@ pub async fn measure_ticks(hz: u32, ticks: u64) -> Result<TickLatencies, BenchEr
     let timeline = lock(&timeline);
     Ok(TickLatencies {
         hz,
-        committed_rate_hz: (window.last_tick - window.first_tick + 1) as f64
-            / window.length.as_secs_f64(),
+        committed_rate_hz: production_rate_hz(&timeline, window.first_tick, window.last_tick),
         overruns: window.overruns,
         host_changes: window.host_changes,
         ..summarise(&timeline, window.first_tick, window.last_tick)
@@ -222,8 +221,6 @@ pub async fn measure_ticks(hz: u32, ticks: u64) -> Result<TickLatencies, BenchEr
 struct Window {
     first_tick: u64,
     last_tick: u64,
-    /// From the window opening until every player applied `last_tick`.
-    length: Duration,
     /// `TickOverrun` events within the window (counted before shutdown, whose lost quorum
     /// makes the host overrun on purpose).
     overruns: u64,
@@ -295,7 +292,6 @@ async fn run_window(
             .all(|session| session.with_game(|_, tick| tick >= last_tick))
     })
     .await?;
-    let length = opened.elapsed();
     let (overruns, host_changes) = {
         let timeline = lock(timeline);
         (
@@ -311,10 +307,23 @@ async fn run_window(
     Ok(Window {
         first_tick,
         last_tick,
-        length,
         overruns,
         host_changes,
     })
+}
+
+/// Ticks per second the host produced between the window's first and last tick (each one
+/// committed, or the window would not have closed).
+fn production_rate_hz(timeline: &Timeline, first_tick: u64, last_tick: u64) -> f64 {
+    match (
+        timeline.produced.get(&first_tick),
+        timeline.produced.get(&last_tick),
+    ) {
+        (Some((_, first)), Some((_, last))) if last_tick > first_tick => {
+            (last_tick - first_tick) as f64 / last.duration_since(*first).as_secs_f64()
+        }
+        _ => 0.0,
+    }
 }
 
 fn summarise(timeline: &Timeline, first_tick: u64, last_tick: u64) -> TickLatencies {
