@@ -156,15 +156,14 @@ fn record_events(
 }
 
 fn session_config(hz: u32) -> SessionConfig {
-    let mut config = SessionConfig {
+    // The default transport binds 127.0.0.1 on an ephemeral port: loopback only.
+    SessionConfig {
         tick_mode: TickMode::FixedRate { hz },
         max_voters: PLAYERS,
         // Promote the joiners quickly, so setup does not dominate the run.
         policy_interval: Duration::from_millis(100),
         ..SessionConfig::default()
-    };
-    config.node.transport.bind = "127.0.0.1:0".parse().unwrap_or(config.node.transport.bind);
-    config
+    }
 }
 
 /// Runs a [`PLAYERS`]-voter session at `hz` until `ticks` ticks past the warm-up have been
