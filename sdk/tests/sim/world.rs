@@ -578,7 +578,11 @@ impl World {
         } else {
             String::new()
         };
+        let msg_term = msg.term;
+        let must_adopt_term = adopts_higher_term(&msg.body);
         let result = raft.step(msg);
+        let term_after = raft.term();
+        let accepted = result.is_ok();
         self.stats.delivered += 1;
         match result {
             Ok(()) => trace!(self, "deliver {from}->{to} {text}"),
@@ -586,6 +590,14 @@ impl World {
                 self.stats.rejected_steps += 1;
                 trace!(self, "deliver {from}->{to} {text} REJECTED: {e}");
             }
+        }
+        if self.options.white_box && accepted && must_adopt_term && term_after < msg_term {
+            return Err(Violation::new(
+                "HigherTermAdopted",
+                format!(
+                    "node {to} accepted a term-{msg_term} message from {from} but stayed in term {term_after}"
+                ),
+            ));
         }
         self.drain(to)
     }
@@ -1075,4 +1087,19 @@ fn brief(msg: &Message) -> String {
         ),
         body => format!("term {} {body:?}", msg.term),
     }
+}
+
+/// §5.1: a node that accepts a message of a later term moves to that term (and so stops
+/// leading). Vote requests are exempt: a pre-vote changes no term, and a vote request is
+/// ignored while the node hears from a leader (§4.2.3). A granted pre-vote answer carries
+/// the term its candidate would campaign in, not the voter's.
+fn adopts_higher_term(body: &MessageBody) -> bool {
+    !matches!(
+        body,
+        MessageBody::RequestVote { .. }
+            | MessageBody::RequestVoteResponse {
+                pre_vote: true,
+                granted: true
+            }
+    )
 }
