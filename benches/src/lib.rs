@@ -1,7 +1,8 @@
 //! Baton's tick-latency harness: in one run on loopback, the raw QUIC round trip (the
 //! floor), Baton's transport round trip, the tick-commit latency of a three-voter session
 //! at fixed tick rates, and propose→apply latency of a three-voter runtime cluster for each
-//! storage profile — each figure absolute, as a multiple of the QUIC round trip measured in
+//! storage profile, and the pause players see when the host moves (leave, fitness
+//! handoff, crash) — each figure absolute, as a multiple of the QUIC round trip measured in
 //! the same run, and as a share of a tick's budget.
 //!
 //! Run it with `cargo run --release -p baton-bench` (see `docs/benchmarks.md`). The library
@@ -15,19 +16,20 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Where to look: [`quic`] (the floors), [`session`] (tick latencies), [`cluster`]
-//! (proposals per storage profile), [`stats`] (percentiles), [`report`] (table and JSON).
+//! Where to look: [`quic`] (the floors), [`session`] (tick latencies), [`migration`]
+//! (host moves), [`cluster`] (proposals per storage profile), [`stats`] (percentiles), [`report`] (table and JSON).
 
 #![warn(missing_docs)]
 
 pub mod cluster;
+pub mod migration;
 pub mod quic;
 pub mod report;
 pub mod session;
 pub mod stats;
 
 use cluster::StoreProfile;
-pub use report::{Report, Row, SessionNote};
+pub use report::{MigrationNote, Report, Row, SessionNote};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -62,6 +64,11 @@ pub struct HarnessConfig {
     pub payload_bytes: usize,
     /// Background fsync interval of the relaxed profile.
     pub relaxed_fsync_interval: Duration,
+    /// Host migrations timed per kind (leave, game-score handoff, crash), each in a fresh
+    /// session.
+    pub migration_trials: usize,
+    /// Tick rate of the migration sessions, in ticks per second.
+    pub migration_hz: u32,
     /// Where the file stores live (a fresh directory inside, removed afterwards);
     /// `None` uses the system's temporary directory.
     pub data_dir: Option<PathBuf>,
@@ -79,6 +86,8 @@ impl Default for HarnessConfig {
             proposals: 500,
             payload_bytes: 64,
             relaxed_fsync_interval: Duration::from_millis(10),
+            migration_trials: 5,
+            migration_hz: 30,
             data_dir: None,
         }
     }
@@ -93,6 +102,7 @@ impl HarnessConfig {
             tick_rates_hz: vec![60, 30],
             ticks_per_rate: 15,
             proposals: 20,
+            migration_trials: 1,
             ..HarnessConfig::default()
         }
     }
@@ -111,13 +121,17 @@ impl HarnessConfig {
         if !(1..=SAMPLES_MAX).contains(&self.proposals) {
             return bad("proposals must be between 1 and SAMPLES_MAX");
         }
+        if !(1..=SAMPLES_MAX).contains(&self.migration_trials) {
+            return bad("migration trials must be between 1 and SAMPLES_MAX");
+        }
         if self.tick_rates_hz.is_empty()
+            || !(1..=TICK_RATE_HZ_MAX).contains(&self.migration_hz)
             || self
                 .tick_rates_hz
                 .iter()
                 .any(|hz| !(1..=TICK_RATE_HZ_MAX).contains(hz))
         {
-            return bad("tick rates must be between 1 and TICK_RATE_HZ_MAX Hz, at least one");
+            return bad("tick rates (migration's too) must be between 1 and TICK_RATE_HZ_MAX Hz");
         }
         // The transport echo stamps 8 bytes of sequence into every message.
         if !(8..=MESSAGE_BYTES_MAX).contains(&self.message_bytes)
@@ -223,6 +237,19 @@ pub async fn run(config: &HarnessConfig) -> Result<Report, BenchError> {
         tracing::info!(hz, ticks = config.ticks_per_rate, "session tick latency");
         let ticks = session::measure_ticks(hz, config.ticks_per_rate).await?;
         report.add_session(&ticks)?;
+    }
+
+    for kind in migration::MigrationKind::ALL {
+        tracing::info!(
+            kind = kind.key(),
+            trials = config.migration_trials,
+            hz = config.migration_hz,
+            "host migration"
+        );
+        let trials =
+            migration::measure_migrations(kind, config.migration_hz, config.migration_trials)
+                .await?;
+        report.add_migrations(&trials)?;
     }
 
     let data_root = config.data_dir.clone().unwrap_or_else(std::env::temp_dir);

@@ -20,6 +20,8 @@ FLAGS:
   --message-bytes N      bytes per round-trip message [64]
   --payload-bytes N      bytes per proposal [64]
   --relaxed-fsync-ms N   fsync interval of the relaxed profile [10]
+  --migration-trials N   host moves timed per kind (leave, game score, crash) [5]
+  --migration-hz HZ      tick rate of the migration sessions [30]
   --data-dir PATH        where the file stores live [system temp dir]
   --worker-threads N     tokio worker threads [2]
   --quick                tiny counts (a smoke run, a few seconds of ticks)
@@ -100,6 +102,8 @@ fn parse_args(mut raw: impl Iterator<Item = String>) -> Result<Args, ArgsError> 
             "--relaxed-fsync-ms" => {
                 config.relaxed_fsync_interval = Duration::from_millis(number(&flag, &value)?)
             }
+            "--migration-trials" => config.migration_trials = number(&flag, &value)?,
+            "--migration-hz" => config.migration_hz = number(&flag, &value)?,
             "--data-dir" => config.data_dir = Some(PathBuf::from(value)),
             "--json" => args.json = Some(PathBuf::from(value)),
             "--worker-threads" => {

@@ -2,6 +2,7 @@
 //! trip of the same run and the share of a tick budget its p99 uses; printed as a table or
 //! written as JSON.
 
+use crate::migration::MigrationTrials;
 use crate::session::TickLatencies;
 use crate::stats::Summary;
 use crate::{BenchError, HarnessConfig};
@@ -45,6 +46,21 @@ pub struct SessionNote {
     pub host_changes: u64,
 }
 
+/// How the host moves of one kind went, in tick periods (a healthy session shows 1.0).
+#[derive(Debug, Clone, Serialize)]
+pub struct MigrationNote {
+    /// How the host was moved (`leave`, `game_score`, `crash`).
+    pub kind: String,
+    /// Tick rate of the sessions.
+    pub hz: u32,
+    /// Trials run.
+    pub trials: usize,
+    /// Median pause players saw, in tick periods.
+    pub pause_p50_ticks: f64,
+    /// Longest pause players saw, in tick periods.
+    pub pause_max_ticks: f64,
+}
+
 /// The settings of the run, echoed in the JSON so results stay interpretable.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunSettings {
@@ -64,6 +80,10 @@ pub struct RunSettings {
     pub payload_bytes: usize,
     /// Relaxed profile's fsync interval, in milliseconds.
     pub relaxed_fsync_interval_ms: u128,
+    /// Host migrations timed per kind.
+    pub migration_trials: usize,
+    /// Tick rate of the migration sessions.
+    pub migration_hz: u32,
 }
 
 /// Everything one run measured.
@@ -79,6 +99,8 @@ pub struct Report {
     pub rows: Vec<Row>,
     /// One per session tick rate.
     pub sessions: Vec<SessionNote>,
+    /// One per kind of host migration.
+    pub migrations: Vec<MigrationNote>,
     /// Wall time of the whole run, in seconds.
     pub elapsed_s: f64,
 }
@@ -100,11 +122,14 @@ impl Report {
                 proposals: config.proposals,
                 payload_bytes: config.payload_bytes,
                 relaxed_fsync_interval_ms: config.relaxed_fsync_interval.as_millis(),
+                migration_trials: config.migration_trials,
+                migration_hz: config.migration_hz,
             },
             baseline_key: String::new(),
             baseline_p50_us: f64::NAN,
             rows: Vec::new(),
             sessions: Vec::new(),
+            migrations: Vec::new(),
             elapsed_s: 0.0,
         }
     }
@@ -163,6 +188,31 @@ impl Report {
         Ok(())
     }
 
+    /// Adds the row of one kind of host migration and its note in tick periods.
+    pub fn add_migrations(&mut self, trials: &MigrationTrials) -> Result<(), BenchError> {
+        let (kind, hz) = (trials.kind.key(), trials.hz);
+        self.add(
+            &format!("migration_{kind}_{hz}hz"),
+            &format!(
+                "{hz} Hz session: {}, longest tick pause",
+                trials.kind.label()
+            ),
+            &trials.pauses,
+        )?;
+        let in_ticks =
+            |pause: &std::time::Duration| pause.as_secs_f64() / trials.period().as_secs_f64();
+        let mut ticks: Vec<f64> = trials.pauses.iter().map(in_ticks).collect();
+        ticks.sort_by(f64::total_cmp);
+        self.migrations.push(MigrationNote {
+            kind: kind.to_string(),
+            hz,
+            trials: ticks.len(),
+            pause_p50_ticks: ticks[(ticks.len() - 1) / 2],
+            pause_max_ticks: ticks[ticks.len() - 1],
+        });
+        Ok(())
+    }
+
     fn row(&self, key: &str, label: &str, summary: Summary) -> Row {
         let [fast, slow] = BUDGET_RATES_HZ;
         Row {
@@ -213,6 +263,14 @@ impl Report {
                 out,
                 "{} Hz session: {:.1} ticks/s committed, {} overruns, {} host changes.",
                 note.hz, note.committed_rate_hz, note.overruns, note.host_changes
+            );
+        }
+        for note in &self.migrations {
+            let _ = writeln!(
+                out,
+                "{} Hz host migration by {}: pause p50 {:.2} ticks, max {:.2} ticks over {} trials \
+                 (1.00 = no pause beyond the tick period).",
+                note.hz, note.kind, note.pause_p50_ticks, note.pause_max_ticks, note.trials
             );
         }
         let _ = writeln!(out, "Run took {:.1} s.", self.elapsed_s);

@@ -22,7 +22,7 @@ pub const PLAYERS: usize = 3;
 const TIMELINE_TICKS_MAX: usize = 1_000_000;
 /// Ticks every player applies before the measurement window opens (connections warm,
 /// first snapshot-free steady state).
-const WARMUP_TICKS: u64 = 10;
+pub(crate) const WARMUP_TICKS: u64 = 10;
 /// Fractional part of the golden ratio: consecutive multiples of it fill [0, 1) evenly.
 const GOLDEN_RATIO_FRACTION: f64 = 0.618_033_988_749_895;
 /// How often the harness polls the session while waiting.
@@ -52,12 +52,12 @@ pub struct TickLatencies {
 
 /// Times stamped by the game and by the event recorders of every player.
 #[derive(Default)]
-struct Timeline {
+pub(crate) struct Timeline {
     /// Tick → (player that produced it, when). A tick produced twice (a new host retrying
     /// it) keeps the last production, the one that committed.
-    produced: BTreeMap<u64, (usize, Instant)>,
+    pub(crate) produced: BTreeMap<u64, (usize, Instant)>,
     /// Per player: tick → when `Game::apply` ran.
-    applied: Vec<BTreeMap<u64, Instant>>,
+    pub(crate) applied: Vec<BTreeMap<u64, Instant>>,
     /// Per player: tick → when its `TickCommitted` event was received.
     committed: Vec<BTreeMap<u64, Instant>>,
     /// Input sequence → when the input player submitted it.
@@ -70,9 +70,9 @@ struct Timeline {
     host_changes: Vec<u64>,
 }
 
-type SharedTimeline = Arc<Mutex<Timeline>>;
+pub(crate) type SharedTimeline = Arc<Mutex<Timeline>>;
 
-fn lock(timeline: &SharedTimeline) -> MutexGuard<'_, Timeline> {
+pub(crate) fn lock(timeline: &SharedTimeline) -> MutexGuard<'_, Timeline> {
     timeline
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -85,7 +85,7 @@ fn bounded_insert<V>(map: &mut BTreeMap<u64, V>, key: u64, value: V) {
 }
 
 /// The trivial game: its state is the number of the last tick applied; it stamps times.
-struct ProbeGame {
+pub(crate) struct ProbeGame {
     player: usize,
     last_tick: u64,
     timeline: SharedTimeline,
@@ -155,7 +155,86 @@ fn record_events(
     })
 }
 
-fn session_config(hz: u32) -> SessionConfig {
+/// A running [`PLAYERS`]-player session of [`ProbeGame`]s whose events are recorded into a
+/// shared timeline; the setup both the tick measurements and the migration trials use.
+pub(crate) struct ProbeSession {
+    pub(crate) sessions: Vec<Session<ProbeGame>>,
+    pub(crate) timeline: SharedTimeline,
+    recorders: Vec<JoinHandle<()>>,
+}
+
+impl ProbeSession {
+    /// Player 0 hosts, the others join; `input_player`'s `InputCommitted` events are
+    /// recorded.
+    pub(crate) async fn start(
+        config: SessionConfig,
+        input_player: usize,
+    ) -> Result<ProbeSession, BenchError> {
+        let timeline: SharedTimeline = Arc::new(Mutex::new(Timeline {
+            applied: vec![BTreeMap::new(); PLAYERS],
+            committed: vec![BTreeMap::new(); PLAYERS],
+            overruns: vec![0; PLAYERS],
+            host_changes: vec![0; PLAYERS],
+            ..Timeline::default()
+        }));
+        let game = |player| ProbeGame {
+            player,
+            last_tick: 0,
+            timeline: timeline.clone(),
+        };
+        let host = Session::host(config.clone(), Identity::generate()?, game(0)).await?;
+        let invite = host.invite();
+        let mut sessions = vec![host];
+        for player in 1..PLAYERS {
+            sessions.push(
+                Session::join(&invite, config.clone(), Identity::generate()?, game(player)).await?,
+            );
+        }
+        let recorders = sessions
+            .iter()
+            .enumerate()
+            .map(|(player, session)| record_events(session, player, input_player, timeline.clone()))
+            .collect();
+        Ok(ProbeSession {
+            sessions,
+            timeline,
+            recorders,
+        })
+    }
+
+    /// Waits until every player is a voter and has applied the warm-up ticks.
+    pub(crate) async fn wait_until_warm(&self) -> Result<(), BenchError> {
+        let sessions = &self.sessions;
+        wait_until(
+            "every player to be a voter and apply ticks",
+            SETUP_LIMIT,
+            || async {
+                let Ok(status) = sessions[0].status().await else {
+                    return false;
+                };
+                status.node.membership.voters.len() == PLAYERS
+                    && sessions
+                        .iter()
+                        .all(|session| session.with_game(|_, tick| tick >= WARMUP_TICKS))
+            },
+        )
+        .await
+    }
+
+    /// Stops every player, joiners first.
+    pub(crate) async fn stop(self) {
+        for session in self.sessions.iter().rev() {
+            session.stop().await;
+        }
+        for recorder in self.recorders {
+            recorder.abort();
+        }
+    }
+}
+
+/// The session configuration of every measurement: `hz` ticks per second, every player a
+/// voter.
+pub(crate) fn session_config(hz: u32) -> SessionConfig {
     // The default transport binds 127.0.0.1 on an ephemeral port: loopback only.
     SessionConfig {
         tick_mode: TickMode::FixedRate { hz },
@@ -169,42 +248,12 @@ fn session_config(hz: u32) -> SessionConfig {
 /// Runs a [`PLAYERS`]-voter session at `hz` until `ticks` ticks past the warm-up have been
 /// applied by every player, with one follower submitting an input every tick period.
 pub async fn measure_ticks(hz: u32, ticks: u64) -> Result<TickLatencies, BenchError> {
-    let timeline: SharedTimeline = Arc::new(Mutex::new(Timeline {
-        applied: vec![BTreeMap::new(); PLAYERS],
-        committed: vec![BTreeMap::new(); PLAYERS],
-        overruns: vec![0; PLAYERS],
-        host_changes: vec![0; PLAYERS],
-        ..Timeline::default()
-    }));
-    let config = session_config(hz);
-    let game = |player| ProbeGame {
-        player,
-        last_tick: 0,
-        timeline: timeline.clone(),
-    };
-    let host = Session::host(config.clone(), Identity::generate()?, game(0)).await?;
-    let invite = host.invite();
-    let mut sessions = vec![host];
-    for player in 1..PLAYERS {
-        sessions.push(
-            Session::join(&invite, config.clone(), Identity::generate()?, game(player)).await?,
-        );
-    }
     // The input player is a follower: its inputs cross the network to the host and back.
     let input_player = PLAYERS - 1;
-    let recorders: Vec<JoinHandle<()>> = sessions
-        .iter()
-        .enumerate()
-        .map(|(player, session)| record_events(session, player, input_player, timeline.clone()))
-        .collect();
-
-    let outcome = run_window(&sessions, &timeline, hz, ticks, input_player).await;
-    for session in sessions.iter().rev() {
-        session.stop().await;
-    }
-    for recorder in recorders {
-        recorder.abort();
-    }
+    let probe = ProbeSession::start(session_config(hz), input_player).await?;
+    let outcome = run_window(&probe, hz, ticks, input_player).await;
+    let timeline = probe.timeline.clone();
+    probe.stop().await;
     let window = outcome?;
     let timeline = lock(&timeline);
     Ok(TickLatencies {
@@ -230,26 +279,13 @@ struct Window {
 
 /// Waits for the voter set, then measures ticks `first..=last`.
 async fn run_window(
-    sessions: &[Session<ProbeGame>],
-    timeline: &SharedTimeline,
+    probe: &ProbeSession,
     hz: u32,
     ticks: u64,
     input_player: usize,
 ) -> Result<Window, BenchError> {
-    wait_until(
-        "every player to be a voter and apply ticks",
-        SETUP_LIMIT,
-        || async {
-            let Ok(status) = sessions[0].status().await else {
-                return false;
-            };
-            status.node.membership.voters.len() == PLAYERS
-                && sessions
-                    .iter()
-                    .all(|session| session.with_game(|_, tick| tick >= WARMUP_TICKS))
-        },
-    )
-    .await?;
+    let (sessions, timeline) = (&probe.sessions, &probe.timeline);
+    probe.wait_until_warm().await?;
     {
         let mut timeline = lock(timeline);
         timeline.overruns.iter_mut().for_each(|count| *count = 0);

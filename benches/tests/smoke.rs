@@ -23,6 +23,9 @@ async fn a_tiny_run_measures_every_row_with_finite_positive_figures() {
         expected.push(format!("tick_follower_apply_{hz}hz"));
         expected.push(format!("input_commit_{hz}hz"));
     }
+    for kind in ["leave", "game_score", "crash"] {
+        expected.push(format!("migration_{kind}_{}hz", config.migration_hz));
+    }
     for store in ["memory", "relaxed", "durable"] {
         expected.push(format!("propose_{store}"));
     }
@@ -93,6 +96,19 @@ async fn a_tiny_run_measures_every_row_with_finite_positive_figures() {
         .sessions
         .iter()
         .all(|note| note.committed_rate_hz > 0.0));
+
+    assert_eq!(report.migrations.len(), 3);
+    for note in &report.migrations {
+        assert_eq!(note.trials, config.migration_trials, "{}", note.kind);
+        // A pause is at least the gap between two ticks; anything shorter was not measured
+        // across the move.
+        assert!(
+            note.pause_p50_ticks.is_finite() && note.pause_p50_ticks > 0.5,
+            "{}: {} ticks",
+            note.kind,
+            note.pause_p50_ticks
+        );
+    }
 
     let json: serde_json::Value = serde_json::from_str(&report.to_json().unwrap()).unwrap();
     assert_eq!(json["rows"].as_array().unwrap().len(), report.rows.len());

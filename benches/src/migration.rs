@@ -1,0 +1,188 @@
+//! Host migration trials: how long the game stops when the host moves.
+//!
+//! Each trial starts a fresh three-voter session at a fixed tick rate, lets it warm up,
+//! then moves the host one way — the host calls `leave()` (planned handoff), the host's
+//! game score drops to zero (fitness handoff), or the host stops dead without a word
+//! (crash: its peers only notice the silence) — and waits until the new host has
+//! ticked a few times. The figure of a trial is the pause the players saw: the longest
+//! interval between two consecutive ticks applied on a remaining player, across the
+//! migration. A healthy session shows one tick period there, so a pause of 1.2 ticks
+//! means the move cost a fifth of a tick.
+
+use crate::session::{lock, session_config, ProbeSession, PLAYERS};
+use crate::{BenchError, SETUP_LIMIT};
+use std::time::{Duration, Instant};
+
+/// Ticks the new host must produce, and every remaining player apply, before a trial ends.
+const TICKS_AFTER_MIGRATION: u64 = 5;
+/// How long a fitter voter must stay fitter before the host hands over (the session default
+/// is longer, to ride out noisy RTT samples; here the score change is a clean step).
+const HANDOFF_HOLD: Duration = Duration::from_millis(500);
+
+/// How the host is made to move.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MigrationKind {
+    /// The host calls `Session::leave()`: it hands the host role over, then exits.
+    Leave,
+    /// The host's game score drops to zero; the fitness policy hands over after the hold.
+    GameScore,
+    /// The host stops without handing over; the others elect a new host after their
+    /// election timeout.
+    Crash,
+}
+
+impl MigrationKind {
+    /// Every kind, in the order the harness measures them.
+    pub const ALL: [MigrationKind; 3] = [
+        MigrationKind::Leave,
+        MigrationKind::GameScore,
+        MigrationKind::Crash,
+    ];
+
+    /// Stable name used in row keys.
+    pub fn key(self) -> &'static str {
+        match self {
+            MigrationKind::Leave => "leave",
+            MigrationKind::GameScore => "game_score",
+            MigrationKind::Crash => "crash",
+        }
+    }
+
+    /// What happens to the host, for people.
+    pub fn label(self) -> &'static str {
+        match self {
+            MigrationKind::Leave => "host leave() handoff",
+            MigrationKind::GameScore => "host score 0 handoff",
+            MigrationKind::Crash => "host crash failover",
+        }
+    }
+}
+
+/// What the trials of one kind measured.
+#[derive(Debug, Clone)]
+pub struct MigrationTrials {
+    /// How the host was moved.
+    pub kind: MigrationKind,
+    /// Tick rate of the sessions.
+    pub hz: u32,
+    /// Per trial: the longest interval between consecutive ticks applied on a remaining
+    /// player, across the migration.
+    pub pauses: Vec<Duration>,
+}
+
+impl MigrationTrials {
+    /// One tick period at the trials' rate.
+    pub fn period(&self) -> Duration {
+        Duration::from_secs_f64(1.0 / f64::from(self.hz))
+    }
+}
+
+/// Runs `trials` migrations of `kind`, each in a fresh session ticking at `hz`.
+pub async fn measure_migrations(
+    kind: MigrationKind,
+    hz: u32,
+    trials: usize,
+) -> Result<MigrationTrials, BenchError> {
+    let mut pauses = Vec::with_capacity(trials);
+    for trial in 0..trials {
+        tracing::debug!(kind = kind.key(), trial, "migration trial");
+        pauses.push(one_trial(kind, hz).await?);
+    }
+    Ok(MigrationTrials { kind, hz, pauses })
+}
+
+async fn one_trial(kind: MigrationKind, hz: u32) -> Result<Duration, BenchError> {
+    let mut config = session_config(hz);
+    config.handoff_hold = HANDOFF_HOLD;
+    // Nobody submits inputs here: no player's `InputCommitted` events are recorded.
+    let probe = ProbeSession::start(config, PLAYERS).await?;
+    let outcome = migrate(&probe, kind).await;
+    probe.stop().await;
+    outcome
+}
+
+async fn migrate(probe: &ProbeSession, kind: MigrationKind) -> Result<Duration, BenchError> {
+    probe.wait_until_warm().await?;
+    let sessions = &probe.sessions;
+    let host = sessions[0]
+        .status()
+        .await?
+        .node
+        .leader
+        .ok_or(BenchError::Protocol("a warm session without a host"))?;
+    let old = sessions
+        .iter()
+        .position(|session| session.id() == host)
+        .ok_or(BenchError::Protocol("the host is not one of the players"))?;
+    let remaining: Vec<usize> = (0..PLAYERS).filter(|player| *player != old).collect();
+    let last_tick_before = sessions[old].with_game(|_, tick| tick);
+
+    match kind {
+        MigrationKind::Leave => sessions[old].leave().await?,
+        MigrationKind::GameScore => sessions[old].set_game_score(0.0).await?,
+        MigrationKind::Crash => sessions[old].stop().await,
+    }
+
+    let mut first_new_tick = None;
+    crate::session::wait_until("the new host to tick", SETUP_LIMIT, || {
+        let timeline = lock(&probe.timeline);
+        first_new_tick = timeline
+            .produced
+            .range(last_tick_before..)
+            .find(|(_, (producer, _))| *producer != old)
+            .map(|(tick, _)| *tick);
+        let done = first_new_tick.is_some_and(|first| {
+            remaining.iter().all(|player| {
+                timeline.applied[*player]
+                    .last_key_value()
+                    .is_some_and(|(tick, _)| *tick >= first + TICKS_AFTER_MIGRATION)
+            })
+        });
+        async move { done }
+    })
+    .await?;
+    let first_new_tick = first_new_tick.ok_or(BenchError::Protocol("no tick by a new host"))?;
+
+    let timeline = lock(&probe.timeline);
+    remaining
+        .iter()
+        .filter_map(|player| {
+            longest_pause(
+                timeline.applied[*player]
+                    .range(last_tick_before.saturating_sub(1)..=first_new_tick)
+                    .map(|(_, applied)| *applied),
+            )
+        })
+        .max()
+        .ok_or_else(|| BenchError::NoSamples(format!("migration_{}", kind.key())))
+}
+
+/// The longest interval between consecutive instants (`None` for fewer than two).
+fn longest_pause(applied: impl Iterator<Item = Instant>) -> Option<Duration> {
+    let mut previous: Option<Instant> = None;
+    let mut longest = None;
+    for at in applied {
+        if let Some(before) = previous {
+            let pause = at.saturating_duration_since(before);
+            longest = Some(longest.map_or(pause, |l: Duration| l.max(pause)));
+        }
+        previous = Some(at);
+    }
+    longest
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_longest_pause_is_the_widest_step_between_consecutive_ticks() {
+        let start = Instant::now();
+        let at = |ms| start + Duration::from_millis(ms);
+        assert_eq!(
+            longest_pause([at(0), at(33), at(100), at(133)].into_iter()),
+            Some(Duration::from_millis(67))
+        );
+        assert_eq!(longest_pause([at(5)].into_iter()), None);
+    }
+}
