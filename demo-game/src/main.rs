@@ -67,7 +67,11 @@ fn run_match() -> i32 {
         turns_after_kill: 30,
         turn_ms: 100,
     };
-    println!("Territory on Baton: {} player processes on loopback QUIC; the host is killed with SIGKILL after turn {}.", options.players, options.turns_before_kill);
+    println!(
+        "Territory on Baton: {} player processes on loopback QUIC; once every player has a \
+         seat and at least {} turns are played, the host is killed with SIGKILL.",
+        options.players, options.turns_before_kill
+    );
     match orchestrator::run(&options) {
         Ok(report) => {
             println!(
