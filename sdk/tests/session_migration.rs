@@ -32,7 +32,7 @@ async fn a_host_whose_game_score_drops_hands_over_to_the_fittest_voter() {
         .iter()
         .find(|session| session.id() != old_host)
         .unwrap();
-    let ticks = record_ticks(observer);
+    let ticks = record_ticks(observer).await;
 
     sessions[index_of(&sessions, old_host)]
         .set_game_score(0.0)
@@ -64,7 +64,7 @@ async fn a_leaving_host_hands_over_before_it_exits_and_no_tick_is_lost() {
     let old_host = host_of(&sessions).await.unwrap();
     let leaver = index_of(&sessions, old_host);
     let observer = (leaver + 1) % sessions.len();
-    let ticks = record_ticks(&sessions[observer]);
+    let ticks = record_ticks(&sessions[observer]).await;
     let last_tick_of_leaver = sessions[leaver].with_game(|_, tick| tick);
 
     sessions[leaver].leave().await.unwrap();
@@ -114,7 +114,7 @@ async fn a_crashed_host_is_replaced_and_the_game_resumes_at_the_last_committed_t
         .filter(|(n, _)| *n != crashed)
         .map(|(_, s)| s)
         .collect();
-    let ticks = record_ticks(survivors[0]);
+    let ticks = record_ticks(survivors[0]).await;
 
     sessions[crashed].stop().await;
     let tick_at_crash = survivors[0].with_game(|_, tick| tick);

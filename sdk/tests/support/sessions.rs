@@ -152,7 +152,9 @@ pub fn assert_inputs_applied_once(session: &Session<Ledger>, inputs: &BTreeMap<N
 pub type TickTimes = std::sync::Arc<std::sync::Mutex<Vec<(u64, std::time::Instant)>>>;
 
 /// Collects the times of TickCommitted events, to measure the pause around a migration.
-pub fn record_ticks(session: &Session<Ledger>) -> TickTimes {
+/// Returns once two ticks are recorded: a pause is measured between ticks, so a migration
+/// started before the first recorded tick would fall outside every measured interval.
+pub async fn record_ticks(session: &Session<Ledger>) -> TickTimes {
     let mut events = session.events();
     let ticks = TickTimes::default();
     let sink = ticks.clone();
@@ -163,6 +165,10 @@ pub fn record_ticks(session: &Session<Ledger>) -> TickTimes {
             }
         }
     });
+    eventually("two ticks recorded before the migration", || async {
+        ticks.lock().unwrap().len() >= 2
+    })
+    .await;
     ticks
 }
 
