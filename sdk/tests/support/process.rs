@@ -39,7 +39,32 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl NodeProcess {
     pub fn spawn(name: &str, data_dir: &Path, bind: &str, start: Start<'_>) -> NodeProcess {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_baton-node"));
+        let command = Command::new(env!("CARGO_BIN_EXE_baton-node"));
+        Self::launch(command, name, data_dir, bind, start)
+    }
+
+    /// Starts the node inside network namespace `netns`. `ip netns exec` execs the node in
+    /// place rather than forking, so the child is the node itself: `kill` and `quit` reach
+    /// it, and its stdin and stdout are ours.
+    pub fn spawn_in_netns(
+        netns: &str,
+        name: &str,
+        data_dir: &Path,
+        bind: &str,
+        start: Start<'_>,
+    ) -> NodeProcess {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", netns, env!("CARGO_BIN_EXE_baton-node")]);
+        Self::launch(command, name, data_dir, bind, start)
+    }
+
+    fn launch(
+        mut command: Command,
+        name: &str,
+        data_dir: &Path,
+        bind: &str,
+        start: Start<'_>,
+    ) -> NodeProcess {
         command
             .arg("--data-dir")
             .arg(data_dir)
