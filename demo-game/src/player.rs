@@ -18,6 +18,8 @@ pub struct PlayerOptions {
     pub data_dir: PathBuf,
     /// QUIC bind address.
     pub bind: SocketAddr,
+    /// Address announced to the other players, if not the bind address.
+    pub advertise: Option<SocketAddr>,
     /// `None` to host a new session, or the invite to join.
     pub join: Option<Invite>,
     /// Seed of the bot's choices.
@@ -27,11 +29,13 @@ pub struct PlayerOptions {
 }
 
 impl PlayerOptions {
-    /// Parses `--data-dir D --bind A (--host | --join INVITE) [--seed S] [--turn-ms M]`.
+    /// Parses `--data-dir D --bind A [--advertise A] (--host | --join INVITE) [--seed S]
+    /// [--turn-ms M]`.
     pub fn parse(args: &[String]) -> Result<PlayerOptions, String> {
         let mut options = PlayerOptions {
             data_dir: PathBuf::new(),
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            advertise: None,
             join: None,
             seed: 1,
             turn_timeout: Duration::from_millis(250),
@@ -48,6 +52,13 @@ impl PlayerOptions {
                 "--data-dir" => options.data_dir = PathBuf::from(value()?),
                 "--bind" => {
                     options.bind = value()?.parse().map_err(|err| format!("--bind: {err}"))?
+                }
+                "--advertise" => {
+                    options.advertise = Some(
+                        value()?
+                            .parse()
+                            .map_err(|err| format!("--advertise: {err}"))?,
+                    )
                 }
                 "--join" => {
                     options.join =
@@ -95,6 +106,7 @@ pub async fn run(options: PlayerOptions) -> Result<(), String> {
         ..SessionConfig::default()
     };
     config.node.transport.bind = options.bind;
+    config.node.advertise_addr = options.advertise;
     config.node.storage.data_dir = Some(options.data_dir.join("raft"));
     config.node.storage.durability = Durability::Durable;
     config.node.snapshot_interval_entries = 256;

@@ -177,6 +177,53 @@ async fn connect_by_address_learns_the_peer_id() {
     b.shutdown().await;
 }
 
+/// What the runtime's address book relies on: a node bound to the unspecified address sends
+/// from its listening socket, so the peer it dials sees it at a dialable IP and at its
+/// listening port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inbound_peer_is_seen_at_its_listening_port() {
+    init_logs();
+    let creds = SessionCredentials::generate();
+    let (a, mut a_rx) = node(&creds).await;
+    let (b, _b_rx) = Transport::<Msg>::bind(
+        Identity::generate().unwrap(),
+        creds.clone(),
+        TransportConfig {
+            bind: "0.0.0.0:0".parse().unwrap(),
+            ..test_config()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(b.local_addr().ip().is_unspecified());
+    let a_id = b.connect(a.local_addr()).await.unwrap();
+    assert_eq!(
+        b.remote_addr(a_id),
+        Some(a.local_addr()),
+        "the address dialed"
+    );
+    let connected = wait_for(&mut a_rx, LONG, |e| {
+        matches!(e, TransportEvent::PeerConnected { .. })
+    })
+    .await;
+    let seen = std::net::SocketAddr::from(([127, 0, 0, 1], b.local_addr().port()));
+    assert_eq!(
+        connected,
+        Some(TransportEvent::PeerConnected {
+            id: b.node_id(),
+            addr: seen
+        })
+    );
+    assert_eq!(a.remote_addr(b.node_id()), Some(seen));
+    assert_eq!(
+        a.remote_addr(a.node_id()),
+        None,
+        "no connection to ourselves"
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
 /// Rebinds a transport on a fixed address; the previous endpoint may need a moment to release
 /// the port.
 async fn rebind(identity: Identity, creds: &SessionCredentials, config: TransportConfig) -> Node {

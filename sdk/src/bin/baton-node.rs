@@ -6,6 +6,7 @@
 //! baton-node --data-dir DIR --bind 127.0.0.1:0 --new            # found a cluster
 //! baton-node --data-dir DIR --bind 127.0.0.1:0 --join <invite>  # join (or restart from DIR)
 //! ```
+//! `--advertise IP:PORT` sets the address announced to the cluster (`NodeConfig::advertise_addr`).
 //! Commands: `status`, `propose <label> <count> <concurrency>`, `promote <id-hex>`,
 //! `transfer <id-hex>`, `dump <path>`, `quit`. Answers are single lines on stdout.
 
@@ -53,6 +54,7 @@ impl StateMachine for ValueList {
 struct Args {
     data_dir: PathBuf,
     bind: SocketAddr,
+    advertise: Option<SocketAddr>,
     join: Option<Invite>,
     durability: Durability,
 }
@@ -60,6 +62,7 @@ struct Args {
 fn parse_args() -> Result<Args, String> {
     let mut data_dir = None;
     let mut bind = SocketAddr::from(([127, 0, 0, 1], 0));
+    let mut advertise = None;
     let mut join = None;
     let mut new = false;
     let mut durability = Durability::Durable;
@@ -69,6 +72,13 @@ fn parse_args() -> Result<Args, String> {
         match arg.as_str() {
             "--data-dir" => data_dir = Some(PathBuf::from(value()?)),
             "--bind" => bind = value()?.parse().map_err(|err| format!("--bind: {err}"))?,
+            "--advertise" => {
+                advertise = Some(
+                    value()?
+                        .parse()
+                        .map_err(|err| format!("--advertise: {err}"))?,
+                )
+            }
             "--join" => {
                 join = Some(Invite::from_str(&value()?).map_err(|err| format!("--join: {err}"))?)
             }
@@ -84,6 +94,7 @@ fn parse_args() -> Result<Args, String> {
     Ok(Args {
         data_dir,
         bind,
+        advertise,
         join,
         durability,
     })
@@ -121,6 +132,7 @@ async fn run() -> Result<(), String> {
     };
     let mut config = NodeConfig::default();
     config.transport.bind = args.bind;
+    config.advertise_addr = args.advertise;
     let storage_dir = (args.durability != Durability::Memory).then(|| args.data_dir.join("raft"));
     config.storage = StorageSettings {
         data_dir: storage_dir,

@@ -1,9 +1,10 @@
 //! The node task: the single owner of the core. Everything that changes the core goes
 //! through this loop, so the core needs no locks and its outputs are handled in order.
 
+use super::address::dialable_addr;
 use super::applier::{Applied, Applier};
 use super::persist::{spawn_persister, PersistDone, PersistJob};
-use super::wire::{as_carried, encode, LogCommand, Wire};
+use super::wire::{encode, LogCommand, Wire};
 use super::{
     Bootstrap, Command, NodeConfig, NodeError, NodeEvent, NodeStatus, ReadFn, Reply, StateMachine,
 };
@@ -13,7 +14,7 @@ use crate::raft::{
 };
 use crate::storage::{newest_snapshot, open_storage, PersistBatch};
 use crate::transport::{Identity, SessionCredentials, Transport, TransportEvent};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -35,6 +36,7 @@ pub(crate) struct Channels<S: StateMachine> {
 pub(crate) struct Started {
     pub(crate) id: NodeId,
     pub(crate) addr: SocketAddr,
+    pub(crate) announced: SocketAddr,
 }
 
 struct PendingProposal {
@@ -62,9 +64,23 @@ struct PendingTransfer {
     deadline: Instant,
 }
 
+/// What this node tracks while it leads, for the address book.
+struct Leading {
+    term: raft::Term,
+    /// Entries from before this index were appended by earlier leaders; once they are applied,
+    /// an address they carried is in the book.
+    term_start: Index,
+    /// Members whose address this leader proposed in its term, applied or not.
+    addresses_proposed: BTreeSet<NodeId>,
+}
+
 pub(crate) struct Driver<S: StateMachine> {
     id: NodeId,
+    /// The bound address.
     addr: SocketAddr,
+    /// What this node says about where it listens (`advertise_addr`, or the bound address).
+    announced: SocketAddr,
+    leading: Option<Leading>,
     config: NodeConfig,
     core: RaftNode,
     applier: Applier<S>,
@@ -105,6 +121,11 @@ impl<S: StateMachine> Driver<S> {
             session_inbox,
         } = channels;
         let id = identity.node_id();
+        if let Some(advertised) = config.advertise_addr {
+            if dialable_addr(Some(advertised), None).is_none() {
+                return Err(NodeError::AdvertiseAddr(advertised));
+            }
+        }
         let mut storage = open_storage(
             config.storage.data_dir.as_deref(),
             config.storage.durability,
@@ -139,6 +160,7 @@ impl<S: StateMachine> Driver<S> {
         let (transport, inbound) =
             Transport::<Wire>::bind(identity, credentials, config.transport.clone()).await?;
         let addr = transport.local_addr();
+        let announced = config.advertise_addr.unwrap_or(addr);
         for (peer, peer_addr) in &applier.addresses {
             if *peer != id {
                 transport.add_peer(*peer, *peer_addr);
@@ -153,7 +175,7 @@ impl<S: StateMachine> Driver<S> {
             (Bootstrap::Join { addrs }, true) => Some(spawn_join_task(
                 transport.clone(),
                 addrs.clone(),
-                addr,
+                announced,
                 config.join_retry_interval,
                 span.clone(),
             )),
@@ -169,6 +191,8 @@ impl<S: StateMachine> Driver<S> {
         let driver = Driver {
             id,
             addr,
+            announced,
+            leading: None,
             config,
             core,
             applier,
@@ -192,9 +216,13 @@ impl<S: StateMachine> Driver<S> {
             stopped: None,
             span: span.clone(),
         };
-        tracing::info!(parent: &span, %addr, fresh, "node started");
+        tracing::info!(parent: &span, %addr, %announced, fresh, "node started");
         tokio::spawn(driver.run(commands, inbound, persisted_rx).instrument(span));
-        Ok(Started { id, addr })
+        Ok(Started {
+            id,
+            addr,
+            announced,
+        })
     }
 
     async fn run(
@@ -278,6 +306,7 @@ impl<S: StateMachine> Driver<S> {
         self.retry_proposals(now);
         self.retry_reads(now);
         self.expire_requests(now);
+        self.record_unannounced_addresses();
     }
 
     fn on_persisted(&mut self, done: PersistDone) {
@@ -335,17 +364,25 @@ impl<S: StateMachine> Driver<S> {
                     if let Some(addr) = addr {
                         self.transport.add_peer(leader, addr);
                     }
-                    self.transport
-                        .send(leader, Wire::JoinRequest { addr: self.addr });
+                    self.transport.send(
+                        leader,
+                        Wire::JoinRequest {
+                            addr: self.announced,
+                        },
+                    );
                 }
             }
         }
     }
 
-    fn on_join_request(&mut self, from: NodeId, addr: SocketAddr) {
+    fn on_join_request(&mut self, from: NodeId, announced: SocketAddr) {
         if self.core.role() != Role::Leader {
             if let Some(leader) = self.core.leader_id() {
-                let leader_addr = self.applier.addresses.get(&leader).copied();
+                let leader_addr = self.applier.addresses.get(&leader).copied().or_else(|| {
+                    // A leader that has no entry yet (a founder bound to an unspecified
+                    // address) is still reachable where this node reaches it.
+                    dialable_addr(None, self.transport.remote_addr(leader))
+                });
                 self.transport.send(
                     from,
                     Wire::Redirect {
@@ -356,6 +393,10 @@ impl<S: StateMachine> Driver<S> {
             }
             return;
         }
+        let Some(addr) = dialable_addr(Some(announced), self.transport.remote_addr(from)) else {
+            tracing::debug!(joiner = %format_args!("{from:016x}"), %announced, "join deferred: no dialable address for the joiner yet; it will ask again");
+            return;
+        };
         self.transport.add_peer(from, addr);
         if self.applier.addresses.get(&from) != Some(&addr) {
             self.propose_address(from, addr);
@@ -429,10 +470,17 @@ impl<S: StateMachine> Driver<S> {
         addr: Option<SocketAddr>,
         reply: Reply<()>,
     ) {
-        if let (MembershipChange::AddLearner(id), Some(addr)) = (&change, addr) {
-            self.transport.add_peer(*id, addr);
-            if self.core.role() == Role::Leader {
-                self.propose_address(*id, addr);
+        if let (MembershipChange::AddLearner(id), Some(given)) = (&change, addr) {
+            match dialable_addr(Some(given), self.transport.remote_addr(*id)) {
+                Some(addr) => {
+                    self.transport.add_peer(*id, addr);
+                    if self.core.role() == Role::Leader {
+                        self.propose_address(*id, addr);
+                    }
+                }
+                None => {
+                    tracing::warn!(learner = %format_args!("{id:016x}"), %given, "no dialable address for the new learner; it stays out of the address book until it is seen")
+                }
             }
         }
         match self.core.propose_membership(change) {
@@ -520,12 +568,47 @@ impl<S: StateMachine> Driver<S> {
 
     fn propose_address(&mut self, id: NodeId, addr: SocketAddr) {
         match encode(&LogCommand::SetAddress { id, addr }) {
-            Ok(command) => {
-                if let Err(err) = self.core.propose(command, None) {
-                    tracing::debug!(%err, "address announcement deferred");
+            Ok(command) => match self.core.propose(command, None) {
+                Ok(_) => {
+                    if let Some(leading) = &mut self.leading {
+                        leading.addresses_proposed.insert(id);
+                    }
                 }
-            }
+                Err(err) => tracing::debug!(%err, "address announcement deferred"),
+            },
             Err(err) => tracing::error!(%err, "cannot encode an address announcement"),
+        }
+    }
+
+    /// Leader only: records where it reaches each member that has no entry in the address
+    /// book, which is what a founder bound to an unspecified address ends up as: it led first
+    /// and could not name its own IP. Waits until the earlier leaders' entries are applied,
+    /// and skips members whose address this leader proposed itself, so an address a member
+    /// announced is never overwritten by an observation.
+    fn record_unannounced_addresses(&mut self) {
+        let Some(leading) = &self.leading else {
+            return;
+        };
+        if self.applier.applied_index < leading.term_start {
+            return;
+        }
+        let membership = self.core.membership();
+        let unrecorded: Vec<(NodeId, SocketAddr)> = membership
+            .voters
+            .iter()
+            .chain(&membership.learners)
+            .filter(|id| {
+                **id != self.id
+                    && !self.applier.addresses.contains_key(id)
+                    && !leading.addresses_proposed.contains(id)
+            })
+            .filter_map(|id| {
+                dialable_addr(None, self.transport.remote_addr(*id)).map(|addr| (*id, addr))
+            })
+            .collect();
+        for (id, addr) in unrecorded {
+            tracing::info!(member = %format_args!("{id:016x}"), %addr, "recording where an unannounced member is reached");
+            self.propose_address(id, addr);
         }
     }
 
@@ -704,12 +787,24 @@ impl<S: StateMachine> Driver<S> {
             term: soft_state.term,
             leader: soft_state.leader,
         });
-        // The log holds the address as carried; comparing with the raw local address would
-        // re-announce a scoped IPv6 address on every election won.
-        if soft_state.role == Role::Leader
-            && self.applier.addresses.get(&self.id) != Some(&as_carried(self.addr))
-        {
-            self.propose_address(self.id, self.addr);
+        self.leading = match self.leading.take() {
+            _ if soft_state.role != Role::Leader => None,
+            Some(leading) if leading.term == soft_state.term => Some(leading),
+            _ => Some(Leading {
+                term: soft_state.term,
+                term_start: self.core.last_index(),
+                addresses_proposed: BTreeSet::new(),
+            }),
+        };
+        // Only an address the node can vouch for alone is re-announced: with an unspecified
+        // one and no advertise_addr, the entry others recorded stands, and is not replaced by
+        // 0.0.0.0 on every election won.
+        if soft_state.role == Role::Leader {
+            if let Some(own) = dialable_addr(Some(self.announced), None) {
+                if self.applier.addresses.get(&self.id) != Some(&own) {
+                    self.propose_address(self.id, own);
+                }
+            }
         }
         // A new leader is known: resubmit waiting proposals now rather than after the
         // retry interval, so a host migration costs one round trip, not a timer.
@@ -815,6 +910,7 @@ impl<S: StateMachine> Driver<S> {
         NodeStatus {
             id: self.id,
             addr: self.addr,
+            address_book: self.applier.addresses.clone(),
             role: raft.role,
             term: raft.term,
             leader: raft.leader,

@@ -6,6 +6,7 @@
 //! The [`Node`] handle is the async API: propose (returns once applied, with the result),
 //! linearizable reads, membership changes, leadership transfer, fitness, status and events.
 
+mod address;
 mod applier;
 mod driver;
 mod persist;
@@ -16,6 +17,7 @@ use crate::raft::{
 };
 use crate::storage::{Durability, StorageError};
 use crate::transport::{Identity, Invite, SessionCredentials, TransportConfig, TransportError};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -76,6 +78,14 @@ pub struct NodeConfig {
     pub storage: StorageSettings,
     /// QUIC settings (bind address, limits, fault injection for tests).
     pub transport: TransportConfig,
+    /// The address this node announces to the cluster, for its entry in the replicated
+    /// address book: where the others dial it after a host migration. Set it when they must
+    /// dial something other than the bound address: a port forward or public address behind
+    /// a NAT, or one particular interface of a node bound to `0.0.0.0`. It needs a specific
+    /// IP and a non-zero port. `None` announces the bound address; if that is unspecified
+    /// (`0.0.0.0`, `[::]`), the node that records it takes the IP it sees the node's
+    /// connection come from, with the bound port (`docs/protocol.md`, "Addresses").
+    pub advertise_addr: Option<SocketAddr>,
     /// Compact the log once this many entries were applied since the last snapshot.
     pub snapshot_interval_entries: u64,
     /// A proposal not applied within this time is sent again (same tag: applied once).
@@ -102,6 +112,7 @@ impl Default for NodeConfig {
                 durability: Durability::Memory,
             },
             transport: TransportConfig::default(),
+            advertise_addr: None,
             snapshot_interval_entries: 4096,
             proposal_retry_interval: Duration::from_millis(400),
             proposal_timeout: Duration::from_secs(15),
@@ -136,8 +147,10 @@ pub enum NodeEvent {
 pub struct NodeStatus {
     /// This node.
     pub id: NodeId,
-    /// Where it listens.
+    /// Where it listens (the bound address).
     pub addr: SocketAddr,
+    /// The replicated address book as applied here: where each member is dialed.
+    pub address_book: BTreeMap<NodeId, SocketAddr>,
     /// Its role.
     pub role: Role,
     /// Its term.
@@ -172,6 +185,9 @@ pub enum NodeError {
     /// The core refused the configuration.
     #[error("raft configuration: {0}")]
     Config(#[from] raft::ConfigError),
+    /// [`NodeConfig::advertise_addr`] is not an address anyone can dial.
+    #[error("advertise_addr {0} cannot be dialed: it needs a specific IP and a non-zero port")]
+    AdvertiseAddr(SocketAddr),
     /// The core refused the request (not the leader, a change already in flight, ...).
     #[error("refused: {0}")]
     Refused(#[from] raft::ProposeError),
@@ -232,6 +248,7 @@ enum Command<S> {
 pub struct Node<S: StateMachine> {
     id: NodeId,
     addr: SocketAddr,
+    announced: SocketAddr,
     credentials: SessionCredentials,
     commands: mpsc::Sender<Command<S>>,
     events: broadcast::Sender<NodeEvent>,
@@ -246,6 +263,7 @@ impl<S: StateMachine> Clone for Node<S> {
         Node {
             id: self.id,
             addr: self.addr,
+            announced: self.announced,
             credentials: self.credentials.clone(),
             commands: self.commands.clone(),
             events: self.events.clone(),
@@ -291,6 +309,7 @@ impl<S: StateMachine> Node<S> {
         Ok(Node {
             id: started.id,
             addr: started.addr,
+            announced: started.announced,
             credentials,
             commands: commands_tx,
             events: events_tx,
@@ -303,16 +322,26 @@ impl<S: StateMachine> Node<S> {
         self.id
     }
 
-    /// Where this node listens.
+    /// Where this node listens (the bound address).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
     }
 
-    /// An invite code other players can use to join through this node.
+    /// What this node announces to the cluster: [`NodeConfig::advertise_addr`] if set, the
+    /// bound address otherwise.
+    pub fn advertise_addr(&self) -> SocketAddr {
+        self.announced
+    }
+
+    /// An invite code other players can use to join through this node, naming
+    /// [`advertise_addr`](Self::advertise_addr). A node bound to an unspecified address
+    /// without `advertise_addr` cannot know an IP others reach it at, so its invite names
+    /// the unspecified address: set `advertise_addr`, or build the [`Invite`] from addresses
+    /// the game knows.
     pub fn invite(&self) -> Invite {
         Invite {
             credentials: self.credentials.clone(),
-            addrs: vec![self.addr],
+            addrs: vec![self.announced],
         }
     }
 

@@ -33,7 +33,8 @@ pub enum Wire {
     /// A node that holds the session secret (the transport checked it) asks to join as a
     /// learner, reachable at `addr`.
     JoinRequest {
-        /// Where the joiner listens.
+        /// Where the joiner says it listens: its advertised address, or its bound one, whose
+        /// IP may be unspecified; the leader then records the IP it sees the request come from.
         addr: SocketAddr,
     },
     /// Bytes for the layer above the runtime (the game session): player inputs and the
@@ -58,7 +59,7 @@ pub enum LogCommand {
     SetAddress {
         /// The member.
         id: NodeId,
-        /// Its QUIC listening address.
+        /// Where peers dial it: a specific IP and a non-zero port.
         addr: SocketAddr,
     },
 }

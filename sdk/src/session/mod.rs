@@ -86,7 +86,7 @@ pub enum TickMode {
 /// Session settings. `Default` suits a 30 Hz game of up to a dozen players.
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
-    /// The node underneath (storage, transport, Raft timing).
+    /// The node underneath (storage, transport and the address it advertises, Raft timing).
     pub node: NodeConfig,
     /// How ticks are paced.
     pub tick_mode: TickMode,

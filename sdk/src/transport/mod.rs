@@ -691,6 +691,17 @@ where
         link.as_ref().filter(|l| l.is_live()).map(|l| l.dialer)
     }
 
+    /// The remote address of the live connection to `id`, if connected: the address dialed,
+    /// or for a connection the peer dialed, the address its packets come from. A node sends
+    /// from its listening socket, so the latter is where it listens, as the network between
+    /// the two shows it (a NAT on the way may have rewritten it).
+    pub fn remote_addr(&self, id: NodeId) -> Option<SocketAddr> {
+        let state = self.inner.lock_state();
+        let slot = state.peers.get(&id)?;
+        let link = slot.link.borrow();
+        link.as_ref().filter(|l| l.is_live()).map(|l| l.remote)
+    }
+
     /// Peers with a live authenticated connection, with their addresses as seen from here.
     pub fn peers(&self) -> Vec<(NodeId, SocketAddr)> {
         let state = self.inner.lock_state();

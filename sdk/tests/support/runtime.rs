@@ -78,13 +78,25 @@ pub async fn start_cluster(
     faults: Option<&FaultController>,
     data_dirs: &[&Path],
 ) -> (Vec<TestNode>, SessionCredentials) {
-    let credentials = SessionCredentials::generate();
     let identity = |n: usize| match data_dirs.get(n) {
         Some(dir) => Identity::load_or_generate(&dir.join("identity")).unwrap(),
         None => Identity::generate().unwrap(),
     };
+    let config = |n: usize| node_config(any_port(), faults, data_dirs.get(n).copied());
+    start_cluster_with(size, config, identity).await
+}
+
+/// Like [`start_cluster`], with node `n`'s settings and identity from `config(n)` and
+/// `identity(n)`. Joiners ask the founder at the address its invite names, on loopback if
+/// that is unspecified.
+pub async fn start_cluster_with(
+    size: usize,
+    config: impl Fn(usize) -> NodeConfig,
+    identity: impl Fn(usize) -> Identity,
+) -> (Vec<TestNode>, SessionCredentials) {
+    let credentials = SessionCredentials::generate();
     let founder = Node::start(
-        node_config(any_port(), faults, data_dirs.first().copied()),
+        config(0),
         identity(0),
         credentials.clone(),
         ValueList::default(),
@@ -92,15 +104,16 @@ pub async fn start_cluster(
     )
     .await
     .unwrap();
+    let bootstrap = loopback(founder.invite().addrs[0]);
     let mut nodes = vec![founder];
     for n in 1..size {
         let joiner = Node::start(
-            node_config(any_port(), faults, data_dirs.get(n).copied()),
+            config(n),
             identity(n),
             credentials.clone(),
             ValueList::default(),
             Bootstrap::Join {
-                addrs: vec![nodes[0].local_addr()],
+                addrs: vec![bootstrap],
             },
         )
         .await
@@ -126,6 +139,16 @@ pub async fn start_cluster(
         .await;
     }
     (nodes, credentials)
+}
+
+/// `addr` with an unspecified IP replaced by 127.0.0.1, which reaches a `[::]` socket too
+/// (it is dual-stack) and can be dialed from IPv4-only sockets.
+pub fn loopback(addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], addr.port()))
+    } else {
+        addr
+    }
 }
 
 /// The node every live node agrees leads, if they agree.
