@@ -270,3 +270,46 @@ async fn an_advertise_addr_nobody_can_dial_is_refused() {
         }
     }
 }
+
+/// A node listening on every interface cannot put `0.0.0.0` in its invite (nobody can dial
+/// it): the invite names the machine's own interface IPs at the bound port instead. Nothing
+/// is dialed here; the IPs are only compared with the machine's interface list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invite_from_a_wildcard_bind_names_this_machines_interfaces_at_the_bound_port() {
+    support::init_logging();
+    let node = Node::start(
+        unspecified_config("0.0.0.0:0"),
+        Identity::generate().expect("an identity"),
+        SessionCredentials::generate(),
+        ValueList::default(),
+        Bootstrap::NewCluster,
+    )
+    .await
+    .expect("a node");
+    let port = node.local_addr().port();
+    let interfaces: Vec<std::net::IpAddr> = if_addrs::get_if_addrs()
+        .expect("the interface list")
+        .into_iter()
+        .map(|interface| interface.ip())
+        .collect();
+    let invite = node.invite();
+    assert!(!invite.addrs.is_empty());
+    for addr in &invite.addrs {
+        assert!(!addr.ip().is_unspecified(), "{addr} in the invite");
+        assert!(
+            addr.is_ipv4(),
+            "an IPv4 socket is invited to on IPv4: {addr}"
+        );
+        assert_eq!(addr.port(), port);
+        assert!(
+            interfaces.contains(&addr.ip()),
+            "{addr} is not one of this machine's interfaces {interfaces:?}"
+        );
+    }
+    let decoded: baton::transport::Invite = invite.to_string().parse().expect("the code parses");
+    assert_eq!(
+        decoded.addrs, invite.addrs,
+        "the code carries every address"
+    );
+    node.shutdown().await.expect("a clean stop");
+}

@@ -9,7 +9,7 @@
 //! NAT; the announced port is the one the node vouches for, so it is kept whenever it is set.
 
 use super::wire::as_carried;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 /// The address to record for a node that `announced` an address (or nothing) and whose
 /// connection was `observed` coming from an address (or was not seen). A specific announced
@@ -41,10 +41,115 @@ fn canonical(addr: SocketAddr) -> SocketAddr {
     SocketAddr::new(addr.ip().to_canonical(), addr.port())
 }
 
+/// The addresses an invite names for a node that `announced` this address and whose machine
+/// has the IPs `interfaces`. A specific announcement stands alone. An unspecified one (the
+/// node listens on every interface) becomes one address per usable interface IP of the bound
+/// family — both families for `[::]`, which is dual-stack — with the bound port: a joiner
+/// tries them in order, so LAN and public IPs come first, IPv4 before IPv6, and loopback only
+/// when nothing else exists (a remote joiner dialing its own loopback would wait out a
+/// handshake timeout, or reach a different program). IPv6 link-local addresses are left out:
+/// they need a scope id, which the invite does not carry.
+pub(crate) fn invite_addrs(
+    announced: SocketAddr,
+    interfaces: impl IntoIterator<Item = IpAddr>,
+) -> Vec<SocketAddr> {
+    if !announced.ip().is_unspecified() {
+        return vec![announced];
+    }
+    let dual_stack = announced.is_ipv6();
+    let mut ips: Vec<IpAddr> = interfaces
+        .into_iter()
+        .map(|ip| ip.to_canonical())
+        .filter(|ip| !ip.is_unspecified() && !ip.is_multicast() && !is_ipv6_link_local(ip))
+        .filter(|ip| ip.is_ipv4() || dual_stack)
+        .collect();
+    ips.sort_by_key(|ip| (ip.is_loopback(), ip.is_ipv6(), *ip));
+    ips.dedup();
+    if ips.iter().any(|ip| !ip.is_loopback()) {
+        ips.retain(|ip| !ip.is_loopback());
+    }
+    if ips.is_empty() {
+        ips.push(if dual_stack {
+            IpAddr::from([0, 0, 0, 0, 0, 0, 0, 1])
+        } else {
+            IpAddr::from([127, 0, 0, 1])
+        });
+    }
+    ips.into_iter()
+        .map(|ip| SocketAddr::new(ip, announced.port()))
+        .collect()
+}
+
+fn is_ipv6_link_local(ip: &IpAddr) -> bool {
+    matches!(ip, IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::dialable_addr;
-    use std::net::SocketAddr;
+    use super::{dialable_addr, invite_addrs};
+    use std::net::{IpAddr, SocketAddr};
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().expect("an IP literal")
+    }
+
+    #[test]
+    fn an_invite_names_a_specific_announcement_alone() {
+        let announced = addr("203.0.113.7:7000");
+        assert_eq!(
+            invite_addrs(announced, [ip("192.168.1.5")]),
+            vec![announced]
+        );
+    }
+
+    #[test]
+    fn an_invite_from_an_ipv4_wildcard_names_every_usable_ipv4_interface_lan_first() {
+        let interfaces = [
+            ip("127.0.0.1"),
+            ip("fe80::1"),
+            ip("2001:db8::5"),
+            ip("10.0.0.9"),
+            ip("192.168.1.5"),
+            ip("10.0.0.9"),
+        ];
+        assert_eq!(
+            invite_addrs(addr("0.0.0.0:7000"), interfaces),
+            vec![addr("10.0.0.9:7000"), addr("192.168.1.5:7000")],
+            "no loopback beside real interfaces, no IPv6 on an IPv4 socket, no duplicates"
+        );
+    }
+
+    #[test]
+    fn an_invite_from_a_dual_stack_wildcard_names_both_families_ipv4_first() {
+        let interfaces = [
+            ip("2001:db8::5"),
+            ip("fe80::1"),
+            ip("192.168.1.5"),
+            ip("::1"),
+        ];
+        assert_eq!(
+            invite_addrs(addr("[::]:7000"), interfaces),
+            vec![addr("192.168.1.5:7000"), addr("[2001:db8::5]:7000")],
+            "link-local left out: the invite cannot carry its scope id"
+        );
+    }
+
+    #[test]
+    fn an_invite_from_a_machine_with_only_loopback_names_loopback() {
+        assert_eq!(
+            invite_addrs(addr("0.0.0.0:7000"), [ip("127.0.0.1"), ip("::1")]),
+            vec![addr("127.0.0.1:7000")]
+        );
+        assert_eq!(
+            invite_addrs(addr("0.0.0.0:7000"), []),
+            vec![addr("127.0.0.1:7000")],
+            "no interface list at all still gives a dialable address"
+        );
+        assert_eq!(
+            invite_addrs(addr("[::]:7000"), []),
+            vec![addr("[::1]:7000")]
+        );
+    }
 
     fn addr(text: &str) -> SocketAddr {
         text.parse().expect("a socket address literal")

@@ -335,13 +335,26 @@ impl<S: StateMachine> Node<S> {
 
     /// An invite code other players can use to join through this node, naming
     /// [`advertise_addr`](Self::advertise_addr). A node bound to an unspecified address
-    /// without `advertise_addr` cannot know an IP others reach it at, so its invite names
-    /// the unspecified address: set `advertise_addr`, or build the [`Invite`] from addresses
-    /// the game knows.
+    /// without `advertise_addr` listens on every interface, so its invite names each of the
+    /// machine's interface IPs with the bound port, LAN and public IPs first (a joiner
+    /// tries them in order). Behind NAT none of them is reachable from the Internet: set
+    /// `advertise_addr` to the forwarded address, or build the [`Invite`] from addresses the
+    /// game knows.
     pub fn invite(&self) -> Invite {
+        let interfaces = if self.announced.ip().is_unspecified() {
+            match if_addrs::get_if_addrs() {
+                Ok(interfaces) => interfaces.into_iter().map(|i| i.ip()).collect(),
+                Err(err) => {
+                    tracing::warn!(%err, "cannot list network interfaces; the invite names loopback only");
+                    Vec::new()
+                }
+            }
+        } else {
+            Vec::new()
+        };
         Invite {
             credentials: self.credentials.clone(),
-            addrs: vec![self.announced],
+            addrs: address::invite_addrs(self.announced, interfaces),
         }
     }
 

@@ -87,7 +87,7 @@ pub async fn start_cluster(
 }
 
 /// Like [`start_cluster`], with node `n`'s settings and identity from `config(n)` and
-/// `identity(n)`. Joiners ask the founder at the address its invite names, on loopback if
+/// `identity(n)`. Joiners ask the founder at the address it announces, on loopback if
 /// that is unspecified.
 pub async fn start_cluster_with(
     size: usize,
@@ -104,7 +104,7 @@ pub async fn start_cluster_with(
     )
     .await
     .unwrap();
-    let bootstrap = loopback(founder.invite().addrs[0]);
+    let bootstrap = loopback(founder.advertise_addr());
     let mut nodes = vec![founder];
     for n in 1..size {
         let joiner = Node::start(
