@@ -3,10 +3,10 @@
 //!
 //! A [`Wire`] travels as the payload of a transport message frame
 //! ([`encode_payload`](crate::transport::frame::encode_payload)); a [`LogCommand`] (and the
-//! session layer's messages and tick records) is encoded with [`encode`] here. Both are
+//! session layer's messages and tick records) is encoded with `encode` here. Both are
 //! bincode 2 `standard`. A `SocketAddr` travels as `(ip, port)` only: an IPv6 address's
 //! flow label and scope id are local to the sender's host (an interface index means
-//! nothing on another machine) and arrive as 0; [`as_carried`] gives the address as peers
+//! nothing on another machine) and arrive as 0; `as_carried` gives the address as peers
 //! (and the replicated address book) will see it. The property tests in `wire/tests.rs` pin
 //! this, and check that every message type round-trips exactly through these paths.
 
