@@ -7,11 +7,12 @@ mod support;
 
 use baton::raft::NodeId;
 use baton::session::{SessionEvent, TickMode};
+use baton::transport::fault::FaultController;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use support::sessions::{
     assert_inputs_applied_once, assert_replicas_agree, config, eventually, host_of, longest_gap,
-    record_ticks, start_session,
+    record_ticks, start_session, start_session_with,
 };
 
 const FAST: TickMode = TickMode::FixedRate { hz: 30 };
@@ -53,6 +54,56 @@ async fn a_host_whose_game_score_drops_hands_over_to_the_fittest_voter() {
 
     let gap = longest_gap(&ticks.lock().unwrap());
     eprintln!("planned handoff {old_host:016x} -> {new_host:016x}: longest pause between committed ticks {gap:?}");
+    let all: Vec<_> = sessions.iter().collect();
+    assert_replicas_agree(&all);
+}
+
+/// The host's own link starts losing packets (its outgoing datagrams dropped below QUIC):
+/// its measured loss drags its fitness down and it hands over to a voter on a clean link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_whose_link_loses_packets_hands_over_to_a_voter_on_a_clean_link() {
+    let lossy_link = FaultController::new(7);
+    let sessions = start_session_with(3, |player| {
+        let mut config = config(FAST, 5);
+        if player == 0 {
+            config.node.transport.faults = Some(lossy_link.clone());
+        }
+        config
+    })
+    .await;
+    let lossy = sessions[0].id();
+    eventually("the founder to host", || async {
+        host_of(&sessions).await == Some(lossy)
+    })
+    .await;
+    let before = sessions[0].status().await.unwrap().node.fitness;
+    let mut fitness = sessions[0].events();
+
+    lossy_link.set_drop_rate(0.15);
+    eventually("the host role to leave the lossy link", || async {
+        host_of(&sessions).await.is_some_and(|host| host != lossy)
+    })
+    .await;
+    let mut lowest = None;
+    while let Ok(event) = fitness.try_recv() {
+        if let SessionEvent::FitnessChanged(value) = event {
+            lowest = Some(lowest.map_or(value, |low: baton::raft::Fitness| low.min(value)));
+        }
+    }
+    let lowest = lowest.expect("the lossy host reported its fitness falling");
+    assert!(
+        lowest.0 + config(FAST, 5).handoff_margin <= before.0,
+        "fitness went from {before:?} to {lowest:?} only"
+    );
+    eprintln!("lossy host: fitness {before:?} -> {lowest:?}, host moved");
+    lossy_link.set_drop_rate(0.0);
+    let tick = sessions[1].with_game(|_, tick| tick);
+    eventually("ticks under the new host", || async {
+        sessions
+            .iter()
+            .all(|session| session.with_game(|_, now| now > tick + 10))
+    })
+    .await;
     let all: Vec<_> = sessions.iter().collect();
     assert_replicas_agree(&all);
 }

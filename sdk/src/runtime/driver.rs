@@ -901,11 +901,11 @@ impl<S: StateMachine> Driver<S> {
 
     fn status(&self) -> NodeStatus {
         let raft = self.core.status();
-        let peer_rtts = self
+        let peer_links = self
             .transport
             .peers()
             .into_iter()
-            .filter_map(|(peer, _)| self.transport.rtt(peer).map(|rtt| (peer, rtt)))
+            .filter_map(|(peer, _)| self.transport.link_stats(peer).map(|link| (peer, link)))
             .collect();
         NodeStatus {
             id: self.id,
@@ -920,7 +920,7 @@ impl<S: StateMachine> Driver<S> {
             membership: raft.membership,
             fitness: raft.fitness,
             progress: self.core.progress(),
-            peer_rtts,
+            peer_links,
         }
     }
 }

@@ -16,7 +16,9 @@ use crate::raft::{
     self, Fitness, Index, Membership, MembershipChange, NodeId, PeerProgress, Role, Term,
 };
 use crate::storage::{Durability, StorageError};
-use crate::transport::{Identity, Invite, SessionCredentials, TransportConfig, TransportError};
+use crate::transport::{
+    Identity, Invite, LinkStats, SessionCredentials, TransportConfig, TransportError,
+};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -169,8 +171,9 @@ pub struct NodeStatus {
     pub fitness: Fitness,
     /// On the leader: every other member's replication progress and reported fitness.
     pub progress: Vec<PeerProgress>,
-    /// Smoothed QUIC round trip to each connected peer.
-    pub peer_rtts: Vec<(NodeId, Duration)>,
+    /// What QUIC measured of the connection to each connected peer (round trip, packets
+    /// sent and lost).
+    pub peer_links: Vec<(NodeId, LinkStats)>,
 }
 
 /// Why a node operation failed.

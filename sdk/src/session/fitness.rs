@@ -2,19 +2,32 @@
 //! opinion (battery, device class, backgrounded). The core uses it to bias elections; the
 //! session uses it to pick handoff targets and voters.
 
-use crate::raft::Fitness;
+use crate::raft::{Fitness, NodeId};
+use crate::transport::LinkStats;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Round trip at which the link score is one half: a host 50 ms from the other voters is
 /// still playable for most games, but clearly worse than one on the same LAN.
 pub const LINK_RTT_HALF_SCORE: Duration = Duration::from_millis(50);
 
+/// Packet loss at which the link score is halved again: a game feels 5 % loss (resends,
+/// stalls) about as much as 50 ms of extra round trip.
+pub const LOSS_HALF_SCORE: f64 = 0.05;
+
+/// Fewest packets a loss sample is taken over: a handful of keep-alives on an idle link
+/// would turn one lost packet into a huge rate.
+const LOSS_SAMPLE_PACKETS_MIN: u64 = 50;
+
+/// Weight of a new loss sample in the smoothed loss (older samples decay geometrically).
+const LOSS_SMOOTHING: f64 = 0.3;
+
 /// Relative weight of each part of fitness. They need not sum to one; the result is the
 /// weighted mean. Defaults favour the link (what every other player feels), then the
 /// game's own score, then load.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FitnessWeights {
-    /// Weight of the link score (median RTT to the other voters).
+    /// Weight of the link score (median RTT to the other voters, packet loss).
     pub link: f64,
     /// Weight of the load score (tick time against the tick budget).
     pub load: f64,
@@ -37,6 +50,8 @@ impl Default for FitnessWeights {
 pub struct FitnessInputs {
     /// Median smoothed RTT to the other voters; `None` before anything was measured.
     pub median_rtt: Option<Duration>,
+    /// Fraction of packets to the other voters QUIC declared lost, smoothed (0 = none).
+    pub loss: f64,
     /// Time the last ticks took to simulate, as a fraction of the tick budget (0 = idle,
     /// 1 = the whole budget).
     pub tick_load: f64,
@@ -44,13 +59,68 @@ pub struct FitnessInputs {
     pub game_score: f64,
 }
 
-/// Link score in `[0, 1]`: 1 for an instant link, halving at [`LINK_RTT_HALF_SCORE`].
-pub fn link_score(median_rtt: Option<Duration>) -> f64 {
-    match median_rtt {
+/// Link score in `[0, 1]`: 1 for an instant lossless link, halving at
+/// [`LINK_RTT_HALF_SCORE`] of round trip and again at [`LOSS_HALF_SCORE`] of loss.
+pub fn link_score(median_rtt: Option<Duration>, loss: f64) -> f64 {
+    let rtt_score = match median_rtt {
         // Nothing measured yet (a lone founder): neutral rather than perfect, so that a
         // measured good link is preferred over an unknown one.
         None => 0.5,
         Some(rtt) => 1.0 / (1.0 + rtt.as_secs_f64() / LINK_RTT_HALF_SCORE.as_secs_f64()),
+    };
+    let loss = if loss.is_finite() {
+        loss.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    rtt_score / (1.0 + loss / LOSS_HALF_SCORE)
+}
+
+/// Packet loss to the other voters, from successive readings of QUIC's per-connection
+/// counters: the packets lost over the packets sent since the last sample, pooled over the
+/// voters, once enough were sent to mean something, then smoothed.
+#[derive(Debug, Default)]
+pub struct LossMeter {
+    /// Per peer: (sent, lost) at the last sample.
+    baseline: BTreeMap<NodeId, (u64, u64)>,
+    smoothed: f64,
+}
+
+impl LossMeter {
+    /// Folds in one reading of the links to the other voters; returns the smoothed loss.
+    pub fn observe(&mut self, links: impl IntoIterator<Item = (NodeId, LinkStats)>) -> f64 {
+        let current: BTreeMap<NodeId, (u64, u64)> = links
+            .into_iter()
+            .map(|(peer, link)| (peer, (link.sent_packets, link.lost_packets)))
+            .collect();
+        let (mut sent, mut lost) = (0, 0);
+        for (peer, (now_sent, now_lost)) in &current {
+            if let Some((then_sent, then_lost)) = self.baseline.get(peer) {
+                // Counters that went backwards belong to a new connection: it starts over.
+                if now_sent >= then_sent && now_lost >= then_lost {
+                    sent += now_sent - then_sent;
+                    lost += now_lost - then_lost;
+                }
+            }
+        }
+        if sent >= LOSS_SAMPLE_PACKETS_MIN {
+            let sample = (lost as f64 / sent as f64).min(1.0);
+            self.smoothed += LOSS_SMOOTHING * (sample - self.smoothed);
+            self.baseline = current;
+        } else {
+            // Too few packets for a sample: keep counting from the old baseline, but follow
+            // peers that came, went or reconnected.
+            self.baseline.retain(|peer, _| current.contains_key(peer));
+            for (peer, counters) in current {
+                let restarted = self.baseline.get(&peer).map_or(true, |(sent, lost)| {
+                    counters.0 < *sent || counters.1 < *lost
+                });
+                if restarted {
+                    self.baseline.insert(peer, counters);
+                }
+            }
+        }
+        self.smoothed
     }
 }
 
@@ -64,7 +134,10 @@ pub fn combine(inputs: &FitnessInputs, weights: &FitnessWeights) -> Fitness {
         }
     };
     let parts = [
-        (finite(link_score(inputs.median_rtt)), weights.link.max(0.0)),
+        (
+            finite(link_score(inputs.median_rtt, inputs.loss)),
+            weights.link.max(0.0),
+        ),
         (1.0 - finite(inputs.tick_load), weights.load.max(0.0)),
         (finite(inputs.game_score), weights.game.max(0.0)),
     ];
@@ -98,6 +171,7 @@ mod tests {
         let weights = FitnessWeights::default();
         let near = FitnessInputs {
             median_rtt: Some(Duration::from_millis(1)),
+            loss: 0.0,
             tick_load: 0.1,
             game_score: 1.0,
         };
@@ -113,6 +187,7 @@ mod tests {
         let weights = FitnessWeights::default();
         let healthy = FitnessInputs {
             median_rtt: Some(Duration::from_millis(5)),
+            loss: 0.0,
             tick_load: 0.2,
             game_score: 1.0,
         };
@@ -131,6 +206,7 @@ mod tests {
     fn nonsense_inputs_give_a_valid_fitness() {
         let inputs = FitnessInputs {
             median_rtt: None,
+            loss: f64::NAN,
             tick_load: f64::NAN,
             game_score: 7.0,
         };
@@ -161,5 +237,66 @@ mod tests {
         let ms = Duration::from_millis;
         assert_eq!(median(vec![ms(9), ms(1), ms(5)]), Some(ms(5)));
         assert_eq!(median(Vec::new()), None);
+    }
+
+    fn link(sent: u64, lost: u64) -> LinkStats {
+        LinkStats {
+            rtt: Duration::from_millis(1),
+            sent_packets: sent,
+            lost_packets: lost,
+        }
+    }
+
+    #[test]
+    fn a_lossy_link_is_less_fit_than_a_clean_one_at_the_same_round_trip() {
+        let weights = FitnessWeights::default();
+        let clean = FitnessInputs {
+            median_rtt: Some(Duration::from_millis(5)),
+            loss: 0.0,
+            tick_load: 0.1,
+            game_score: 1.0,
+        };
+        let lossy = FitnessInputs {
+            loss: LOSS_HALF_SCORE,
+            ..clean
+        };
+        let rtt = clean.median_rtt;
+        assert!((link_score(rtt, LOSS_HALF_SCORE) * 2.0 - link_score(rtt, 0.0)).abs() < 1e-9);
+        assert!(combine(&clean, &weights).0 > combine(&lossy, &weights).0 + 100);
+    }
+
+    #[test]
+    fn loss_is_measured_between_readings_pooled_over_voters_and_smoothed() {
+        let mut meter = LossMeter::default();
+        assert_eq!(
+            meter.observe([(1, link(1_000, 10)), (2, link(500, 0))]),
+            0.0
+        );
+        // 200 sent, 20 lost since the last reading: a 10 % sample, smoothed in.
+        let loss = meter.observe([(1, link(1_100, 30)), (2, link(600, 0))]);
+        assert!((loss - LOSS_SMOOTHING * 0.1).abs() < 1e-9, "{loss}");
+        // A steady 20 % pulls the smoothed loss towards 20 %.
+        let mut last = loss;
+        for round in 2..30u64 {
+            last = meter.observe([(1, link(1_000 + 100 * round, 10 + 20 * round))]);
+        }
+        assert!(
+            (last - 0.2).abs() < 0.01,
+            "100 sent, 20 lost per round: {last}"
+        );
+    }
+
+    #[test]
+    fn too_few_packets_make_no_sample_and_a_reconnect_starts_over() {
+        let mut meter = LossMeter::default();
+        meter.observe([(1, link(100, 0))]);
+        // Three keep-alives, one lost: not a sample, and not forgotten either.
+        assert_eq!(meter.observe([(1, link(103, 1))]), 0.0);
+        // The connection was replaced: its counters restart below the baseline.
+        assert_eq!(meter.observe([(1, link(10, 0))]), 0.0);
+        let loss = meter.observe([(1, link(110, 0))]);
+        assert_eq!(loss, 0.0, "100 clean packets on the new connection");
+        let loss = meter.observe([(1, link(210, 50))]);
+        assert!((loss - LOSS_SMOOTHING * 0.5).abs() < 1e-9, "{loss}");
     }
 }

@@ -2,7 +2,7 @@
 //! while this player hosts, runs the tick loop, measures fitness, keeps the voter set
 //! healthy and hands the host role to a clearly fitter voter.
 
-use super::fitness::{self, FitnessInputs};
+use super::fitness::{self, FitnessInputs, LossMeter};
 use super::machine::{lock, CommittedTick, SharedReplica, TICK_REFUSED};
 use super::{
     Game, GameMachine, PlayerInput, Request, SessionConfig, SessionEvent, SessionMessage, TickMode,
@@ -75,6 +75,7 @@ pub(crate) struct SessionTask<G: Game> {
     tick_in_flight: Option<u64>,
     turn_started: Instant,
     tick_load: f64,
+    loss: LossMeter,
     policy_busy: bool,
     challenger: Option<(NodeId, Instant)>,
     absent_since: HashMap<NodeId, Instant>,
@@ -112,6 +113,7 @@ impl<G: Game> SessionTask<G> {
             tick_in_flight: None,
             turn_started: Instant::now(),
             tick_load: 0.0,
+            loss: LossMeter::default(),
             policy_busy: false,
             challenger: None,
             absent_since: HashMap::new(),
@@ -585,14 +587,16 @@ impl<G: Game> SessionTask<G> {
         let Ok(status) = self.node.status().await else {
             return;
         };
-        let voter_rtts = status
-            .peer_rtts
+        let voter_links: Vec<_> = status
+            .peer_links
             .iter()
             .filter(|(peer, _)| status.membership.voters.contains(peer))
-            .map(|(_, rtt)| *rtt)
+            .copied()
             .collect();
+        let loss = self.loss.observe(voter_links.iter().copied());
         let inputs = FitnessInputs {
-            median_rtt: fitness::median(voter_rtts),
+            median_rtt: fitness::median(voter_links.iter().map(|(_, link)| link.rtt).collect()),
+            loss,
             tick_load: if self.hosting { self.tick_load } else { 0.0 },
             game_score: self.game_score,
         };

@@ -228,6 +228,19 @@ pub enum TransportError {
     Shutdown,
 }
 
+/// What QUIC measured of one peer's connection. The packet counters run over the
+/// connection's life: compare two readings for a rate, and start over when they go
+/// backwards (a reconnect).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkStats {
+    /// Smoothed round-trip time.
+    pub rtt: Duration,
+    /// UDP packets sent on the connection's path.
+    pub sent_packets: u64,
+    /// Packets QUIC declared lost (never acknowledged in time).
+    pub lost_packets: u64,
+}
+
 /// Transport settings. `Default` gives values suited to a game session on a LAN or the
 /// Internet; tests shorten the timeouts.
 #[derive(Debug, Clone)]
@@ -676,10 +689,22 @@ where
 
     /// QUIC's smoothed round-trip time to `id`, if connected.
     pub fn rtt(&self, id: NodeId) -> Option<Duration> {
+        self.link_stats(id).map(|stats| stats.rtt)
+    }
+
+    /// What QUIC measured of the live connection to `id`, if connected.
+    pub fn link_stats(&self, id: NodeId) -> Option<LinkStats> {
         let state = self.inner.lock_state();
         let slot = state.peers.get(&id)?;
         let link = slot.link.borrow();
-        link.as_ref().filter(|l| l.is_live()).map(|l| l.conn.rtt())
+        link.as_ref().filter(|l| l.is_live()).map(|l| {
+            let path = l.conn.stats().path;
+            LinkStats {
+                rtt: l.conn.rtt(),
+                sent_packets: path.sent_packets,
+                lost_packets: path.lost_packets,
+            }
+        })
     }
 
     /// Test support: which node dialed the live connection to `id`.

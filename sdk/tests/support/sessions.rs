@@ -55,20 +55,24 @@ pub async fn host_of(sessions: &[Session<Ledger>]) -> Option<NodeId> {
 /// Starts a host and `players - 1` joiners, and waits until the host has filled the voter
 /// set (up to `config.max_voters`) and every player has applied some ticks.
 pub async fn start_session(players: usize, config: &SessionConfig) -> Vec<Session<Ledger>> {
+    start_session_with(players, |_| config.clone()).await
+}
+
+/// Like [`start_session`], with player `n`'s settings from `config(n)` (player 0 hosts).
+pub async fn start_session_with(
+    players: usize,
+    config: impl Fn(usize) -> SessionConfig,
+) -> Vec<Session<Ledger>> {
     super::init_logging();
-    let host = Session::host(
-        config.clone(),
-        Identity::generate().unwrap(),
-        Ledger::default(),
-    )
-    .await
-    .unwrap();
+    let host = Session::host(config(0), Identity::generate().unwrap(), Ledger::default())
+        .await
+        .unwrap();
     let invite = host.invite();
     let mut sessions = vec![host];
-    for _ in 1..players {
+    for n in 1..players {
         let joiner = Session::join(
             &invite,
-            config.clone(),
+            config(n),
             Identity::generate().unwrap(),
             Ledger::default(),
         )
@@ -76,7 +80,7 @@ pub async fn start_session(players: usize, config: &SessionConfig) -> Vec<Sessio
         .unwrap();
         sessions.push(joiner);
     }
-    let voters_wanted = players.min(config.max_voters);
+    let voters_wanted = players.min(config(0).max_voters);
     eventually("the voter set to fill", || async {
         let status = sessions[0].status().await.unwrap();
         status.node.membership.voters.len() == voters_wanted
