@@ -192,6 +192,58 @@ async fn a_crashed_host_is_replaced_and_the_game_resumes_at_the_last_committed_t
     assert_replicas_agree(&survivors);
 }
 
+/// Three voters and a warm learner; one (non-host) voter's game score drops to zero, which
+/// leaves it far below the learner: the host gives its seat to the learner, one change at a
+/// time, and the game never stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_voter_far_less_fit_than_a_learner_gives_up_its_seat_to_it() {
+    let mut config = config(FAST, 3);
+    // A game score of 0 costs 300 of 1000; the swap needs twice the margin.
+    config.handoff_margin = 100;
+    let sessions = start_session(4, &config).await;
+    let host = host_of(&sessions).await.unwrap();
+    let membership = sessions[0].status().await.unwrap().node.membership;
+    let learner = *membership.learners.iter().next().expect("one learner");
+    let weak = *membership
+        .voters
+        .iter()
+        .find(|voter| **voter != host)
+        .expect("a voter besides the host");
+    let mut weak_events = sessions[index_of(&sessions, weak)].events();
+    let mut learner_events = sessions[index_of(&sessions, learner)].events();
+
+    sessions[index_of(&sessions, weak)]
+        .set_game_score(0.0)
+        .await
+        .unwrap();
+    eventually("the learner to take the weak voter's seat", || async {
+        let membership = sessions[0].status().await.unwrap().node.membership;
+        membership.voters.contains(&learner) && membership.learners.contains(&weak)
+    })
+    .await;
+    let saw = |events: &mut tokio::sync::broadcast::Receiver<SessionEvent>,
+               wanted: &SessionEvent| {
+        std::iter::from_fn(|| events.try_recv().ok()).any(|event| &event == wanted)
+    };
+    assert!(
+        saw(&mut weak_events, &SessionEvent::Demoted),
+        "the weak voter heard it was demoted"
+    );
+    assert!(
+        saw(&mut learner_events, &SessionEvent::Promoted),
+        "the learner heard it was promoted"
+    );
+    let tick = sessions[0].with_game(|_, tick| tick);
+    eventually("the game to go on", || async {
+        sessions
+            .iter()
+            .all(|session| session.with_game(|_, now| now > tick + 10))
+    })
+    .await;
+    let all: Vec<_> = sessions.iter().collect();
+    assert_replicas_agree(&all);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_joiner_catches_up_from_a_snapshot_and_is_promoted_when_a_voter_leaves() {
     let config = config(FAST, 3);
