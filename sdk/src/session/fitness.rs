@@ -5,7 +5,7 @@
 use crate::raft::{Fitness, NodeId};
 use crate::transport::LinkStats;
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Round trip at which the link score is one half: a host 50 ms from the other voters is
 /// still playable for most games, but clearly worse than one on the same LAN.
@@ -121,6 +121,41 @@ impl LossMeter {
             }
         }
         self.smoothed
+    }
+}
+
+/// The host's "no flapping" rule: it hands over only after some caught-up voter has been
+/// fitter than it by the margin for the whole hold time, without a break, and then to the
+/// fittest voter of that moment. The hold is not tied to one challenger: two nearly equal
+/// voters that trade first place between rounds (the usual case, on RTT noise alone) must not
+/// restart it forever.
+#[derive(Debug, Default)]
+pub struct HandoffHold {
+    outmatched_since: Option<Instant>,
+}
+
+impl HandoffHold {
+    /// One policy round: `best` is the fittest caught-up voter (if any) and its fitness,
+    /// `own` the host's. Returns the voter to hand over to once the hold is complete.
+    pub fn observe(
+        &mut self,
+        best: Option<(NodeId, Fitness)>,
+        own: Fitness,
+        margin: u16,
+        hold: Duration,
+        now: Instant,
+    ) -> Option<NodeId> {
+        let outmatched = best.filter(|(_, fitness)| fitness.0 >= own.0.saturating_add(margin));
+        let Some((target, _)) = outmatched else {
+            self.outmatched_since = None;
+            return None;
+        };
+        let since = *self.outmatched_since.get_or_insert(now);
+        if now.duration_since(since) >= hold {
+            self.outmatched_since = None;
+            return Some(target);
+        }
+        None
     }
 }
 
@@ -298,5 +333,50 @@ mod tests {
         assert_eq!(loss, 0.0, "100 clean packets on the new connection");
         let loss = meter.observe([(1, link(210, 50))]);
         assert!((loss - LOSS_SMOOTHING * 0.5).abs() < 1e-9, "{loss}");
+    }
+
+    #[test]
+    fn the_hold_survives_challengers_trading_first_place_and_breaks_on_a_dip() {
+        let (margin, hold) = (150, Duration::from_millis(500));
+        let start = Instant::now();
+        let at = |ms| start + Duration::from_millis(ms);
+        let own = Fitness(600);
+        let mut rule = HandoffHold::default();
+        // Two voters, both well ahead, alternate as the fittest every round.
+        for (round, best) in [(0, 1), (100, 2), (200, 1), (300, 2), (400, 1)] {
+            let fitness = Fitness(900 + best as u16);
+            assert_eq!(
+                rule.observe(Some((best, fitness)), own, margin, hold, at(round)),
+                None
+            );
+        }
+        assert_eq!(
+            rule.observe(Some((2, Fitness(902))), own, margin, hold, at(500)),
+            Some(2),
+            "after the hold, to whoever is fittest then"
+        );
+        // Once within the margin, the clock starts over.
+        let mut rule = HandoffHold::default();
+        assert_eq!(
+            rule.observe(Some((1, Fitness(900))), own, margin, hold, at(0)),
+            None
+        );
+        assert_eq!(
+            rule.observe(Some((1, Fitness(700))), own, margin, hold, at(300)),
+            None
+        );
+        assert_eq!(
+            rule.observe(Some((1, Fitness(900))), own, margin, hold, at(400)),
+            None
+        );
+        assert_eq!(
+            rule.observe(Some((1, Fitness(900))), own, margin, hold, at(800)),
+            None
+        );
+        assert_eq!(
+            rule.observe(Some((1, Fitness(900))), own, margin, hold, at(900)),
+            Some(1)
+        );
+        assert_eq!(rule.observe(None, own, margin, hold, at(1000)), None);
     }
 }

@@ -2,7 +2,7 @@
 //! while this player hosts, runs the tick loop, measures fitness, keeps the voter set
 //! healthy and hands the host role to a clearly fitter voter.
 
-use super::fitness::{self, FitnessInputs, LossMeter};
+use super::fitness::{self, FitnessInputs, HandoffHold, LossMeter};
 use super::machine::{lock, CommittedTick, SharedReplica, TICK_REFUSED};
 use super::{
     Game, GameMachine, PlayerInput, Request, SessionConfig, SessionEvent, SessionMessage, TickMode,
@@ -77,7 +77,7 @@ pub(crate) struct SessionTask<G: Game> {
     tick_load: f64,
     loss: LossMeter,
     policy_busy: bool,
-    challenger: Option<(NodeId, Instant)>,
+    handoff: HandoffHold,
     absent_since: HashMap<NodeId, Instant>,
 }
 
@@ -115,7 +115,7 @@ impl<G: Game> SessionTask<G> {
             tick_load: 0.0,
             loss: LossMeter::default(),
             policy_busy: false,
-            challenger: None,
+            handoff: HandoffHold::default(),
             absent_since: HashMap::new(),
         };
         let span = tracing::info_span!("session", id = %format_args!("{:016x}", task.me));
@@ -285,7 +285,7 @@ impl<G: Game> SessionTask<G> {
         if role == Role::Leader && !self.hosting {
             self.hosting = true;
             self.host_ready = false;
-            self.challenger = None;
+            self.handoff = HandoffHold::default();
             self.absent_since.clear();
             // Start ticking only once this replica holds every committed tick: a
             // linearizable read is exactly that barrier.
@@ -601,6 +601,12 @@ impl<G: Game> SessionTask<G> {
             game_score: self.game_score,
         };
         let fitness = fitness::combine(&inputs, &self.config.fitness_weights);
+        tracing::debug!(
+            ?inputs,
+            fitness = fitness.0,
+            hosting = self.hosting,
+            "fitness measured"
+        );
         if fitness != self.fitness {
             self.fitness = fitness;
             let _ = self.node.set_fitness(fitness).await;
@@ -689,23 +695,15 @@ impl<G: Game> SessionTask<G> {
         let best_voter = progress
             .iter()
             .filter(|peer| peer.is_voter && Self::caught_up(peer, last_index))
-            .max_by_key(|peer| (peer.fitness, peer.id));
-        let Some(best) = best_voter else {
-            self.challenger = None;
-            return;
-        };
-        if best.fitness.0 < self.fitness.0 + self.config.handoff_margin {
-            self.challenger = None;
-            return;
-        }
-        match self.challenger {
-            Some((id, since)) if id == best.id => {
-                if now.duration_since(since) >= self.config.handoff_hold {
-                    self.challenger = None;
-                    self.run_transfer(best.id, "fitter voter");
-                }
-            }
-            _ => self.challenger = Some((best.id, now)),
+            .max_by_key(|peer| (peer.fitness, peer.id))
+            .map(|peer| (peer.id, peer.fitness));
+        let margin = self.config.handoff_margin;
+        let hold = self.config.handoff_hold;
+        if let Some(target) = self
+            .handoff
+            .observe(best_voter, self.fitness, margin, hold, now)
+        {
+            self.run_transfer(target, "fitter voter");
         }
     }
 

@@ -96,7 +96,8 @@ pub struct SessionConfig {
     pub fitness_weights: FitnessWeights,
     /// How much fitter (in thousandths) a voter must be for the host to hand over to it.
     pub handoff_margin: u16,
-    /// How long the fitter voter must stay that much fitter before the handoff.
+    /// How long some caught-up voter must stay that much fitter, without a break, before
+    /// the host hands over (to the fittest voter at that moment).
     pub handoff_hold: Duration,
     /// How often fitness is measured and host policies run.
     pub policy_interval: Duration,
