@@ -103,7 +103,24 @@ pub(crate) struct Driver<S: StateMachine> {
     join_task: Option<tokio::task::JoinHandle<()>>,
     last_snapshot_index: Index,
     stopped: Option<String>,
+    /// `node{id}`: the node's whole life runs in it.
     span: tracing::Span,
+    /// `raft{term, role}` inside `span`, replaced whenever the term or role changes. A span's
+    /// fields cannot be rewritten in place with every subscriber (the usual `fmt` one appends
+    /// a recorded value to the old ones), so a new span per state keeps each line exact.
+    state_span: tracing::Span,
+}
+
+/// What woke the driver's loop.
+enum Wake<S: StateMachine> {
+    Tick,
+    Persisted(Option<PersistDone>),
+    Inbound(Option<TransportEvent<Wire>>),
+    Command(Option<Command<S>>),
+}
+
+fn state_span(node: &tracing::Span, term: u64, role: Role) -> tracing::Span {
+    tracing::info_span!(parent: node, "raft", term, role = ?role)
 }
 
 impl<S: StateMachine> Driver<S> {
@@ -169,7 +186,7 @@ impl<S: StateMachine> Driver<S> {
 
         let label = format!("{id:016x}");
         let (persist_jobs, persisted_rx, persister) = spawn_persister(storage, label.clone())?;
-        let span = tracing::info_span!("node", id = %label, term = tracing::field::Empty, role = tracing::field::Empty);
+        let span = tracing::info_span!("node", id = %label);
 
         let join_task = match (&bootstrap, fresh) {
             (Bootstrap::Join { addrs }, true) => Some(spawn_join_task(
@@ -188,6 +205,8 @@ impl<S: StateMachine> Driver<S> {
             }
         }
 
+        let raft = core.status();
+        let initial_state_span = state_span(&span, raft.term, raft.role);
         let driver = Driver {
             id,
             addr,
@@ -214,6 +233,7 @@ impl<S: StateMachine> Driver<S> {
             join_task,
             last_snapshot_index,
             stopped: None,
+            state_span: initial_state_span,
             span: span.clone(),
         };
         tracing::info!(parent: &span, %addr, %announced, fresh, "node started");
@@ -236,30 +256,43 @@ impl<S: StateMachine> Driver<S> {
         self.drain_ready();
         let mut shutdown_reply: Option<oneshot::Sender<()>> = None;
         loop {
-            tokio::select! {
+            let wake = tokio::select! {
                 biased;
-                _ = ticker.tick() => self.on_tick(),
-                done = persisted.recv() => match done {
-                    Some(done) => self.on_persisted(done),
-                    None => self.stop("the persistence thread ended"),
-                },
-                event = inbound.recv() => match event {
-                    Some(event) => self.on_transport_event(event),
-                    None => self.stop("the transport closed"),
-                },
-                command = commands.recv() => match command {
-                    Some(Command::Shutdown(reply)) => {
-                        shutdown_reply = Some(reply);
-                        break;
-                    }
-                    Some(command) => self.on_command(command),
-                    None => break,
-                },
-            }
-            if self.stopped.is_some() {
+                _ = ticker.tick() => Wake::Tick,
+                done = persisted.recv() => Wake::Persisted(done),
+                event = inbound.recv() => Wake::Inbound(event),
+                command = commands.recv() => Wake::Command(command),
+            };
+            let wake = match wake {
+                Wake::Command(Some(Command::Shutdown(reply))) => {
+                    shutdown_reply = Some(reply);
+                    break;
+                }
+                Wake::Command(None) => break,
+                wake => wake,
+            };
+            // Handled synchronously inside the current state's span, so every line logged
+            // while handling it names the term and role it happened in.
+            let state_span = self.state_span.clone();
+            let stopped = state_span.in_scope(|| {
+                match wake {
+                    Wake::Tick => self.on_tick(),
+                    Wake::Persisted(Some(done)) => self.on_persisted(done),
+                    Wake::Persisted(None) => self.stop("the persistence thread ended"),
+                    Wake::Inbound(Some(event)) => self.on_transport_event(event),
+                    Wake::Inbound(None) => self.stop("the transport closed"),
+                    Wake::Command(Some(command)) => self.on_command(command),
+                    Wake::Command(None) => {}
+                }
+                if self.stopped.is_some() {
+                    return true;
+                }
+                self.drain_ready();
+                false
+            });
+            if stopped {
                 break;
             }
-            self.drain_ready();
         }
         self.shutdown().await;
         // Release the transport (and with it the UDP socket) before telling the caller we
@@ -778,9 +811,7 @@ impl<S: StateMachine> Driver<S> {
     }
 
     fn on_soft_state(&mut self, soft_state: &SoftState) {
-        self.span.record("term", soft_state.term);
-        self.span
-            .record("role", tracing::field::debug(soft_state.role));
+        self.state_span = state_span(&self.span, soft_state.term, soft_state.role);
         tracing::info!(role = ?soft_state.role, term = soft_state.term, leader = ?soft_state.leader, "role changed");
         let _ = self.events.send(NodeEvent::RoleChanged {
             role: soft_state.role,
