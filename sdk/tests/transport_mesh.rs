@@ -311,58 +311,6 @@ async fn reconnects_after_a_peer_restarts() {
     b2.shutdown().await;
 }
 
-/// Not a test of speed (tests never assert timings): prints the loopback round trip through
-/// the whole stack. Run with `cargo test -p baton --release --test transport_mesh --
-/// --ignored --nocapture measure_round_trip`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore]
-async fn measure_round_trip() {
-    let creds = SessionCredentials::generate();
-    let (a, mut a_rx) = node(&creds).await;
-    let (b, mut b_rx) = node(&creds).await;
-    b.connect(a.local_addr()).await.unwrap();
-    let (a_id, b_id) = (a.node_id(), b.node_id());
-    wait_for(
-        &mut a_rx,
-        LONG,
-        |e| matches!(e, TransportEvent::PeerConnected { id, .. } if *id == b_id),
-    )
-    .await
-    .unwrap();
-    let echo = tokio::spawn(async move {
-        while let Some(e) = b_rx.recv().await {
-            if let TransportEvent::Message { msg, .. } = e {
-                b.send(a_id, msg);
-            }
-        }
-    });
-    let rounds = 2000u32;
-    let mut samples = Vec::with_capacity(rounds as usize);
-    for n in 0..rounds {
-        let start = Instant::now();
-        a.send(b_id, Msg::Seq { n });
-        wait_for(
-            &mut a_rx,
-            LONG,
-            |e| matches!(e, TransportEvent::Message { msg: Msg::Seq { n: m }, .. } if *m == n),
-        )
-        .await
-        .unwrap();
-        samples.push(start.elapsed());
-    }
-    samples.sort();
-    let pct = |p: f64| samples[((samples.len() as f64 * p) as usize).min(samples.len() - 1)];
-    println!(
-        "transport round trip over {rounds}: p50 {:?} p99 {:?} max {:?}; quinn srtt {:?}",
-        pct(0.5),
-        pct(0.99),
-        samples[samples.len() - 1],
-        a.rtt(b_id)
-    );
-    echo.abort();
-    a.shutdown().await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stale_connection_to_a_crashed_peer_is_reset_when_it_comes_back() {
     init_logs();
