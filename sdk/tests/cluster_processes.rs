@@ -5,9 +5,10 @@
 
 mod support;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::time::Duration;
-use support::process::{members, wait_for, NodeProcess, Start};
+use support::process::{converged_sequence, members, wait_for, NodeProcess, Start};
+use support::runtime::assert_exactly_once;
 
 const CLIENT_PROPOSALS: u64 = 2500;
 const CLIENT_CONCURRENCY: u64 = 32;
@@ -92,42 +93,9 @@ fn five_processes_keep_every_acknowledged_proposal_across_a_leader_kill() {
     });
 
     let acknowledged: BTreeSet<String> = nodes.iter().flat_map(|node| node.acked()).collect();
-    let mut sequences: HashMap<String, Vec<String>> = HashMap::new();
-    wait_for(
-        "every node to apply the same sequence",
-        PROGRESS_LIMIT,
-        || {
-            sequences.clear();
-            for node in nodes.iter_mut() {
-                let path = node.data_dir.with_extension("dump");
-                let answer = node.ask(&format!("dump {}", path.display()));
-                if !answer.starts_with("dumped") {
-                    return false;
-                }
-                let text = std::fs::read_to_string(&path).unwrap();
-                sequences.insert(
-                    node.name.clone(),
-                    text.lines().map(str::to_string).collect(),
-                );
-            }
-            let first = &sequences["n0"];
-            sequences.values().all(|sequence| sequence == first)
-        },
-    );
-
-    let sequence = &sequences["n0"];
-    let distinct: BTreeSet<&String> = sequence.iter().collect();
-    assert_eq!(
-        distinct.len(),
-        sequence.len(),
-        "a proposal was applied twice"
-    );
-    for value in &acknowledged {
-        assert!(
-            distinct.contains(value),
-            "acknowledged proposal {value} was lost"
-        );
-    }
+    let sequence = converged_sequence(&mut nodes, PROGRESS_LIMIT);
+    let acknowledged: Vec<String> = acknowledged.into_iter().collect();
+    assert_exactly_once(&sequence, &acknowledged);
     let live_client_total = clients.len() as u64 * CLIENT_PROPOSALS;
     assert!(
         sequence.len() as u64 >= live_client_total,

@@ -5,50 +5,18 @@
 //! itself with `--exact` and marking the child with an environment variable; the child runs the
 //! actual advertise/browse code. Without root or without `ip netns`, it prints why and skips.
 
+mod support;
+
 use std::process::Command;
 use std::time::Duration;
 
 use baton::discovery::{Bootstrap, Mdns, MdnsScope};
 use baton::transport::{SessionCredentials, SessionId};
+use support::netns::Namespace;
 
 const CHILD_ENV: &str = "BATON_MDNS_NETNS_CHILD";
 const TEST_NAME: &str = "mdns_finds_a_session_inside_a_network_namespace";
 const BROWSE_WINDOW: Duration = Duration::from_secs(3);
-
-/// Deletes the namespace however the test ends.
-struct Namespace(String);
-
-impl Drop for Namespace {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "delete", &self.0])
-            .status();
-    }
-}
-
-fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .map_err(|e| format!("ip: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
-}
 
 #[test]
 fn mdns_finds_a_session_inside_a_network_namespace() {
@@ -56,19 +24,16 @@ fn mdns_finds_a_session_inside_a_network_namespace() {
         child();
         return;
     }
-    if !is_root() {
-        println!("SKIPPED {TEST_NAME}: needs root to create a network namespace");
-        return;
-    }
-    let name = format!("baton-mdns-{}", std::process::id());
-    if let Err(e) = ip(&["netns", "add", &name]) {
-        println!("SKIPPED {TEST_NAME}: `ip netns` unavailable ({e})");
-        return;
-    }
-    let ns = Namespace(name);
-    ip(&["-n", &ns.0, "link", "set", "lo", "up"]).unwrap();
-    ip(&["-n", &ns.0, "link", "set", "lo", "multicast", "on"]).unwrap();
-    ip(&["-n", &ns.0, "route", "add", "224.0.0.0/4", "dev", "lo"]).unwrap();
+    let ns = match Namespace::create("baton-mdns") {
+        Ok(ns) => ns,
+        Err(reason) => {
+            println!("SKIPPED {TEST_NAME}: {reason}");
+            return;
+        }
+    };
+    ns.ip(&["link", "set", "lo", "multicast", "on"]).unwrap();
+    ns.ip(&["route", "add", "224.0.0.0/4", "dev", "lo"])
+        .unwrap();
 
     let exe = std::env::current_exe().unwrap();
     let exe = exe.to_str().unwrap();
@@ -76,7 +41,7 @@ fn mdns_finds_a_session_inside_a_network_namespace() {
         .args([
             "netns",
             "exec",
-            &ns.0,
+            ns.name(),
             exe,
             "--exact",
             TEST_NAME,

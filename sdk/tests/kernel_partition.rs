@@ -11,12 +11,13 @@
 
 mod support;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
-use support::process::{members, wait_for, NodeProcess, Start};
+use support::netns::{run, Namespace};
+use support::process::{converged_sequence, members, wait_for, NodeProcess, Start};
+use support::runtime::assert_exactly_once;
 
 const NODES: usize = 5;
 /// Every wait is bounded by this; on a quiet machine each step takes well under a second.
@@ -28,64 +29,23 @@ const DURING_CUT: u64 = 150;
 const AFTER_HEAL: u64 = 100;
 const CONCURRENCY: u64 = 8;
 
-/// Deletes the namespace however the test ends. The node processes die first (they are
-/// declared after it, so dropped before it); the kernel would keep a namespace alive for
-/// as long as a process is still inside it.
-struct Namespace(String);
-
-impl Drop for Namespace {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "delete", &self.0])
-            .status();
-    }
-}
-
-/// Runs a command to completion; its stdout, or why it failed.
-fn run(program: &str, args: &[&str]) -> Result<String, String> {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .map_err(|e| format!("{program}: {e}"))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(format!(
-            "{program} {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-fn is_root() -> bool {
-    run("id", &["-u"]).is_ok_and(|uid| uid.trim() == "0")
-}
-
-/// Builds the namespace, or says why this machine cannot run the test.
+/// The namespace, with nftables checked usable inside it, or why this machine cannot run
+/// the test.
 fn namespace() -> Result<Namespace, String> {
-    if !is_root() {
-        return Err("needs root to create a network namespace".into());
-    }
-    run("ip", &["-V"]).map_err(|e| format!("`ip` (iproute2) unavailable ({e})"))?;
+    let ns = Namespace::create("baton-netpart")?;
     run("nft", &["--version"]).map_err(|e| format!("`nft` (nftables) unavailable ({e})"))?;
-    let name = format!("baton-netpart-{}", std::process::id());
-    run("ip", &["netns", "add", &name]).map_err(|e| format!("`ip netns` unavailable ({e})"))?;
-    let ns = Namespace(name);
-    run("ip", &["-n", &ns.0, "link", "set", "lo", "up"])?;
     // A kernel without nf_tables would make the cut a silent no-op; refuse to pretend.
-    run("ip", &["netns", "exec", &ns.0, "nft", "list", "ruleset"])
+    ns.exec("nft", &["list", "ruleset"])
         .map_err(|e| format!("nftables unusable in a namespace ({e})"))?;
     Ok(ns)
 }
 
 /// Runs an nft script inside the namespace; from a file so the whole cut is one
 /// transaction (both directions drop from the same instant).
-fn nft_script(ns: &str, dir: &Path, script: &str) {
+fn nft_script(ns: &Namespace, dir: &Path, script: &str) {
     let path = dir.join("partition.nft");
     std::fs::write(&path, script).unwrap();
-    let path = path.to_str().unwrap();
-    run("ip", &["netns", "exec", ns, "nft", "-f", path]).unwrap();
+    ns.exec("nft", &["-f", path.to_str().unwrap()]).unwrap();
 }
 
 fn ip_of(node: &NodeProcess) -> IpAddr {
@@ -95,7 +55,7 @@ fn ip_of(node: &NodeProcess) -> IpAddr {
 /// Drops UDP between `isolated` and each of `others`, in both directions. Input hook: on
 /// loopback every datagram passes it at its receiver, and a drop there is silent, as a
 /// lost packet is, rather than an error returned to the sender.
-fn cut(ns: &str, dir: &Path, isolated: IpAddr, others: &[IpAddr]) {
+fn cut(ns: &Namespace, dir: &Path, isolated: IpAddr, others: &[IpAddr]) {
     let others = others
         .iter()
         .map(IpAddr::to_string)
@@ -116,17 +76,13 @@ fn cut(ns: &str, dir: &Path, isolated: IpAddr, others: &[IpAddr]) {
     );
 }
 
-fn heal(ns: &str, dir: &Path) {
+fn heal(ns: &Namespace, dir: &Path) {
     nft_script(ns, dir, &format!("delete table inet {TABLE}\n"));
 }
 
 /// Packets each rule dropped, in rule order (outgoing from the isolated node first).
-fn dropped_packets(ns: &str) -> Vec<u64> {
-    let listing = run(
-        "ip",
-        &["netns", "exec", ns, "nft", "list", "table", "inet", TABLE],
-    )
-    .unwrap();
+fn dropped_packets(ns: &Namespace) -> Vec<u64> {
+    let listing = ns.exec("nft", &["list", "table", "inet", TABLE]).unwrap();
     listing
         .split_whitespace()
         .collect::<Vec<_>>()
@@ -163,7 +119,7 @@ fn a_leader_cut_off_by_nftables_steps_down_and_rejoins() {
     let bind = |n: usize| format!("127.0.0.{}:0", n + 1);
 
     let mut nodes = vec![NodeProcess::spawn_in_netns(
-        &ns.0,
+        ns.name(),
         "n0",
         &data_dir(0),
         &bind(0),
@@ -172,7 +128,7 @@ fn a_leader_cut_off_by_nftables_steps_down_and_rejoins() {
     let invite = nodes[0].invite.clone();
     for n in 1..NODES {
         nodes.push(NodeProcess::spawn_in_netns(
-            &ns.0,
+            ns.name(),
             &format!("n{n}"),
             &data_dir(n),
             &bind(n),
@@ -222,7 +178,7 @@ fn a_leader_cut_off_by_nftables_steps_down_and_rejoins() {
     let old_term: u64 = nodes[old].status()["term"].parse().unwrap();
     let majority: Vec<usize> = (0..NODES).filter(|n| *n != old).collect();
     let majority_ips: Vec<IpAddr> = majority.iter().map(|n| ip_of(&nodes[*n])).collect();
-    cut(&ns.0, dir.path(), ip_of(&nodes[old]), &majority_ips);
+    cut(&ns, dir.path(), ip_of(&nodes[old]), &majority_ips);
     let cut_at = Instant::now();
     println!(
         "cut {} ({}) off at term {old_term}",
@@ -277,7 +233,7 @@ fn a_leader_cut_off_by_nftables_steps_down_and_rejoins() {
         isolated["commit"], isolated_commit,
         "the cut-off node committed without a quorum"
     );
-    let dropped = dropped_packets(&ns.0);
+    let dropped = dropped_packets(&ns);
     println!("kernel dropped {dropped:?} packets (from, to) the cut-off node");
     assert!(
         dropped.len() == 2 && dropped.iter().all(|count| *count > 0),
@@ -290,7 +246,7 @@ fn a_leader_cut_off_by_nftables_steps_down_and_rejoins() {
         isolated["role"],
         isolated["term"]
     );
-    heal(&ns.0, dir.path());
+    heal(&ns, dir.path());
     let healed_at = Instant::now();
     wait_for("the old leader to rejoin as a follower", STEP_LIMIT, || {
         let status = nodes[old].status();
@@ -315,40 +271,9 @@ fn a_leader_cut_off_by_nftables_steps_down_and_rejoins() {
     });
 
     let acknowledged: BTreeSet<String> = nodes.iter().flat_map(|node| node.acked()).collect();
-    let mut sequences: HashMap<String, Vec<String>> = HashMap::new();
-    wait_for("every node to apply the same sequence", STEP_LIMIT, || {
-        sequences.clear();
-        for node in nodes.iter_mut() {
-            let path = node.data_dir.with_extension("dump");
-            if !node
-                .ask(&format!("dump {}", path.display()))
-                .starts_with("dumped")
-            {
-                return false;
-            }
-            let text = std::fs::read_to_string(&path).unwrap();
-            sequences.insert(
-                node.name.clone(),
-                text.lines().map(str::to_string).collect(),
-            );
-        }
-        let first = &sequences["n0"];
-        sequences.values().all(|sequence| sequence == first)
-    });
-
-    let sequence = &sequences["n0"];
-    let distinct: BTreeSet<&String> = sequence.iter().collect();
-    assert_eq!(
-        distinct.len(),
-        sequence.len(),
-        "a proposal was applied twice"
-    );
-    for value in &acknowledged {
-        assert!(
-            distinct.contains(value),
-            "acknowledged proposal {value} was lost"
-        );
-    }
+    let sequence = converged_sequence(&mut nodes, STEP_LIMIT);
+    let acknowledged: Vec<String> = acknowledged.into_iter().collect();
+    assert_exactly_once(&sequence, &acknowledged);
     let prefix = format!("{label}-");
     let after = nodes[old]
         .acked()

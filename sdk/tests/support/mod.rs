@@ -1,6 +1,7 @@
 //! Shared helpers of the integration tests.
 
 pub mod game;
+pub mod netns;
 pub mod process;
 pub mod runtime;
 pub mod sessions;

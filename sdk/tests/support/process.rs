@@ -206,3 +206,27 @@ pub fn wait_for(what: &str, limit: Duration, mut condition: impl FnMut() -> bool
     }
     panic!("timed out after {limit:?} waiting for {what}");
 }
+
+/// Waits until every node dumps the same applied sequence, and returns it.
+pub fn converged_sequence(nodes: &mut [NodeProcess], limit: Duration) -> Vec<String> {
+    let mut agreed = None;
+    wait_for("every node to apply the same sequence", limit, || {
+        let mut sequences = Vec::new();
+        for node in nodes.iter_mut() {
+            let path = node.data_dir.with_extension("dump");
+            if !node
+                .ask(&format!("dump {}", path.display()))
+                .starts_with("dumped")
+            {
+                return false;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            sequences.push(text.lines().map(str::to_string).collect::<Vec<_>>());
+        }
+        if sequences.windows(2).all(|pair| pair[0] == pair[1]) {
+            agreed = sequences.pop();
+        }
+        agreed.is_some()
+    });
+    agreed.unwrap_or_default()
+}
