@@ -31,6 +31,17 @@ fn reached_at(node: &TestNode) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], node.local_addr().port()))
 }
 
+/// A cluster whose node `n` binds `binds[n]` (unspecified addresses, without `advertise_addr`).
+async fn start_bound_to(binds: &[&str]) -> Vec<TestNode> {
+    let (nodes, _) = start_cluster_with(
+        binds.len(),
+        |n| unspecified_config(binds[n]),
+        |_| Identity::generate().expect("an identity"),
+    )
+    .await;
+    nodes
+}
+
 async fn address_book(node: &TestNode) -> BTreeMap<NodeId, SocketAddr> {
     node.status().await.expect("a running node").address_book
 }
@@ -91,12 +102,7 @@ async fn lose_the_leader(nodes: &[TestNode]) -> (Vec<&TestNode>, Vec<String>) {
 
 async fn unspecified_binds_survive_losing_the_leader(binds: [&str; 3]) {
     support::init_logging();
-    let (nodes, _) = start_cluster_with(
-        binds.len(),
-        |n| unspecified_config(binds[n]),
-        |_| Identity::generate().expect("an identity"),
-    )
-    .await;
+    let nodes = start_bound_to(&binds).await;
     let all: Vec<&TestNode> = nodes.iter().collect();
     for node in &nodes {
         assert!(node.local_addr().ip().is_unspecified());
@@ -153,12 +159,7 @@ async fn a_dual_stack_node_records_ipv4_peers_as_ipv4() {
 async fn a_founder_that_never_announced_itself_is_recorded_by_the_next_leader() {
     support::init_logging();
     let binds = ["0.0.0.0:0", "[::]:0", "0.0.0.0:0"];
-    let (nodes, _) = start_cluster_with(
-        binds.len(),
-        |n| unspecified_config(binds[n]),
-        |_| Identity::generate().expect("an identity"),
-    )
-    .await;
+    let nodes = start_bound_to(&binds).await;
     let all: Vec<&TestNode> = nodes.iter().collect();
     let founder = (nodes[0].id(), reached_at(&nodes[0]));
 

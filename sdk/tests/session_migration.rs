@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use support::sessions::{
     assert_inputs_applied_once, assert_replicas_agree, config, eventually, host_of, longest_gap,
-    record_ticks, start_session, start_session_with,
+    play_on_and_agree, record_ticks, start_session, start_session_with,
 };
 
 const FAST: TickMode = TickMode::FixedRate { hz: 30 };
@@ -97,15 +97,7 @@ async fn a_host_whose_link_loses_packets_hands_over_to_a_voter_on_a_clean_link()
     );
     eprintln!("lossy host: fitness {before:?} -> {lowest:?}, host moved");
     lossy_link.set_drop_rate(0.0);
-    let tick = sessions[1].with_game(|_, tick| tick);
-    eventually("ticks under the new host", || async {
-        sessions
-            .iter()
-            .all(|session| session.with_game(|_, now| now > tick + 10))
-    })
-    .await;
-    let all: Vec<_> = sessions.iter().collect();
-    assert_replicas_agree(&all);
+    play_on_and_agree(&sessions.iter().collect::<Vec<_>>(), 10).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -233,15 +225,7 @@ async fn a_voter_far_less_fit_than_a_learner_gives_up_its_seat_to_it() {
         saw(&mut learner_events, &SessionEvent::Promoted),
         "the learner heard it was promoted"
     );
-    let tick = sessions[0].with_game(|_, tick| tick);
-    eventually("the game to go on", || async {
-        sessions
-            .iter()
-            .all(|session| session.with_game(|_, now| now > tick + 10))
-    })
-    .await;
-    let all: Vec<_> = sessions.iter().collect();
-    assert_replicas_agree(&all);
+    play_on_and_agree(&sessions.iter().collect::<Vec<_>>(), 10).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -184,3 +184,16 @@ pub fn longest_gap(ticks: &[(u64, std::time::Instant)]) -> Duration {
         .max()
         .unwrap_or_default()
 }
+
+/// Waits until every one of `sessions` has applied `ticks` more ticks than the first has
+/// now, then checks that they all agree tick by tick.
+pub async fn play_on_and_agree(sessions: &[&Session<Ledger>], ticks: u64) {
+    let from = sessions[0].with_game(|_, tick| tick);
+    eventually("the game to go on", || async {
+        sessions
+            .iter()
+            .all(|session| session.with_game(|_, now| now > from + ticks))
+    })
+    .await;
+    assert_replicas_agree(sessions);
+}
