@@ -46,7 +46,7 @@ pub const TICK_RATE_HZ_MAX: u32 = 1_000;
 pub const MESSAGE_BYTES_MAX: usize = 1 << 20;
 
 /// What to measure and how much.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct HarnessConfig {
     /// Round trips timed for each floor (raw quinn, Baton's transport).
     pub rtt_samples: usize,
@@ -63,6 +63,7 @@ pub struct HarnessConfig {
     /// Bytes of each proposal.
     pub payload_bytes: usize,
     /// Background fsync interval of the relaxed profile.
+    #[serde(rename = "relaxed_fsync_interval_ms", serialize_with = "as_millis")]
     pub relaxed_fsync_interval: Duration,
     /// Host migrations timed per kind (leave, game-score handoff, crash), each in a fresh
     /// session.
@@ -144,6 +145,10 @@ impl HarnessConfig {
         }
         Ok(())
     }
+}
+
+fn as_millis<S: serde::Serializer>(interval: &Duration, out: S) -> Result<S::Ok, S::Error> {
+    out.serialize_u128(interval.as_millis())
 }
 
 /// Why a run could not finish.

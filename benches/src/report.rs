@@ -61,36 +61,11 @@ pub struct MigrationNote {
     pub pause_max_ticks: f64,
 }
 
-/// The settings of the run, echoed in the JSON so results stay interpretable.
-#[derive(Debug, Clone, Serialize)]
-pub struct RunSettings {
-    /// Round trips timed per floor.
-    pub rtt_samples: usize,
-    /// Round trips timed one per 60 Hz tick.
-    pub paced_rtt_samples: usize,
-    /// Bytes per round-trip message.
-    pub message_bytes: usize,
-    /// Session tick rates measured.
-    pub tick_rates_hz: Vec<u32>,
-    /// Ticks timed per rate.
-    pub ticks_per_rate: u64,
-    /// Proposals timed per storage profile.
-    pub proposals: usize,
-    /// Bytes per proposal.
-    pub payload_bytes: usize,
-    /// Relaxed profile's fsync interval, in milliseconds.
-    pub relaxed_fsync_interval_ms: u128,
-    /// Host migrations timed per kind.
-    pub migration_trials: usize,
-    /// Tick rate of the migration sessions.
-    pub migration_hz: u32,
-}
-
 /// Everything one run measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
-    /// What the run was asked to measure.
-    pub settings: RunSettings,
+    /// What the run was asked to measure, echoed so results stay interpretable.
+    pub settings: HarnessConfig,
     /// Key of the row every ratio divides by.
     pub baseline_key: String,
     /// Median of the baseline, in microseconds.
@@ -113,18 +88,7 @@ impl Report {
     /// An empty report for a run of `config`.
     pub fn new(config: &HarnessConfig) -> Report {
         Report {
-            settings: RunSettings {
-                rtt_samples: config.rtt_samples,
-                paced_rtt_samples: config.paced_rtt_samples,
-                message_bytes: config.message_bytes,
-                tick_rates_hz: config.tick_rates_hz.clone(),
-                ticks_per_rate: config.ticks_per_rate,
-                proposals: config.proposals,
-                payload_bytes: config.payload_bytes,
-                relaxed_fsync_interval_ms: config.relaxed_fsync_interval.as_millis(),
-                migration_trials: config.migration_trials,
-                migration_hz: config.migration_hz,
-            },
+            settings: config.clone(),
             baseline_key: String::new(),
             baseline_p50_us: f64::NAN,
             rows: Vec::new(),
