@@ -84,13 +84,14 @@ async fn a_host_whose_link_loses_packets_hands_over_to_a_voter_on_a_clean_link()
         host_of(&sessions).await.is_some_and(|host| host != lossy)
     })
     .await;
-    let mut lowest = None;
-    while let Ok(event) = fitness.try_recv() {
-        if let SessionEvent::FitnessChanged(value) = event {
-            lowest = Some(lowest.map_or(value, |low: baton::raft::Fitness| low.min(value)));
-        }
-    }
-    let lowest = lowest.expect("the lossy host reported its fitness falling");
+    let lowest = received(&mut fitness)
+        .into_iter()
+        .filter_map(|event| match event {
+            SessionEvent::FitnessChanged(value) => Some(value),
+            _ => None,
+        })
+        .min()
+        .expect("the lossy host reported its fitness falling");
     assert!(
         lowest.0 + config(FAST, 5).handoff_margin <= before.0,
         "fitness went from {before:?} to {lowest:?} only"
@@ -184,17 +185,21 @@ async fn a_crashed_host_is_replaced_and_the_game_resumes_at_the_last_committed_t
     assert_replicas_agree(&survivors);
 }
 
-/// Whether `wanted` is among the events received so far (a lagging receiver skips on).
-fn saw(events: &mut tokio::sync::broadcast::Receiver<SessionEvent>, wanted: &SessionEvent) -> bool {
+/// The events received so far (a lagging receiver skips what it missed and goes on).
+fn received(events: &mut tokio::sync::broadcast::Receiver<SessionEvent>) -> Vec<SessionEvent> {
     use tokio::sync::broadcast::error::TryRecvError;
-    let mut found = false;
+    let mut all = Vec::new();
     loop {
         match events.try_recv() {
-            Ok(event) => found |= &event == wanted,
+            Ok(event) => all.push(event),
             Err(TryRecvError::Lagged(_)) => continue,
-            Err(_) => return found,
+            Err(_) => return all,
         }
     }
+}
+
+fn saw(events: &mut tokio::sync::broadcast::Receiver<SessionEvent>, wanted: &SessionEvent) -> bool {
+    received(events).contains(wanted)
 }
 
 /// Three voters and a warm learner; one (non-host) voter's game score drops to zero, which
