@@ -694,10 +694,7 @@ where
 
     /// What QUIC measured of the live connection to `id`, if connected.
     pub fn link_stats(&self, id: NodeId) -> Option<LinkStats> {
-        let state = self.inner.lock_state();
-        let slot = state.peers.get(&id)?;
-        let link = slot.link.borrow();
-        link.as_ref().filter(|l| l.is_live()).map(|l| {
+        self.with_live_link(id, |l| {
             let path = l.conn.stats().path;
             LinkStats {
                 rtt: l.conn.rtt(),
@@ -707,13 +704,18 @@ where
         })
     }
 
-    /// Test support: which node dialed the live connection to `id`.
-    #[doc(hidden)]
-    pub fn connection_dialer(&self, id: NodeId) -> Option<NodeId> {
+    /// `read` of the live connection to `id`, if there is one.
+    fn with_live_link<R>(&self, id: NodeId, read: impl FnOnce(&Link) -> R) -> Option<R> {
         let state = self.inner.lock_state();
         let slot = state.peers.get(&id)?;
         let link = slot.link.borrow();
-        link.as_ref().filter(|l| l.is_live()).map(|l| l.dialer)
+        link.as_deref().filter(|l| l.is_live()).map(read)
+    }
+
+    /// Test support: which node dialed the live connection to `id`.
+    #[doc(hidden)]
+    pub fn connection_dialer(&self, id: NodeId) -> Option<NodeId> {
+        self.with_live_link(id, |l| l.dialer)
     }
 
     /// The remote address of the live connection to `id`, if connected: the address dialed,
@@ -721,10 +723,7 @@ where
     /// from its listening socket, so the latter is where it listens, as the network between
     /// the two shows it (a NAT on the way may have rewritten it).
     pub fn remote_addr(&self, id: NodeId) -> Option<SocketAddr> {
-        let state = self.inner.lock_state();
-        let slot = state.peers.get(&id)?;
-        let link = slot.link.borrow();
-        link.as_ref().filter(|l| l.is_live()).map(|l| l.remote)
+        self.with_live_link(id, |l| l.remote)
     }
 
     /// Peers with a live authenticated connection, with their addresses as seen from here.
