@@ -94,8 +94,8 @@ pub async fn measure_migrations(
 async fn one_trial(kind: MigrationKind, hz: u32) -> Result<Duration, BenchError> {
     let mut config = session_config(hz);
     config.handoff_hold = HANDOFF_HOLD;
-    // Nobody submits inputs here: no player's `InputCommitted` events are recorded.
-    let probe = ProbeSession::start(config, PLAYERS).await?;
+    // Nobody submits inputs here.
+    let probe = ProbeSession::start(config, None).await?;
     let outcome = migrate(&probe, kind).await;
     probe.stop().await;
     outcome

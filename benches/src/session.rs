@@ -122,7 +122,7 @@ impl Game for ProbeGame {
 fn record_events(
     session: &Session<ProbeGame>,
     player: usize,
-    input_player: usize,
+    input_player: Option<usize>,
     timeline: SharedTimeline,
 ) -> JoinHandle<()> {
     let mut events = session.events();
@@ -136,7 +136,7 @@ fn record_events(
                         bounded_insert(committed, tick, now);
                     }
                 }
-                SessionEvent::InputCommitted { sequence, .. } if player == input_player => {
+                SessionEvent::InputCommitted { sequence, .. } if Some(player) == input_player => {
                     bounded_insert(&mut timeline.input_committed, sequence, now);
                 }
                 SessionEvent::TickOverrun { .. } => {
@@ -164,11 +164,11 @@ pub(crate) struct ProbeSession {
 }
 
 impl ProbeSession {
-    /// Player 0 hosts, the others join; `input_player`'s `InputCommitted` events are
-    /// recorded.
+    /// Player 0 hosts, the others join; the `InputCommitted` events of `input_player`, if
+    /// any, are recorded.
     pub(crate) async fn start(
         config: SessionConfig,
-        input_player: usize,
+        input_player: Option<usize>,
     ) -> Result<ProbeSession, BenchError> {
         let timeline: SharedTimeline = Arc::new(Mutex::new(Timeline {
             applied: vec![BTreeMap::new(); PLAYERS],
@@ -250,7 +250,7 @@ pub(crate) fn session_config(hz: u32) -> SessionConfig {
 pub async fn measure_ticks(hz: u32, ticks: u64) -> Result<TickLatencies, BenchError> {
     // The input player is a follower: its inputs cross the network to the host and back.
     let input_player = PLAYERS - 1;
-    let probe = ProbeSession::start(session_config(hz), input_player).await?;
+    let probe = ProbeSession::start(session_config(hz), Some(input_player)).await?;
     let outcome = run_window(&probe, hz, ticks, input_player).await;
     let timeline = probe.timeline.clone();
     probe.stop().await;
