@@ -5,7 +5,7 @@ use crate::session::wait_until;
 use crate::{BenchError, SETUP_LIMIT};
 use baton::raft::{Index, MembershipChange, Role};
 use baton::runtime::{
-    Bootstrap, Node, NodeConfig, StateMachine, StateMachineError, StorageSettings,
+    Bootstrap, Node, NodeConfig, Origin, StateMachine, StateMachineError, StorageSettings,
 };
 use baton::storage::Durability;
 use baton::transport::{Identity, SessionCredentials};
@@ -50,7 +50,7 @@ struct Counter {
 }
 
 impl StateMachine for Counter {
-    fn apply(&mut self, _index: Index, _command: &[u8]) -> Vec<u8> {
+    fn apply(&mut self, _index: Index, _origin: Origin, _command: &[u8]) -> Vec<u8> {
         self.applied += 1;
         Vec::new()
     }

@@ -12,7 +12,7 @@
 
 use baton::raft::{Fitness, Index, MembershipChange, NodeId};
 use baton::runtime::{
-    Bootstrap, Node, NodeConfig, StateMachine, StateMachineError, StorageSettings,
+    Bootstrap, Node, NodeConfig, Origin, StateMachine, StateMachineError, StorageSettings,
 };
 use baton::storage::Durability;
 use baton::transport::{Identity, Invite, SessionCredentials};
@@ -29,7 +29,7 @@ struct ValueList {
 }
 
 impl StateMachine for ValueList {
-    fn apply(&mut self, _index: Index, command: &[u8]) -> Vec<u8> {
+    fn apply(&mut self, _index: Index, _origin: Origin, command: &[u8]) -> Vec<u8> {
         self.values
             .push(String::from_utf8_lossy(command).into_owned());
         (self.values.len() as u64).to_le_bytes().to_vec()

@@ -2,7 +2,7 @@
 //! and keeps the runtime's own replicated bookkeeping (client sessions, address book).
 
 use super::wire::{decode, encode, LogCommand};
-use super::{StateMachine, StateMachineError};
+use super::{Origin, StateMachine, StateMachineError};
 use crate::raft::{
     ClientSessions, ClientTag, Entry, EntryPayload, Index, Membership, NodeId, SessionCheck,
 };
@@ -77,13 +77,13 @@ impl<S: StateMachine> Applier<S> {
             }
             LogCommand::App(bytes) => match tag {
                 None => {
-                    self.state_machine.apply(index, &bytes);
+                    self.state_machine.apply(index, Origin::Leader, &bytes);
                     Applied::Quiet
                 }
                 Some(tag) => {
                     let result = match self.sessions.check(tag) {
                         SessionCheck::New => {
-                            let result = self.state_machine.apply(index, &bytes);
+                            let result = self.state_machine.apply(index, Origin::Leader, &bytes);
                             self.sessions.record(tag, result.clone());
                             Some(result)
                         }

@@ -34,11 +34,22 @@ pub use wire::{LogCommand, Wire};
 pub trait StateMachine: Send + 'static {
     /// Applies one committed command and returns the result handed back to its proposer.
     /// Must be deterministic: the same commands in the same order give the same state.
-    fn apply(&mut self, index: Index, command: &[u8]) -> Vec<u8>;
+    /// `origin` says who proposed it, identically on every replica.
+    fn apply(&mut self, index: Index, origin: Origin, command: &[u8]) -> Vec<u8>;
     /// The whole state, as bytes `restore` accepts.
     fn snapshot(&self) -> Result<Vec<u8>, StateMachineError>;
     /// Replaces the whole state with one made by `snapshot` (possibly on another node).
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), StateMachineError>;
+}
+
+/// Who put a command in the log, as every replica sees it alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The leader that appended the entry proposed it itself.
+    Leader,
+    /// A member proposed it and the leader forwarded it into the log, vouching for the
+    /// sender's identity (the transport authenticated it).
+    Member(NodeId),
 }
 
 /// A state machine refused a snapshot, or could not make one.

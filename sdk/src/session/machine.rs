@@ -81,7 +81,7 @@ impl<G: Game> GameMachine<G> {
 }
 
 impl<G: Game> StateMachine for GameMachine<G> {
-    fn apply(&mut self, index: Index, command: &[u8]) -> Vec<u8> {
+    fn apply(&mut self, index: Index, _origin: crate::runtime::Origin, command: &[u8]) -> Vec<u8> {
         let Some(record) = decode::<TickRecord>(command) else {
             tracing::error!(
                 index,

@@ -5,7 +5,7 @@
 
 use baton::raft::{Index, MembershipChange, NodeId, Role};
 use baton::runtime::{
-    Bootstrap, Node, NodeConfig, StateMachine, StateMachineError, StorageSettings,
+    Bootstrap, Node, NodeConfig, Origin, StateMachine, StateMachineError, StorageSettings,
 };
 use baton::storage::Durability;
 use baton::transport::{FaultController, Identity, SessionCredentials};
@@ -20,7 +20,7 @@ pub struct ValueList {
 }
 
 impl StateMachine for ValueList {
-    fn apply(&mut self, _index: Index, command: &[u8]) -> Vec<u8> {
+    fn apply(&mut self, _index: Index, _origin: Origin, command: &[u8]) -> Vec<u8> {
         self.values
             .push(String::from_utf8_lossy(command).into_owned());
         (self.values.len() as u64).to_le_bytes().to_vec()
