@@ -193,6 +193,9 @@ pub enum BenchError {
     /// A Baton node or session failed.
     #[error("node: {0}")]
     Node(#[from] baton::runtime::NodeError),
+    /// A Baton session failed.
+    #[error("session: {0}")]
+    Session(#[from] baton::session::SessionError),
     /// A file or socket operation failed.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),

@@ -118,7 +118,9 @@ async fn migrate(probe: &ProbeSession, kind: MigrationKind) -> Result<Duration, 
     let last_tick_before = sessions[old].with_game(|_, tick| tick);
 
     match kind {
-        MigrationKind::Leave => sessions[old].leave().await?,
+        MigrationKind::Leave => {
+            sessions[old].leave().await?;
+        }
         MigrationKind::GameScore => sessions[old].set_game_score(0.0).await?,
         MigrationKind::Crash => sessions[old].stop().await,
     }

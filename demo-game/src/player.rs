@@ -169,7 +169,7 @@ pub async fn run(options: PlayerOptions) -> Result<(), String> {
                     }
                     ["leave"] => {
                         let outcome = session.leave().await;
-                        println!("{}", outcome.map(|()| "left".to_string()).unwrap_or_else(|err| format!("error {err}")));
+                        println!("{}", outcome.map(|_| "left".to_string()).unwrap_or_else(|err| format!("error {err}")));
                         return Ok(());
                     }
                     ["quit"] => break,

@@ -23,6 +23,7 @@ pub fn config(tick_mode: TickMode, max_voters: usize) -> SessionConfig {
     config.policy_interval = Duration::from_millis(100);
     config.voter_absence_limit = Duration::from_secs(1);
     config.node.snapshot_interval_entries = 64;
+    config.snapshot_interval_ticks = 32;
     config
 }
 

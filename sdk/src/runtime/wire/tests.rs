@@ -8,7 +8,7 @@
 //!   checks as `decode_frame`) and `decode_payload`s it;
 //! - a [`LogCommand`] is `encode`d into an entry's command data (and into
 //!   `Wire::Forward`), and the applier `decode`s it;
-//! - the session layer `encode`s its [`SessionMessage`]s into `Wire::Session` and its
+//! - the session layer `encode`s its [`PlayerMessage`]s into `Wire::Session` and its
 //!   [`TickRecord`]s into `LogCommand::App`, and `decode`s them on arrival;
 //! - the transport's control frames ([`Hello`], [`ErrorFrame`]) use the frame codec.
 //!
@@ -21,7 +21,7 @@ use crate::raft::{
     AppendOutcome, ClientTag, ConflictHint, Entry, EntryPayload, Fitness, Membership, Message,
     MessageBody, SnapshotMeta,
 };
-use crate::session::{PlayerInput, SessionMessage, TickRecord};
+use crate::session::{PlayerInput, PlayerMessage, TickRecord};
 use crate::transport::frame::{
     decode_frame, decode_payload, encode_frame, encode_payload, ErrorFrame, FrameError, FrameKind,
     Hello, ERROR_MESSAGE_BYTES_MAX,
@@ -239,7 +239,8 @@ fn wire() -> impl Strategy<Value = Wire> {
 }
 
 fn player_input() -> impl Strategy<Value = PlayerInput> {
-    (int(), int(), bytes()).prop_map(|(player, sequence, data)| PlayerInput {
+    (int(), int(), int(), bytes()).prop_map(|(player, incarnation, sequence, data)| PlayerInput {
+        incarnation,
         player,
         sequence,
         data,
@@ -256,11 +257,16 @@ fn tick_record() -> impl Strategy<Value = TickRecord> {
     })
 }
 
-fn session_message() -> impl Strategy<Value = SessionMessage> {
+fn session_message() -> impl Strategy<Value = PlayerMessage> {
     prop_oneof![
-        vec((int(), bytes()), 0..=ELEMENTS_MAX).prop_map(SessionMessage::Inputs),
-        Just(SessionMessage::Leave),
-        Just(SessionMessage::Removed),
+        (int(), vec((int(), bytes()), 0..=ELEMENTS_MAX)).prop_map(|(incarnation, inputs)| {
+            PlayerMessage::Inputs {
+                incarnation,
+                inputs,
+            }
+        }),
+        Just(PlayerMessage::Leave),
+        Just(PlayerMessage::Removed),
     ]
 }
 
@@ -345,10 +351,10 @@ variant_names!(log_command_variant, LOG_COMMAND_VARIANTS, LogCommand {
     LogCommand::SetAddress { .. },
 });
 
-variant_names!(session_message_variant, SESSION_MESSAGE_VARIANTS, SessionMessage {
-    SessionMessage::Inputs(_),
-    SessionMessage::Leave,
-    SessionMessage::Removed,
+variant_names!(session_message_variant, SESSION_MESSAGE_VARIANTS, PlayerMessage {
+    PlayerMessage::Inputs { .. },
+    PlayerMessage::Leave,
+    PlayerMessage::Removed,
 });
 
 variant_names!(socket_addr_variant, SOCKET_ADDR_VARIANTS, SocketAddr {
@@ -565,7 +571,7 @@ proptest! {
         let Wire::Session(bytes) = through_frame(FrameKind::Message, &sent)? else {
             return Err(TestCaseError::fail("not a session message"));
         };
-        prop_assert_eq!(decode::<SessionMessage>(&bytes), Some(message));
+        prop_assert_eq!(decode::<PlayerMessage>(&bytes), Some(message));
     }
 
     #[test]
@@ -596,7 +602,7 @@ proptest! {
         record in tick_record(),
     ) {
         runtime_prefixes_refused::<LogCommand>(&encode(&command).unwrap())?;
-        runtime_prefixes_refused::<SessionMessage>(&encode(&message).unwrap())?;
+        runtime_prefixes_refused::<PlayerMessage>(&encode(&message).unwrap())?;
         runtime_prefixes_refused::<TickRecord>(&encode(&record).unwrap())?;
     }
 
@@ -610,8 +616,8 @@ proptest! {
         if let Some(command) = decode::<LogCommand>(&bytes) {
             prop_assert_eq!(decode::<LogCommand>(&encode(&command).unwrap()), Some(command));
         }
-        if let Some(message) = decode::<SessionMessage>(&bytes) {
-            prop_assert_eq!(decode::<SessionMessage>(&encode(&message).unwrap()), Some(message));
+        if let Some(message) = decode::<PlayerMessage>(&bytes) {
+            prop_assert_eq!(decode::<PlayerMessage>(&encode(&message).unwrap()), Some(message));
         }
         if let Some(record) = decode::<TickRecord>(&bytes) {
             prop_assert_eq!(decode::<TickRecord>(&encode(&record).unwrap()), Some(record));

@@ -1,0 +1,1381 @@
+//! The session as a sans-IO state machine: what one player does, with no tokio, no
+//! sockets, no clock and no game code inside.
+//!
+//! Like `quinn-proto` for QUIC and `baton-core` for Raft, [`SessionCore`] is driven from
+//! outside. Its method families, and the order to call them:
+//!
+//! 1. **Inputs** (`handle_*`): what the replicated state applied ([`Applied`]), the node's
+//!    role and membership, a message from another player, the node's status (asked for by
+//!    [`Action::QueryStatus`]), the outcome of an [`Action`], and the passing of time
+//!    ([`SessionCore::handle_timeout`]).
+//! 2. **The game's calls**: [`submit_input`](SessionCore::submit_input),
+//!    [`commit_tick`](SessionCore::commit_tick),
+//!    [`answer_snapshot`](SessionCore::answer_snapshot),
+//!    [`set_game_score`](SessionCore::set_game_score), [`leave`](SessionCore::leave).
+//! 3. **Outputs**, drained after every input: [`poll_event`](SessionCore::poll_event) for
+//!    the game, [`poll_action`](SessionCore::poll_action) for the runtime, and
+//!    [`poll_timeout`](SessionCore::poll_timeout), the next instant `handle_timeout` is due.
+//!
+//! Time is a parameter (`now`), so the simulator runs this exact code against a seeded
+//! clock. The runtime's session task owns one core behind a lock it holds only for the
+//! length of one call; the game pumps it from its own thread.
+
+use super::fitness::{self, FitnessInputs, HandoffHold, LossMeter};
+use super::replica::{Applied, GameImage, Progress};
+use super::{PlayerInput, SessionConfig, TickMode, TickRecord};
+use crate::raft::{Fitness, Membership, MembershipChange, NodeId, PeerProgress, Role};
+use crate::runtime::wire::{decode, encode};
+use crate::runtime::NodeStatus;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+/// Inputs of one player a single tick consumes at most; the rest wait for the next tick.
+pub const TICK_INPUTS_PER_PLAYER_MAX: usize = 64;
+/// Bytes a bincode-encoded [`PlayerInput`] takes beyond its data, at most (three varint
+/// integers and a length).
+pub const INPUT_OVERHEAD_BYTES: usize = 40;
+/// Bytes a bincode-encoded [`TickRecord`] takes beyond its inputs and payload, at most.
+pub const RECORD_OVERHEAD_BYTES: usize = 32;
+/// Inputs a player re-sends in one message at most.
+const MESSAGE_INPUTS_MAX: usize = 256;
+/// A voter this many entries behind the host's log still counts as caught up.
+const CAUGHT_UP_LAG_ENTRIES_MAX: u64 = 8;
+/// A fitness change smaller than this (in thousandths) is not reported as an event.
+const FITNESS_EVENT_STEP: u16 = 25;
+/// Longest a graceful leave waits for the handoff and its removal.
+pub const LEAVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Weight of the newest tick in the smoothed tick load.
+const TICK_LOAD_SMOOTHING: f64 = 0.2;
+
+/// What the game polls, in order. Requests (`RunTick`, `MakeSnapshot`) are answered with a
+/// call; everything else is news.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// The session's node is running (with this id); the first event of every session.
+    Started {
+        /// This player's id.
+        id: NodeId,
+    },
+    /// Apply this committed tick to the game state. Ticks come once each, in order.
+    ApplyTick(TickRecord),
+    /// Host only: compute tick `tick` from these inputs, against the state of the ticks
+    /// applied so far, and answer with [`SessionCore::commit_tick`]. Not asked in lockstep
+    /// ([`SessionConfig::lockstep`]), where the record is the inputs alone.
+    RunTick {
+        /// The tick to produce.
+        tick: u64,
+        /// The inputs it consumes, each player's in sequence order.
+        inputs: Vec<PlayerInput>,
+    },
+    /// Make a snapshot of the game state as it is now, after tick `tick`, and answer with
+    /// [`SessionCore::answer_snapshot`]. The bytes may be produced later (say, on a worker
+    /// thread), but must be the state at this tick: copy it before applying the next one.
+    MakeSnapshot {
+        /// The tick the state is at.
+        tick: u64,
+    },
+    /// Replace the whole game state with this snapshot (made by some player's game after
+    /// tick `tick`); the ticks after it follow as `ApplyTick`.
+    Restore {
+        /// The tick the snapshot is at.
+        tick: u64,
+        /// The game's bytes.
+        snapshot: Vec<u8>,
+    },
+    /// One of this player's inputs was applied, in tick `tick` (or in a snapshot restored
+    /// at `tick`).
+    InputCommitted {
+        /// The input's sequence number.
+        sequence: u64,
+        /// The tick that consumed it.
+        tick: u64,
+    },
+    /// This player now hosts; its first tick will be `next_tick`.
+    BecameHost {
+        /// The tick the new host produces first.
+        next_tick: u64,
+    },
+    /// This player no longer hosts.
+    LostHost,
+    /// The host is now `host` (`None` while an election runs).
+    HostChanged {
+        /// The new host.
+        host: Option<NodeId>,
+    },
+    /// A player joined (as a learner).
+    PlayerJoined(NodeId),
+    /// A player left the session.
+    PlayerLeft(NodeId),
+    /// This player became a voter.
+    Promoted,
+    /// This player became a learner.
+    Demoted,
+    /// This player's fitness changed noticeably.
+    FitnessChanged(Fitness),
+    /// The host could not keep the tick rate: tick `tick` was due while the previous one
+    /// was still with the game or not yet committed.
+    TickOverrun {
+        /// The tick that was due.
+        tick: u64,
+    },
+    /// Something went wrong that the game may want to show; the session goes on.
+    Warning(String),
+    /// The leave finished; the session has stopped.
+    Left(LeaveOutcome),
+    /// The session stopped and will produce nothing more. The game's state is that of the
+    /// last tick it applied, which was committed.
+    Fatal(String),
+}
+
+/// How a graceful leave ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaveOutcome {
+    /// This player hosted and handed the host role to `to` first; then it was removed.
+    HandedOver {
+        /// The new host.
+        to: NodeId,
+    },
+    /// This player was removed from the session (it did not host).
+    Removed,
+    /// This player hosted and no voter was caught up to take over: it removed itself and
+    /// the remaining voters elect a host among them (a crash-sized pause for the others).
+    RemovedWithoutSuccessor,
+    /// This player was the only voter and nobody could take over: the session ended.
+    SessionEnded,
+}
+
+/// Why the session refused a call of the game's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    /// As many inputs as [`SessionConfig::inputs_in_flight_max`] await commitment; try
+    /// again after an [`Event::InputCommitted`].
+    #[error("too many inputs awaiting commitment; try again later")]
+    WouldBlock,
+    /// The input exceeds [`SessionConfig::input_bytes_max`].
+    #[error("input of {len} bytes exceeds the limit of {max}")]
+    InputTooLarge {
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The payload exceeds [`SessionConfig::tick_payload_bytes_max`]; the request stays
+    /// open for a smaller answer.
+    #[error("tick payload of {len} bytes exceeds the limit of {max}")]
+    PayloadTooLarge {
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// No request for this tick is open (answered already, or hosting moved on).
+    #[error("no open request for tick {0}")]
+    NoSuchRequest(u64),
+    /// A leave is already under way.
+    #[error("already leaving")]
+    Leaving,
+    /// The session has stopped.
+    #[error("the session has stopped")]
+    Stopped,
+}
+
+/// What the runtime must do for the core. Each has an outcome the runtime reports back
+/// with [`SessionCore::handle_outcome`] where one is named.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Replicate this encoded tick record (outcome: [`Outcome::TickProposed`]).
+    Propose {
+        /// The record's tick.
+        tick: u64,
+        /// The encoded record.
+        record: Vec<u8>,
+    },
+    /// Send these bytes to the session core of `to` (best effort; senders retry).
+    Send {
+        /// The receiving player.
+        to: NodeId,
+        /// An encoded message.
+        bytes: Vec<u8>,
+    },
+    /// Wait until this node has applied every committed entry (a linearizable read);
+    /// outcome: [`Outcome::Barrier`].
+    Barrier,
+    /// Apply a membership change (outcome: [`Outcome::Policy`]).
+    ChangeMembership(MembershipChange),
+    /// Hand leadership to `target` (outcome: [`Outcome::Policy`]).
+    Transfer {
+        /// The voter to hand over to.
+        target: NodeId,
+    },
+    /// Tell the core this node's status ([`SessionCore::handle_status`]).
+    QueryStatus,
+    /// Set this node's fitness in the Raft core.
+    SetFitness(Fitness),
+    /// Hand the game's newest image to the replicated state, for snapshots.
+    SaveImage(GameImageHandoff),
+    /// Stop the node: the session is over.
+    Stop,
+}
+
+/// A game image on its way to the replicated state (opaque outside the crate).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GameImageHandoff(pub(crate) GameImage);
+
+/// How an [`Action`] ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// A proposed tick was applied (`applied` false: another record held its number), or
+    /// failed.
+    TickProposed {
+        /// The record's tick.
+        tick: u64,
+        /// `Ok(true)` applied, `Ok(false)` refused by the replicated state, `Err` failed.
+        result: Result<bool, String>,
+    },
+    /// The barrier completed, or failed.
+    Barrier(Result<(), String>),
+    /// A membership change or transfer completed, or failed.
+    Policy(Result<(), String>),
+}
+
+/// Messages between the session cores of players.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) enum PlayerMessage {
+    /// Inputs for the host, of one incarnation, in sequence order.
+    Inputs {
+        incarnation: u64,
+        inputs: Vec<(u64, Vec<u8>)>,
+    },
+    /// The sender wants to leave: the host removes it from the session.
+    Leave,
+    /// The host removed the receiver. Sent because a removed node stops receiving the log
+    /// the moment the leader appends its removal, so it cannot learn it from the log.
+    Removed,
+}
+
+/// Where a host's current tick is.
+#[derive(Debug, Clone, PartialEq)]
+enum TickStage {
+    /// No tick under way.
+    Idle,
+    /// `RunTick` is with the game.
+    WithGame {
+        tick: u64,
+        inputs: Vec<PlayerInput>,
+        started: Instant,
+    },
+    /// Proposed; waits to be applied (or to fail).
+    Proposed { tick: u64, started: Instant },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Hosting {
+    No,
+    /// Leading, waiting for the barrier: the state must hold every committed tick first.
+    Barrier,
+    Ready,
+}
+
+/// A player's inputs waiting at the host, of the newest incarnation heard.
+#[derive(Debug, Default)]
+struct InboxQueue {
+    incarnation: u64,
+    inputs: BTreeMap<u64, Vec<u8>>,
+}
+
+#[derive(Debug)]
+struct Leaving {
+    deadline: Instant,
+    handed_to: Option<NodeId>,
+    /// The host found nobody to hand over to and proposed its own removal.
+    removing_self: bool,
+}
+
+/// What a policy in flight was, to act on its outcome.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum PolicyKind {
+    Membership { removed: Option<NodeId> },
+    Transfer { target: NodeId, leaving: bool },
+}
+
+/// One player's session, sans-IO. See the module documentation for the call order.
+pub struct SessionCore {
+    config: SessionConfig,
+    me: NodeId,
+    incarnation: u64,
+    progress: Progress,
+    events: VecDeque<Event>,
+    actions: VecDeque<Action>,
+    stopped: bool,
+    // Player side.
+    next_sequence: u64,
+    pending: BTreeMap<u64, Vec<u8>>,
+    host: Option<NodeId>,
+    role: Role,
+    membership: Membership,
+    game_score: f64,
+    fitness: Fitness,
+    reported_fitness: Fitness,
+    leaving: Option<Leaving>,
+    next_retry: Instant,
+    next_policy: Instant,
+    status_in_flight: bool,
+    snapshot_request: Option<(u64, Progress)>,
+    last_snapshot_tick: u64,
+    // Host side.
+    hosting: Hosting,
+    inbox: BTreeMap<NodeId, InboxQueue>,
+    stage: TickStage,
+    next_tick_at: Instant,
+    turn_started: Instant,
+    tick_load: f64,
+    loss: LossMeter,
+    policy: Option<PolicyKind>,
+    handoff: HandoffHold,
+    absent_since: HashMap<NodeId, Instant>,
+}
+
+impl SessionCore {
+    /// A core for player `me`. `incarnation` must grow each time this player's session
+    /// starts again with the same identity (the runtime uses the wall clock in
+    /// microseconds), so its new inputs, numbered from 1, are not taken for old ones.
+    pub fn new(config: SessionConfig, me: NodeId, incarnation: u64, now: Instant) -> SessionCore {
+        let mut core = SessionCore {
+            me,
+            incarnation,
+            progress: Progress::default(),
+            events: VecDeque::new(),
+            actions: VecDeque::new(),
+            stopped: false,
+            next_sequence: 1,
+            pending: BTreeMap::new(),
+            host: None,
+            role: Role::Follower,
+            membership: Membership::default(),
+            game_score: 1.0,
+            fitness: Fitness::default(),
+            reported_fitness: Fitness::default(),
+            leaving: None,
+            next_retry: now + config.input_retry_interval,
+            next_policy: now,
+            status_in_flight: false,
+            snapshot_request: None,
+            last_snapshot_tick: 0,
+            hosting: Hosting::No,
+            inbox: BTreeMap::new(),
+            stage: TickStage::Idle,
+            next_tick_at: now,
+            turn_started: now,
+            tick_load: 0.0,
+            loss: LossMeter::default(),
+            policy: None,
+            handoff: HandoffHold::default(),
+            absent_since: HashMap::new(),
+            config,
+        };
+        // Every replica starts from the game's initial state: an image of it lets the log
+        // be compacted before the first periodic snapshot.
+        core.request_snapshot();
+        core
+    }
+
+    // ---- outputs ------------------------------------------------------------------
+
+    /// The next event for the game, if any.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Events waiting for the game.
+    pub fn events_queued(&self) -> usize {
+        self.events.len()
+    }
+
+    /// The next thing the runtime must do, if any.
+    #[must_use]
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) is due next (`None` once stopped).
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.stopped {
+            return None;
+        }
+        let mut due = self.next_policy.min(self.next_retry);
+        if self.hosting == Hosting::Ready {
+            due = due.min(match self.config.tick_mode {
+                TickMode::FixedRate { .. } => self.next_tick_at,
+                TickMode::TurnBased { turn_timeout } => self.turn_started + turn_timeout,
+            });
+        }
+        if let Some(leaving) = &self.leaving {
+            due = due.min(leaving.deadline);
+        }
+        Some(due)
+    }
+
+    // ---- read-only views ----------------------------------------------------------
+
+    /// This player's id.
+    pub fn id(&self) -> NodeId {
+        self.me
+    }
+
+    /// The last tick this core has seen applied (the game may not have polled it yet).
+    pub fn last_tick(&self) -> u64 {
+        self.progress.last_tick
+    }
+
+    /// Whether this player hosts and is producing ticks.
+    pub fn is_hosting(&self) -> bool {
+        self.hosting == Hosting::Ready
+    }
+
+    /// Whether the session has stopped.
+    pub fn is_stopped(&self) -> bool {
+        self.stopped
+    }
+
+    /// Inputs submitted and not yet committed.
+    pub fn inputs_pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// This player's incarnation.
+    pub fn incarnation(&self) -> u64 {
+        self.incarnation
+    }
+
+    // ---- the game's calls ---------------------------------------------------------
+
+    /// Queues an input for the host; returns its sequence number. It is applied exactly
+    /// once, in a later tick, even across host migrations ([`Event::InputCommitted`]).
+    pub fn submit_input(&mut self, data: &[u8], now: Instant) -> Result<u64, CallError> {
+        if self.stopped {
+            return Err(CallError::Stopped);
+        }
+        if data.len() > self.config.input_bytes_max {
+            return Err(CallError::InputTooLarge {
+                len: data.len(),
+                max: self.config.input_bytes_max,
+            });
+        }
+        if self.pending.len() >= self.config.inputs_in_flight_max {
+            return Err(CallError::WouldBlock);
+        }
+        let sequence = self.next_sequence;
+        self.next_sequence += 1;
+        self.pending.insert(sequence, data.to_vec());
+        self.send_pending_inputs(now);
+        Ok(sequence)
+    }
+
+    /// Answers [`Event::RunTick`] with the tick's payload (empty for none).
+    pub fn commit_tick(
+        &mut self,
+        tick: u64,
+        payload: Vec<u8>,
+        now: Instant,
+    ) -> Result<(), CallError> {
+        if self.stopped {
+            return Err(CallError::Stopped);
+        }
+        let TickStage::WithGame { tick: open, .. } = &self.stage else {
+            return Err(CallError::NoSuchRequest(tick));
+        };
+        if *open != tick {
+            return Err(CallError::NoSuchRequest(tick));
+        }
+        if payload.len() > self.config.tick_payload_bytes_max {
+            return Err(CallError::PayloadTooLarge {
+                len: payload.len(),
+                max: self.config.tick_payload_bytes_max,
+            });
+        }
+        let TickStage::WithGame {
+            tick,
+            inputs,
+            started,
+        } = std::mem::replace(&mut self.stage, TickStage::Idle)
+        else {
+            return Err(CallError::NoSuchRequest(tick));
+        };
+        self.propose(tick, inputs, payload, started, now);
+        Ok(())
+    }
+
+    /// Answers [`Event::MakeSnapshot`] with the game's bytes for tick `tick`.
+    pub fn answer_snapshot(&mut self, tick: u64, snapshot: Vec<u8>) -> Result<(), CallError> {
+        if self.stopped {
+            return Err(CallError::Stopped);
+        }
+        match self.snapshot_request.take() {
+            Some((requested, progress)) if requested == tick => {
+                self.actions
+                    .push_back(Action::SaveImage(GameImageHandoff(GameImage {
+                        tick,
+                        progress,
+                        game: snapshot,
+                    })));
+                Ok(())
+            }
+            other => {
+                self.snapshot_request = other;
+                Err(CallError::NoSuchRequest(tick))
+            }
+        }
+    }
+
+    /// Sets the game's own fitness score in `[0, 1]` (battery, device class, 0 when
+    /// backgrounded). A host whose score drops hands over to a fitter voter.
+    pub fn set_game_score(&mut self, score: f64) {
+        self.game_score = if score.is_finite() {
+            score.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+    }
+
+    /// Starts a graceful leave: a host hands over to the fittest caught-up voter first,
+    /// then the player asks to be removed. [`Event::Left`] says how it ended.
+    pub fn leave(&mut self, now: Instant) -> Result<(), CallError> {
+        if self.stopped {
+            return Err(CallError::Stopped);
+        }
+        if self.leaving.is_some() {
+            return Err(CallError::Leaving);
+        }
+        self.leaving = Some(Leaving {
+            deadline: now + LEAVE_TIMEOUT,
+            handed_to: None,
+            removing_self: false,
+        });
+        // The next policy round acts on it, with a fresh status.
+        self.next_policy = now;
+        Ok(())
+    }
+
+    // ---- inputs from the runtime --------------------------------------------------
+
+    /// The node started: the game hears it first.
+    pub fn handle_started(&mut self) {
+        self.events.push_front(Event::Started { id: self.me });
+    }
+
+    /// Something the replicated state applied.
+    pub fn handle_applied(&mut self, applied: Applied, now: Instant) {
+        if self.stopped {
+            return;
+        }
+        match applied {
+            Applied::Tick(record) => self.apply_record(record, now),
+            Applied::Restored { base, tail } => {
+                tracing::info!(tick = base.tick, tail = tail.len(), "restoring a snapshot");
+                self.progress = base.progress.clone();
+                // A request for an older tick can no longer be answered truthfully.
+                self.snapshot_request = None;
+                self.last_snapshot_tick = base.tick;
+                self.events.push_back(Event::Restore {
+                    tick: base.tick,
+                    snapshot: base.game,
+                });
+                self.acknowledge_inputs(base.tick);
+                for record in tail {
+                    self.apply_record(record, now);
+                }
+            }
+        }
+        self.check_backlog();
+    }
+
+    /// A game that stops polling cannot be waited for: committed ticks keep arriving.
+    /// Past the bound the session stops with a clear reason; the game's state is still
+    /// that of the last tick it applied, and restarting from storage resumes it.
+    fn check_backlog(&mut self) {
+        let queued = self.events.len();
+        if queued >= self.config.events_queued_max {
+            self.handle_fatal(format!(
+                "the game stopped polling: {queued} events queued (events_queued_max)"
+            ));
+            self.actions.push_back(Action::Stop);
+        }
+    }
+
+    /// Back-pressure on the host: with half the event bound unread, no new tick starts.
+    fn game_is_behind(&self) -> bool {
+        self.events.len() >= self.config.events_queued_max / 2
+    }
+
+    fn apply_record(&mut self, record: TickRecord, now: Instant) {
+        debug_assert_eq!(
+            record.tick,
+            self.progress.last_tick + 1,
+            "records apply in order"
+        );
+        self.progress.advance(&record);
+        let tick = record.tick;
+        for input in &record.inputs {
+            if let Some(queue) = self.inbox.get_mut(&input.player) {
+                if queue.incarnation == input.incarnation {
+                    queue
+                        .inputs
+                        .retain(|sequence, _| *sequence > input.sequence);
+                }
+            }
+        }
+        self.events.push_back(Event::ApplyTick(record));
+        self.acknowledge_inputs(tick);
+        if tick >= self.last_snapshot_tick + self.config.snapshot_interval_ticks {
+            self.request_snapshot();
+        }
+        if matches!(self.stage, TickStage::Proposed { tick: proposed, .. } if proposed <= tick) {
+            if let TickStage::Proposed { started, .. } = self.stage {
+                self.measure_load(started, now);
+            }
+            self.stage = TickStage::Idle;
+            self.turn_started = now;
+            if matches!(self.config.tick_mode, TickMode::TurnBased { .. }) {
+                self.maybe_start_tick(now);
+            }
+        }
+    }
+
+    /// Drops this player's inputs the replicated state has applied, telling the game.
+    fn acknowledge_inputs(&mut self, tick: u64) {
+        let mark = self.progress.mark(self.me);
+        if mark.incarnation != self.incarnation {
+            return;
+        }
+        while let Some(entry) = self.pending.first_entry() {
+            if *entry.key() > mark.sequence {
+                break;
+            }
+            let sequence = *entry.key();
+            entry.remove();
+            self.events
+                .push_back(Event::InputCommitted { sequence, tick });
+        }
+    }
+
+    fn request_snapshot(&mut self) {
+        let tick = self.progress.last_tick;
+        self.last_snapshot_tick = tick;
+        self.snapshot_request = Some((tick, self.progress.clone()));
+        self.events.push_back(Event::MakeSnapshot { tick });
+    }
+
+    /// The node's role, or the leader it knows, changed.
+    pub fn handle_role(&mut self, role: Role, leader: Option<NodeId>, now: Instant) {
+        if self.stopped {
+            return;
+        }
+        self.role = role;
+        if leader != self.host {
+            self.host = leader;
+            self.events.push_back(Event::HostChanged { host: leader });
+            // The new host has not seen our uncommitted inputs: send them now, not on the
+            // next retry, so a migration costs one round trip.
+            self.send_pending_inputs(now);
+        }
+        if role == Role::Leader && self.hosting == Hosting::No {
+            self.hosting = Hosting::Barrier;
+            self.handoff = HandoffHold::default();
+            self.absent_since.clear();
+            self.actions.push_back(Action::Barrier);
+        } else if role != Role::Leader && self.hosting != Hosting::No {
+            let was_ready = self.hosting == Hosting::Ready;
+            self.hosting = Hosting::No;
+            self.inbox.clear();
+            self.stage = TickStage::Idle;
+            if was_ready {
+                self.events.push_back(Event::LostHost);
+            }
+        }
+    }
+
+    /// A new configuration was applied.
+    pub fn handle_membership(&mut self, membership: Membership, now: Instant) {
+        if self.stopped {
+            return;
+        }
+        let before = std::mem::replace(&mut self.membership, membership);
+        let members = |m: &Membership| -> BTreeSet<NodeId> {
+            m.voters.iter().chain(m.learners.iter()).copied().collect()
+        };
+        let (old, new) = (members(&before), members(&self.membership));
+        for id in new.difference(&old) {
+            self.events.push_back(Event::PlayerJoined(*id));
+        }
+        for id in old.difference(&new) {
+            self.inbox.remove(id);
+            self.absent_since.remove(id);
+            self.events.push_back(Event::PlayerLeft(*id));
+        }
+        if self.membership.voters.contains(&self.me) && before.learners.contains(&self.me) {
+            self.events.push_back(Event::Promoted);
+        }
+        if self.membership.learners.contains(&self.me) && before.voters.contains(&self.me) {
+            self.events.push_back(Event::Demoted);
+        }
+        if !new.contains(&self.me) && old.contains(&self.me) && self.leaving.is_some() {
+            self.finish_leave(now);
+        }
+    }
+
+    /// A message from another player's session core (authenticated as `from`).
+    pub fn handle_message(&mut self, from: NodeId, bytes: &[u8], now: Instant) {
+        if self.stopped {
+            return;
+        }
+        match decode::<PlayerMessage>(bytes) {
+            Some(PlayerMessage::Inputs {
+                incarnation,
+                inputs,
+            }) => self.receive_inputs(from, incarnation, inputs, now),
+            Some(PlayerMessage::Leave) => self.on_leave_request(from),
+            Some(PlayerMessage::Removed) => {
+                if self.host == Some(from) && self.leaving.is_some() {
+                    self.finish_leave(now);
+                }
+            }
+            None => {
+                tracing::warn!(peer = %format_args!("{from:016x}"), "malformed player message dropped")
+            }
+        }
+    }
+
+    /// The node stopped for good (a disk error, a panic): nothing more will happen.
+    pub fn handle_fatal(&mut self, reason: String) {
+        if !self.stopped {
+            self.stopped = true;
+            self.events.push_back(Event::Fatal(reason));
+        }
+    }
+
+    /// How an action ended.
+    pub fn handle_outcome(&mut self, outcome: Outcome, now: Instant) {
+        if self.stopped {
+            return;
+        }
+        match outcome {
+            Outcome::TickProposed { tick, result } => {
+                let ours = matches!(self.stage, TickStage::Proposed { tick: t, .. } if t == tick);
+                match result {
+                    // Applied: the record itself ends the stage when it arrives.
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::debug!(tick, "tick refused: another record holds its number");
+                        if ours {
+                            self.stage = TickStage::Idle;
+                        }
+                    }
+                    Err(err) => {
+                        tracing::debug!(tick, %err, "tick not committed");
+                        if ours {
+                            self.stage = TickStage::Idle;
+                        }
+                    }
+                }
+            }
+            Outcome::Barrier(result) => match result {
+                Ok(()) if self.hosting == Hosting::Barrier => {
+                    self.hosting = Hosting::Ready;
+                    self.turn_started = now;
+                    self.next_tick_at = now;
+                    let next_tick = self.progress.last_tick + 1;
+                    tracing::info!(next_tick, "hosting");
+                    self.events.push_back(Event::BecameHost { next_tick });
+                    self.maybe_start_tick(now);
+                }
+                Ok(()) => {}
+                Err(err) => {
+                    tracing::warn!(%err, "host barrier failed; not hosting until re-elected");
+                    if self.hosting == Hosting::Barrier && self.role == Role::Leader {
+                        // Still leading: try again, the barrier only needs a quorum.
+                        self.actions.push_back(Action::Barrier);
+                    }
+                }
+            },
+            Outcome::Policy(result) => {
+                let kind = self.policy.take();
+                match (&result, kind) {
+                    (
+                        Ok(()),
+                        Some(PolicyKind::Membership {
+                            removed: Some(player),
+                        }),
+                    ) => {
+                        self.tell_removed(player);
+                    }
+                    (
+                        Ok(()),
+                        Some(PolicyKind::Transfer {
+                            target,
+                            leaving: true,
+                        }),
+                    ) => {
+                        if let Some(leaving) = &mut self.leaving {
+                            leaving.handed_to = Some(target);
+                        }
+                        // Now a follower: ask the new host for removal at once.
+                        self.next_policy = now;
+                    }
+                    (Err(err), kind) => {
+                        tracing::info!(%err, ?kind, "host policy did not apply")
+                    }
+                    _ => {}
+                }
+                if let (Ok(()), Some(leaving)) = (&result, &self.leaving) {
+                    if leaving.removing_self {
+                        self.finish_leave(now);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Time passed: ticks, retries, and policy rounds that are due run.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.stopped {
+            return;
+        }
+        if self
+            .leaving
+            .as_ref()
+            .is_some_and(|leaving| now >= leaving.deadline)
+        {
+            self.leaving = None;
+            self.events.push_back(Event::Warning(format!(
+                "the leave did not finish within {LEAVE_TIMEOUT:?}; stopping anyway"
+            )));
+            self.stop();
+            return;
+        }
+        if now >= self.next_retry {
+            self.next_retry = now + self.config.input_retry_interval;
+            self.send_pending_inputs(now);
+        }
+        if now >= self.next_policy {
+            self.next_policy = now + self.config.policy_interval;
+            if !self.status_in_flight {
+                self.status_in_flight = true;
+                self.actions.push_back(Action::QueryStatus);
+            }
+        }
+        if self.hosting == Hosting::Ready {
+            self.on_tick_due(now);
+        }
+    }
+
+    // ---- player side --------------------------------------------------------------
+
+    /// Sends every input not yet in a committed tick to the host. Duplicates are harmless:
+    /// the host keys them by sequence and the replicated state admits each once.
+    fn send_pending_inputs(&mut self, now: Instant) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let budget = self.config.tick_record_bytes_max;
+        let mut bytes = 0;
+        let batch: Vec<(u64, Vec<u8>)> = self
+            .pending
+            .iter()
+            .take(MESSAGE_INPUTS_MAX)
+            .take_while(|(_, data)| {
+                bytes += data.len() + INPUT_OVERHEAD_BYTES;
+                bytes <= budget
+            })
+            .map(|(sequence, data)| (*sequence, data.clone()))
+            .collect();
+        match self.host {
+            Some(host) if host == self.me => {
+                self.receive_inputs(self.me, self.incarnation, batch, now)
+            }
+            Some(host) => {
+                let message = PlayerMessage::Inputs {
+                    incarnation: self.incarnation,
+                    inputs: batch,
+                };
+                self.send(host, &message);
+            }
+            None => {}
+        }
+    }
+
+    fn send(&mut self, to: NodeId, message: &PlayerMessage) {
+        match encode(message) {
+            Ok(bytes) => self.actions.push_back(Action::Send { to, bytes }),
+            Err(err) => tracing::error!(%err, "cannot encode a player message"),
+        }
+    }
+
+    fn finish_leave(&mut self, _now: Instant) {
+        let Some(leaving) = self.leaving.take() else {
+            return;
+        };
+        let outcome = match (leaving.handed_to, leaving.removing_self) {
+            (Some(to), _) => LeaveOutcome::HandedOver { to },
+            (None, true) => LeaveOutcome::RemovedWithoutSuccessor,
+            (None, false) => LeaveOutcome::Removed,
+        };
+        self.events.push_back(Event::Left(outcome));
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        if !self.stopped {
+            self.stopped = true;
+            self.actions.push_back(Action::Stop);
+        }
+    }
+
+    // ---- host side ----------------------------------------------------------------
+
+    fn is_member(&self, id: NodeId) -> bool {
+        self.membership.voters.contains(&id) || self.membership.learners.contains(&id)
+    }
+
+    fn receive_inputs(
+        &mut self,
+        from: NodeId,
+        incarnation: u64,
+        inputs: Vec<(u64, Vec<u8>)>,
+        now: Instant,
+    ) {
+        if self.hosting == Hosting::No {
+            return;
+        }
+        if !self.is_member(from) {
+            tracing::debug!(peer = %format_args!("{from:016x}"), "inputs from a non-member dropped");
+            return;
+        }
+        let mark = self.progress.mark(from);
+        if incarnation < mark.incarnation {
+            return;
+        }
+        let limit = self.config.inputs_in_flight_max;
+        let bytes_max = self.config.input_bytes_max;
+        let queue = self.inbox.entry(from).or_default();
+        if incarnation > queue.incarnation {
+            *queue = InboxQueue {
+                incarnation,
+                inputs: BTreeMap::new(),
+            };
+        } else if incarnation < queue.incarnation {
+            return;
+        }
+        let applied = if incarnation == mark.incarnation {
+            mark.sequence
+        } else {
+            0
+        };
+        for (sequence, data) in inputs {
+            if sequence > applied && data.len() <= bytes_max && queue.inputs.len() < limit {
+                queue.inputs.entry(sequence).or_insert(data);
+            }
+        }
+        if matches!(self.config.tick_mode, TickMode::TurnBased { .. }) {
+            self.maybe_start_tick(now);
+        }
+    }
+
+    fn on_tick_due(&mut self, now: Instant) {
+        match self.config.tick_mode {
+            TickMode::FixedRate { .. } => {
+                if now < self.next_tick_at {
+                    return;
+                }
+                let period = self.tick_period();
+                // Missed deadlines are skipped, not made up in a burst.
+                while self.next_tick_at <= now {
+                    self.next_tick_at += period;
+                }
+                match &self.stage {
+                    TickStage::Idle => self.start_tick(now),
+                    TickStage::WithGame { tick, .. } | TickStage::Proposed { tick, .. } => {
+                        let tick = *tick + 1;
+                        self.events.push_back(Event::TickOverrun { tick });
+                    }
+                }
+            }
+            TickMode::TurnBased { .. } => self.maybe_start_tick(now),
+        }
+    }
+
+    /// Turn-based: starts the next tick once every member has an input waiting, or when
+    /// the turn timer ran out. Fixed rate ticks only from the timer.
+    fn maybe_start_tick(&mut self, now: Instant) {
+        if self.hosting != Hosting::Ready || self.stage != TickStage::Idle {
+            return;
+        }
+        let TickMode::TurnBased { turn_timeout } = self.config.tick_mode else {
+            return;
+        };
+        let members = self.membership.voters.len() + self.membership.learners.len();
+        let complete = members > 0 && self.players_with_input() >= members;
+        if complete || now >= self.turn_started + turn_timeout {
+            self.start_tick(now);
+        }
+    }
+
+    fn players_with_input(&self) -> usize {
+        self.inbox
+            .iter()
+            .filter(|(player, queue)| {
+                let mark = self.progress.mark(**player);
+                let first = if queue.incarnation == mark.incarnation {
+                    mark.sequence + 1
+                } else {
+                    1
+                };
+                queue.inputs.contains_key(&first)
+            })
+            .count()
+    }
+
+    /// Each player's next inputs, contiguous from the last one applied, within the bytes
+    /// a record may carry beside its payload.
+    fn collect_inputs(&self) -> Vec<PlayerInput> {
+        let mut budget = self
+            .config
+            .tick_record_bytes_max
+            .saturating_sub(self.config.tick_payload_bytes_max + RECORD_OVERHEAD_BYTES);
+        let mut inputs = Vec::new();
+        for (player, queue) in &self.inbox {
+            let mark = self.progress.mark(*player);
+            let first = if queue.incarnation == mark.incarnation {
+                mark.sequence + 1
+            } else if queue.incarnation > mark.incarnation {
+                1
+            } else {
+                continue;
+            };
+            let contiguous = (first..)
+                .zip(queue.inputs.range(first..))
+                .take_while(|(expected, (sequence, _))| *expected == **sequence)
+                .take(TICK_INPUTS_PER_PLAYER_MAX);
+            for (_, (sequence, data)) in contiguous {
+                let cost = data.len() + INPUT_OVERHEAD_BYTES;
+                if cost > budget {
+                    break;
+                }
+                budget -= cost;
+                inputs.push(PlayerInput {
+                    player: *player,
+                    incarnation: queue.incarnation,
+                    sequence: *sequence,
+                    data: data.clone(),
+                });
+            }
+        }
+        inputs
+    }
+
+    fn start_tick(&mut self, now: Instant) {
+        let tick = self.progress.last_tick + 1;
+        if self.game_is_behind() {
+            if matches!(self.config.tick_mode, TickMode::FixedRate { .. }) {
+                self.events.push_back(Event::TickOverrun { tick });
+            }
+            return;
+        }
+        let inputs = self.collect_inputs();
+        self.turn_started = now;
+        if self.config.lockstep {
+            self.propose(tick, inputs, Vec::new(), now, now);
+        } else {
+            self.events.push_back(Event::RunTick {
+                tick,
+                inputs: inputs.clone(),
+            });
+            self.stage = TickStage::WithGame {
+                tick,
+                inputs,
+                started: now,
+            };
+        }
+    }
+
+    fn propose(
+        &mut self,
+        tick: u64,
+        inputs: Vec<PlayerInput>,
+        payload: Vec<u8>,
+        started: Instant,
+        now: Instant,
+    ) {
+        if self.hosting != Hosting::Ready || tick != self.progress.last_tick + 1 {
+            // Hosting moved on while the game computed: the answer is moot.
+            self.stage = TickStage::Idle;
+            return;
+        }
+        let record = TickRecord {
+            tick,
+            inputs,
+            payload,
+        };
+        match encode(&record) {
+            Ok(bytes) if bytes.len() <= self.config.tick_record_bytes_max => {
+                debug_assert!(bytes.len() <= self.config.tick_record_bytes_max);
+                self.actions.push_back(Action::Propose {
+                    tick,
+                    record: bytes,
+                });
+                self.stage = TickStage::Proposed { tick, started };
+            }
+            Ok(bytes) => {
+                // Inputs and payload are bounded so this cannot happen; if it does, the
+                // record is not proposed, since a frame too large for the transport would
+                // stop the commit index for good.
+                self.events.push_back(Event::Warning(format!(
+                    "tick {tick} record of {} bytes exceeds the limit of {}; not proposed",
+                    bytes.len(),
+                    self.config.tick_record_bytes_max
+                )));
+                self.stage = TickStage::Idle;
+            }
+            Err(err) => {
+                self.events
+                    .push_back(Event::Warning(format!("cannot encode tick {tick}: {err}")));
+                self.stage = TickStage::Idle;
+            }
+        }
+        let _ = now;
+    }
+
+    fn tick_period(&self) -> Duration {
+        match self.config.tick_mode {
+            TickMode::FixedRate { hz } => Duration::from_secs_f64(1.0 / f64::from(hz.max(1))),
+            TickMode::TurnBased { turn_timeout } => turn_timeout,
+        }
+    }
+
+    fn measure_load(&mut self, started: Instant, now: Instant) {
+        let load = now.duration_since(started).as_secs_f64() / self.tick_period().as_secs_f64();
+        self.tick_load = (1.0 - TICK_LOAD_SMOOTHING) * self.tick_load + TICK_LOAD_SMOOTHING * load;
+    }
+
+    /// The load of the tick under way counts while it is with the game, so a host whose
+    /// game stops answering loses fitness and hands over.
+    fn current_load(&self, now: Instant) -> f64 {
+        match &self.stage {
+            TickStage::WithGame { started, .. } | TickStage::Proposed { started, .. } => {
+                let load =
+                    now.duration_since(*started).as_secs_f64() / self.tick_period().as_secs_f64();
+                self.tick_load.max(load)
+            }
+            TickStage::Idle => self.tick_load,
+        }
+    }
+
+    fn on_leave_request(&mut self, from: NodeId) {
+        if self.hosting == Hosting::No {
+            return;
+        }
+        if !self.is_member(from) {
+            self.tell_removed(from);
+            return;
+        }
+        if self.policy.is_none() {
+            self.run_policy(MembershipChange::RemoveNode(from), Some(from));
+        }
+    }
+
+    fn tell_removed(&mut self, player: NodeId) {
+        self.send(player, &PlayerMessage::Removed);
+    }
+
+    fn run_policy(&mut self, change: MembershipChange, removed: Option<NodeId>) {
+        tracing::info!(?change, "host policy");
+        self.policy = Some(PolicyKind::Membership { removed });
+        self.actions.push_back(Action::ChangeMembership(change));
+    }
+
+    fn run_transfer(&mut self, target: NodeId, leaving: bool) {
+        tracing::info!(target = %format_args!("{target:016x}"), leaving, "handing the host role over");
+        self.policy = Some(PolicyKind::Transfer { target, leaving });
+        self.actions.push_back(Action::Transfer { target });
+    }
+
+    // ---- fitness and policies -----------------------------------------------------
+
+    /// The node's status, as asked for by [`Action::QueryStatus`]: fitness is measured and
+    /// the host's policies run.
+    pub fn handle_status(&mut self, status: &NodeStatus, now: Instant) {
+        self.status_in_flight = false;
+        if self.stopped {
+            return;
+        }
+        let voter_links: Vec<_> = status
+            .peer_links
+            .iter()
+            .filter(|(peer, _)| status.membership.voters.contains(peer))
+            .copied()
+            .collect();
+        let loss = self.loss.observe(voter_links.iter().copied());
+        let hosting = self.hosting != Hosting::No;
+        let inputs = FitnessInputs {
+            median_rtt: fitness::median(voter_links.iter().map(|(_, link)| link.rtt).collect()),
+            loss,
+            tick_load: if hosting { self.current_load(now) } else { 0.0 },
+            game_score: self.game_score,
+        };
+        let fitness = fitness::combine(&inputs, &self.config.fitness_weights);
+        tracing::debug!(?inputs, fitness = fitness.0, hosting, "fitness measured");
+        if fitness != self.fitness {
+            self.fitness = fitness;
+            self.actions.push_back(Action::SetFitness(fitness));
+        }
+        if fitness.0.abs_diff(self.reported_fitness.0) >= FITNESS_EVENT_STEP {
+            self.reported_fitness = fitness;
+            self.events.push_back(Event::FitnessChanged(fitness));
+        }
+        if self.leaving.is_some() {
+            self.drive_leave(status, now);
+            return;
+        }
+        if self.hosting == Hosting::Ready && self.policy.is_none() {
+            self.host_policies(&status.progress, status.last_index, now);
+        }
+    }
+
+    /// The status asked for could not be read; the next policy round asks again.
+    pub fn handle_status_unavailable(&mut self) {
+        self.status_in_flight = false;
+    }
+
+    fn caught_up(peer: &PeerProgress, last_index: u64) -> bool {
+        peer.recently_active && peer.match_index + CAUGHT_UP_LAG_ENTRIES_MAX >= last_index
+    }
+
+    /// One policy step at a time (membership changes go one by one anyway): replace absent
+    /// voters, fill the voter set from the fittest learners, swap a weak voter for a much
+    /// fitter learner, and hand over to a clearly fitter voter.
+    fn host_policies(&mut self, progress: &[PeerProgress], last_index: u64, now: Instant) {
+        let voters = self.membership.voters.len();
+        let best_learner = progress
+            .iter()
+            .filter(|peer| !peer.is_voter && Self::caught_up(peer, last_index))
+            .max_by_key(|peer| (peer.fitness, peer.id))
+            .cloned();
+        for peer in progress.iter().filter(|peer| peer.is_voter) {
+            if peer.recently_active {
+                self.absent_since.remove(&peer.id);
+            } else {
+                self.absent_since.entry(peer.id).or_insert(now);
+            }
+        }
+        let absent = self
+            .absent_since
+            .iter()
+            .filter(|(_, since)| now.duration_since(**since) >= self.config.voter_absence_limit)
+            .map(|(id, _)| *id)
+            .min();
+        if let (Some(absent), Some(_)) = (absent, &best_learner) {
+            self.absent_since.remove(&absent);
+            self.run_policy(MembershipChange::DemoteVoter(absent), None);
+            return;
+        }
+        if voters < self.config.max_voters {
+            if let Some(learner) = &best_learner {
+                self.run_policy(MembershipChange::PromoteLearner(learner.id), None);
+                return;
+            }
+        }
+        let weakest_voter = progress
+            .iter()
+            .filter(|peer| peer.is_voter)
+            .min_by_key(|peer| (peer.fitness, peer.id))
+            .cloned();
+        if let (Some(learner), Some(voter)) = (&best_learner, &weakest_voter) {
+            let margin = self.config.handoff_margin.saturating_mul(2);
+            if voters >= self.config.max_voters
+                && learner.fitness.0 > voter.fitness.0.saturating_add(margin)
+            {
+                self.run_policy(MembershipChange::DemoteVoter(voter.id), None);
+                return;
+            }
+        }
+        let best_voter = progress
+            .iter()
+            .filter(|peer| peer.is_voter && Self::caught_up(peer, last_index))
+            .max_by_key(|peer| (peer.fitness, peer.id))
+            .map(|peer| (peer.id, peer.fitness));
+        if let Some(target) = self.handoff.observe(
+            best_voter,
+            self.fitness,
+            self.config.handoff_margin,
+            self.config.handoff_hold,
+            now,
+        ) {
+            self.run_transfer(target, false);
+        }
+    }
+
+    /// One step of a graceful leave, each policy round until removed or out of time: a
+    /// host hands over first; a non-host asks the host to remove it.
+    fn drive_leave(&mut self, status: &NodeStatus, now: Instant) {
+        // The configuration that removes us takes effect on append (§4.1); the leader stops
+        // replicating to us then, so waiting to apply it could wait forever.
+        let listed = status.membership.voters.contains(&self.me)
+            || status.membership.learners.contains(&self.me);
+        if !listed && !status.membership.voters.is_empty() {
+            self.finish_leave(now);
+            return;
+        }
+        if self.hosting != Hosting::No {
+            if self.policy.is_some() {
+                return;
+            }
+            let others: Vec<&PeerProgress> = status
+                .progress
+                .iter()
+                .filter(|peer| peer.is_voter)
+                .collect();
+            if others.is_empty() {
+                if let Some(learner) = status
+                    .progress
+                    .iter()
+                    .filter(|peer| Self::caught_up(peer, status.last_index))
+                    .max_by_key(|peer| (peer.fitness, peer.id))
+                {
+                    // A lone voter with a warm learner: seat it, then hand over to it.
+                    let id = learner.id;
+                    self.run_policy(MembershipChange::PromoteLearner(id), None);
+                    return;
+                }
+                self.leaving = None;
+                self.events
+                    .push_back(Event::Left(LeaveOutcome::SessionEnded));
+                self.stop();
+                return;
+            }
+            let target = others
+                .iter()
+                .filter(|peer| Self::caught_up(peer, status.last_index))
+                .max_by_key(|peer| (peer.match_index, peer.fitness, peer.id))
+                .map(|peer| peer.id);
+            let patience_over = self.leaving.as_ref().is_some_and(|leaving| {
+                leaving.deadline.saturating_duration_since(now) < LEAVE_TIMEOUT / 2
+            });
+            match target {
+                Some(target) => self.run_transfer(target, true),
+                None if patience_over => {
+                    // Nobody caught up in half the leave's time: leave the voters anyway,
+                    // so a departed player never stays a voter for good.
+                    if let Some(leaving) = &mut self.leaving {
+                        leaving.removing_self = true;
+                    }
+                    self.run_policy(MembershipChange::RemoveNode(self.me), None);
+                }
+                None => {}
+            }
+        } else if let Some(host) = self.host {
+            self.send(host, &PlayerMessage::Leave);
+        }
+    }
+}
