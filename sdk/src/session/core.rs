@@ -1379,3 +1379,204 @@ impl SessionCore {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::replica::InputMark;
+
+    const ME: NodeId = 1;
+    const OTHER: NodeId = 2;
+
+    fn config() -> SessionConfig {
+        SessionConfig {
+            input_bytes_max: 1000,
+            tick_payload_bytes_max: 2000,
+            tick_record_bytes_max: 10_000,
+            ..SessionConfig::default()
+        }
+    }
+
+    fn drain(core: &mut SessionCore) -> Vec<Event> {
+        std::iter::from_fn(|| core.poll_event()).collect()
+    }
+
+    /// A core that hosts a two-voter session, past its barrier.
+    fn hosting(now: Instant) -> SessionCore {
+        let mut core = SessionCore::new(config(), ME, 7, now);
+        let membership = Membership {
+            voters: [ME, OTHER].into_iter().collect(),
+            learners: Default::default(),
+        };
+        core.handle_membership(membership, now);
+        core.handle_role(Role::Leader, Some(ME), now);
+        assert_eq!(core.poll_action(), Some(Action::Barrier));
+        core.handle_outcome(Outcome::Barrier(Ok(())), now);
+        drain(&mut core);
+        core
+    }
+
+    fn inputs_message(incarnation: u64, inputs: Vec<(u64, Vec<u8>)>) -> Vec<u8> {
+        encode(&PlayerMessage::Inputs {
+            incarnation,
+            inputs,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn inputs_inside_a_restored_snapshot_are_acknowledged() {
+        let now = Instant::now();
+        let mut core = SessionCore::new(config(), ME, 7, now);
+        for _ in 0..3 {
+            core.submit_input(b"move", now).unwrap();
+        }
+        let mut progress = Progress {
+            last_tick: 40,
+            ..Progress::default()
+        };
+        progress.inputs.insert(
+            ME,
+            InputMark {
+                incarnation: 7,
+                sequence: 2,
+            },
+        );
+        let base = GameImage {
+            tick: 40,
+            progress,
+            game: vec![9],
+        };
+        core.handle_applied(Applied::Restored { base, tail: vec![] }, now);
+        let events = drain(&mut core);
+        assert!(events.contains(&Event::InputCommitted {
+            sequence: 1,
+            tick: 40
+        }));
+        assert!(events.contains(&Event::InputCommitted {
+            sequence: 2,
+            tick: 40
+        }));
+        assert_eq!(core.inputs_pending(), 1, "input 3 is still in flight");
+    }
+
+    #[test]
+    fn an_oversized_input_is_refused_and_nothing_is_queued() {
+        let now = Instant::now();
+        let mut core = SessionCore::new(config(), ME, 7, now);
+        assert_eq!(
+            core.submit_input(&[0; 1001], now),
+            Err(CallError::InputTooLarge {
+                len: 1001,
+                max: 1000
+            })
+        );
+        assert_eq!(core.inputs_pending(), 0);
+        assert_eq!(core.submit_input(&[0; 1000], now), Ok(1));
+    }
+
+    #[test]
+    fn the_window_of_inputs_in_flight_says_would_block() {
+        let now = Instant::now();
+        let mut core = SessionCore::new(
+            SessionConfig {
+                inputs_in_flight_max: 2,
+                ..config()
+            },
+            ME,
+            7,
+            now,
+        );
+        assert_eq!(core.submit_input(b"a", now), Ok(1));
+        assert_eq!(core.submit_input(b"b", now), Ok(2));
+        assert_eq!(core.submit_input(b"c", now), Err(CallError::WouldBlock));
+    }
+
+    #[test]
+    fn a_host_never_proposes_a_record_over_the_limit() {
+        let now = Instant::now();
+        let mut core = hosting(now);
+        // Far more input bytes than one record may carry beside a full payload.
+        let inputs = (1..=40).map(|sequence| (sequence, vec![1; 1000])).collect();
+        core.handle_message(OTHER, &inputs_message(3, inputs), now);
+        core.handle_timeout(now);
+        let (tick, inputs) = drain(&mut core)
+            .into_iter()
+            .find_map(|event| match event {
+                Event::RunTick { tick, inputs } => Some((tick, inputs)),
+                _ => None,
+            })
+            .expect("the host asks the game for a tick");
+        assert!(
+            !inputs.is_empty() && inputs.len() < 40,
+            "inputs are bounded by bytes"
+        );
+        assert_eq!(
+            core.commit_tick(tick, vec![0; 2001], now),
+            Err(CallError::PayloadTooLarge {
+                len: 2001,
+                max: 2000
+            }),
+            "a payload over the limit is refused"
+        );
+        core.commit_tick(tick, vec![0; 2000], now)
+            .expect("the request stayed open for a smaller answer");
+        let record = std::iter::from_fn(|| core.poll_action())
+            .find_map(|action| match action {
+                Action::Propose { record, .. } => Some(record),
+                _ => None,
+            })
+            .expect("the record is proposed");
+        assert!(record.len() <= config().tick_record_bytes_max);
+    }
+
+    #[test]
+    fn inputs_of_a_non_member_are_not_taken() {
+        let now = Instant::now();
+        let mut core = hosting(now);
+        core.handle_message(99, &inputs_message(1, vec![(1, b"x".to_vec())]), now);
+        core.handle_timeout(now);
+        let inputs = drain(&mut core).into_iter().find_map(|event| match event {
+            Event::RunTick { inputs, .. } => Some(inputs),
+            _ => None,
+        });
+        assert_eq!(inputs, Some(vec![]));
+    }
+
+    #[test]
+    fn a_restarted_player_is_heard_under_its_new_incarnation() {
+        let now = Instant::now();
+        let mut core = hosting(now);
+        let mut record = TickRecord {
+            tick: 1,
+            inputs: vec![PlayerInput {
+                player: OTHER,
+                incarnation: 3,
+                sequence: 1,
+                data: vec![],
+            }],
+            payload: vec![],
+        };
+        core.handle_applied(Applied::Tick(record.clone()), now);
+        // The player restarted: sequence 1 again, of a greater incarnation.
+        core.handle_message(OTHER, &inputs_message(4, vec![(1, b"new".to_vec())]), now);
+        // And a late copy of the old incarnation's input is ignored.
+        core.handle_message(OTHER, &inputs_message(3, vec![(1, b"old".to_vec())]), now);
+        core.handle_timeout(now + Duration::from_secs(1));
+        let inputs = drain(&mut core)
+            .into_iter()
+            .find_map(|event| match event {
+                Event::RunTick { inputs, .. } => Some(inputs),
+                _ => None,
+            })
+            .expect("a tick");
+        record.tick = 2;
+        record.inputs = vec![PlayerInput {
+            player: OTHER,
+            incarnation: 4,
+            sequence: 1,
+            data: b"new".to_vec(),
+        }];
+        assert_eq!(inputs, record.inputs);
+    }
+}

@@ -314,3 +314,76 @@ impl StateMachine for SessionMachine {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(player: NodeId, incarnation: u64, sequence: u64) -> PlayerInput {
+        PlayerInput {
+            player,
+            incarnation,
+            sequence,
+            data: vec![],
+        }
+    }
+
+    fn record(tick: u64, inputs: Vec<PlayerInput>) -> Vec<u8> {
+        encode(&TickRecord {
+            tick,
+            inputs,
+            payload: vec![],
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn marks_admit_the_next_input_or_the_first_of_a_newer_incarnation() {
+        let mark = InputMark {
+            incarnation: 5,
+            sequence: 3,
+        };
+        assert!(mark.admits(&input(1, 5, 4)));
+        assert!(!mark.admits(&input(1, 5, 3)), "a duplicate");
+        assert!(!mark.admits(&input(1, 5, 5)), "a gap");
+        assert!(mark.admits(&input(1, 6, 1)), "a restart");
+        assert!(!mark.admits(&input(1, 6, 2)), "a restart starts at 1");
+        assert!(!mark.admits(&input(1, 4, 1)), "a superseded incarnation");
+    }
+
+    #[test]
+    fn a_tick_record_forwarded_by_a_member_is_refused() {
+        let (mut machine, mut port) = SessionMachine::new(&super::super::SessionConfig::default());
+        let forged = record(1, vec![input(7, 1, 1)]);
+        assert_eq!(machine.apply(1, Origin::Member(9), &forged), TICK_REFUSED);
+        assert!(port.applied.try_recv().is_err(), "nothing reaches the game");
+        assert_eq!(machine.apply(2, Origin::Leader, &forged), TICK_APPLIED);
+        assert!(matches!(port.applied.try_recv(), Ok(Applied::Tick(r)) if r.tick == 1));
+    }
+
+    #[test]
+    fn a_snapshot_is_the_games_image_plus_the_records_after_it() {
+        let config = super::super::SessionConfig::default();
+        let (mut machine, port) = SessionMachine::new(&config);
+        assert!(machine.snapshot().is_err(), "no image from the game yet");
+        port.save_image(super::super::GameImageHandoff(GameImage {
+            tick: 0,
+            progress: Progress::default(),
+            game: b"start".to_vec(),
+        }));
+        for tick in 1..=3 {
+            machine.apply(tick, Origin::Leader, &record(tick, vec![input(7, 1, tick)]));
+        }
+        let bytes = machine.snapshot().expect("a snapshot");
+        let (mut other, mut other_port) = SessionMachine::new(&config);
+        other.restore(&bytes).expect("restores");
+        match other_port.applied.try_recv() {
+            Ok(Applied::Restored { base, tail }) => {
+                assert_eq!(base.game, b"start");
+                assert_eq!(tail.iter().map(|r| r.tick).collect::<Vec<_>>(), [1, 2, 3]);
+            }
+            other => panic!("expected a restore, got {other:?}"),
+        }
+        assert_eq!(other.progress, machine.progress);
+    }
+}
