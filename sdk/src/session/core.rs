@@ -265,8 +265,8 @@ enum TickStage {
         inputs: Vec<PlayerInput>,
         started: Instant,
     },
-    /// Proposed; waits to be applied (or to fail).
-    Proposed { tick: u64, started: Instant },
+    /// Proposed at `proposed`; waits to be applied (or to fail).
+    Proposed { tick: u64, proposed: Instant },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -496,15 +496,12 @@ impl SessionCore {
                 max: self.config.tick_payload_bytes_max,
             });
         }
-        let TickStage::WithGame {
-            tick,
-            inputs,
-            started,
-        } = std::mem::replace(&mut self.stage, TickStage::Idle)
+        let TickStage::WithGame { tick, inputs, .. } =
+            std::mem::replace(&mut self.stage, TickStage::Idle)
         else {
             return Err(CallError::NoSuchRequest(tick));
         };
-        self.propose(tick, inputs, payload, started, now);
+        self.propose(tick, inputs, payload, now);
         Ok(())
     }
 
@@ -633,8 +630,8 @@ impl SessionCore {
             self.request_snapshot();
         }
         if matches!(self.stage, TickStage::Proposed { tick: proposed, .. } if proposed <= tick) {
-            if let TickStage::Proposed { started, .. } = self.stage {
-                self.measure_load(started, now);
+            if let TickStage::Proposed { proposed, .. } = self.stage {
+                self.measure_load(proposed, now);
             }
             self.stage = TickStage::Idle;
             self.turn_started = now;
@@ -1086,7 +1083,7 @@ impl SessionCore {
         let inputs = self.collect_inputs();
         self.turn_started = now;
         if self.config.lockstep {
-            self.propose(tick, inputs, Vec::new(), now, now);
+            self.propose(tick, inputs, Vec::new(), now);
         } else {
             self.events.push_back(Event::RunTick {
                 tick,
@@ -1100,14 +1097,7 @@ impl SessionCore {
         }
     }
 
-    fn propose(
-        &mut self,
-        tick: u64,
-        inputs: Vec<PlayerInput>,
-        payload: Vec<u8>,
-        started: Instant,
-        now: Instant,
-    ) {
+    fn propose(&mut self, tick: u64, inputs: Vec<PlayerInput>, payload: Vec<u8>, now: Instant) {
         if self.hosting != Hosting::Ready || tick != self.progress.last_tick + 1 {
             // Hosting moved on while the game computed: the answer is moot.
             self.stage = TickStage::Idle;
@@ -1125,7 +1115,10 @@ impl SessionCore {
                     tick,
                     record: bytes,
                 });
-                self.stage = TickStage::Proposed { tick, started };
+                self.stage = TickStage::Proposed {
+                    tick,
+                    proposed: now,
+                };
             }
             Ok(bytes) => {
                 // Inputs and payload are bounded so this cannot happen; if it does, the
@@ -1144,7 +1137,6 @@ impl SessionCore {
                 self.stage = TickStage::Idle;
             }
         }
-        let _ = now;
     }
 
     fn tick_period(&self) -> Duration {
@@ -1159,13 +1151,23 @@ impl SessionCore {
         self.tick_load = (1.0 - TICK_LOAD_SMOOTHING) * self.tick_load + TICK_LOAD_SMOOTHING * load;
     }
 
-    /// The load of the tick under way counts while it is with the game, so a host whose
-    /// game stops answering loses fitness and hands over.
+    /// The load of the tick under way. Time the game spends computing a tick does not
+    /// count: every player runs the same game, so moving the host would not make it faster,
+    /// and a slow frame must not cause a migration. A game that has not answered for
+    /// [`SessionConfig::game_answer_limit`] is taken as hung, and then the host is unfit.
     fn current_load(&self, now: Instant) -> f64 {
+        let period = self.tick_period().as_secs_f64();
         match &self.stage {
-            TickStage::WithGame { started, .. } | TickStage::Proposed { started, .. } => {
-                let load =
-                    now.duration_since(*started).as_secs_f64() / self.tick_period().as_secs_f64();
+            TickStage::WithGame { started, .. } => {
+                let waited = now.duration_since(*started);
+                if waited >= self.config.game_answer_limit {
+                    self.tick_load.max(waited.as_secs_f64() / period)
+                } else {
+                    self.tick_load
+                }
+            }
+            TickStage::Proposed { proposed, .. } => {
+                let load = now.duration_since(*proposed).as_secs_f64() / period;
                 self.tick_load.max(load)
             }
             TickStage::Idle => self.tick_load,

@@ -258,6 +258,11 @@ impl SessionHandle {
         self.shared.core().last_tick()
     }
 
+    /// Whether the session has stopped (its last event is `Left` or `Fatal`).
+    pub fn is_stopped(&self) -> bool {
+        self.shared.core().is_stopped()
+    }
+
     /// Inputs submitted and not yet committed.
     pub fn inputs_pending(&self) -> usize {
         self.shared.core().inputs_pending()

@@ -138,6 +138,9 @@ pub struct SessionConfig {
     /// The game is asked for a snapshot every this many ticks; the log is compacted from
     /// the newest one (see [`Event::MakeSnapshot`]).
     pub snapshot_interval_ticks: u64,
+    /// A host whose game has not answered a [`Event::RunTick`] for this long is taken as
+    /// hung: it counts as fully loaded, and hands over. Shorter delays only delay ticks.
+    pub game_answer_limit: Duration,
     /// Events the game may leave unpolled. At half of it the host stops starting ticks;
     /// at the bound the session stops with [`Event::Fatal`].
     pub events_queued_max: usize,
@@ -167,6 +170,7 @@ impl Default for SessionConfig {
             tick_payload_bytes_max: 64 * 1024,
             tick_record_bytes_max: 512 * 1024,
             snapshot_interval_ticks: 1024,
+            game_answer_limit: Duration::from_secs(1),
             events_queued_max: 65_536,
             incarnation: None,
         }
@@ -212,6 +216,7 @@ impl SessionConfig {
             ("policy_interval", self.policy_interval),
             ("voter_absence_limit", self.voter_absence_limit),
             ("input_retry_interval", self.input_retry_interval),
+            ("game_answer_limit", self.game_answer_limit),
         ] {
             if value.is_zero() {
                 return bad(field, "must not be zero");
