@@ -26,6 +26,10 @@ pub struct Config {
     /// Batching: most payload bytes in one AppendEntries; one entry is always sent even if
     /// larger (default 1 MiB).
     pub max_append_bytes: usize,
+    /// A learner is promoted once its log is within this many entries of the commit index
+    /// (§4.2.1: a new voter must be nearly caught up, not exactly: on a link slower than
+    /// the proposal rate, entries are always in flight and "exactly" is never reached).
+    pub promotion_lag_entries_max: u64,
     /// Size of one InstallSnapshot chunk (default 64 KiB).
     pub snapshot_chunk_bytes: usize,
     /// Run a pre-vote round before a real election (§9.6), default true.
@@ -53,6 +57,7 @@ impl Config {
             max_inflight_appends: 8,
             max_entries_per_append: 64,
             max_append_bytes: 1024 * 1024,
+            promotion_lag_entries_max: 32,
             snapshot_chunk_bytes: 64 * 1024,
             pre_vote: true,
             check_quorum: true,

@@ -44,10 +44,9 @@ impl RaftNode {
                         ProposeError::UnknownNode(id)
                     });
                 }
-                let caught_up = self
-                    .progress
-                    .get(&id)
-                    .is_some_and(|pr| pr.match_index >= self.log.commit);
+                let caught_up = self.progress.get(&id).is_some_and(|pr| {
+                    pr.match_index + self.config.promotion_lag_entries_max >= self.log.commit
+                });
                 if !caught_up {
                     return Err(ProposeError::TargetNotCaughtUp(id));
                 }

@@ -163,11 +163,37 @@ fn s4_1_promotion_of_a_lagging_learner_is_refused() {
         .propose_membership(MembershipChange::AddLearner(4))
         .unwrap();
     net.run(3);
+    let lag = baton_core::Config::new(1, 0).promotion_lag_entries_max;
+    for _ in 0..=lag {
+        net.raft(1).propose(b"x".to_vec(), None).unwrap();
+    }
+    net.run(3);
     assert_eq!(
         net.raft(1)
             .propose_membership(MembershipChange::PromoteLearner(4)),
         Err(ProposeError::TargetNotCaughtUp(4))
     );
+}
+
+#[test]
+fn s4_2_1_a_learner_nearly_caught_up_is_promoted_though_entries_are_in_flight() {
+    let mut net = Network::new(&[1, 2, 3]);
+    net.elect(1);
+    net.add_joining_node(4);
+    net.raft(1)
+        .propose_membership(MembershipChange::AddLearner(4))
+        .unwrap();
+    net.run(5);
+    // The learner is cut off for a few entries: behind, but within the allowed lag.
+    net.isolate(4);
+    for _ in 0..3 {
+        net.raft(1).propose(b"x".to_vec(), None).unwrap();
+    }
+    net.run(3);
+    assert!(net
+        .raft(1)
+        .propose_membership(MembershipChange::PromoteLearner(4))
+        .is_ok());
 }
 
 #[test]
