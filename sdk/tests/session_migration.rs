@@ -441,3 +441,45 @@ async fn a_two_player_session_plays_turns_and_says_it_survives_no_crash() {
     let all: Vec<_> = sessions.iter().collect();
     assert_replicas_agree(&all);
 }
+
+/// The fittest caught-up voter wins a fitness handoff, reliably: in several fresh sessions
+/// whose voters have distinct game scores, the host whose score drops to 0 hands over to
+/// the fittest one, within the hold plus a few policy rounds (a generous bound for a
+/// loaded CI machine; before the fix some sessions took seconds or never moved).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fittest_voter_wins_the_fitness_handoff_in_every_session() {
+    const SCORES: [f64; 4] = [0.2, 0.9, 0.4, 0.6];
+    for round in 0..3 {
+        let config = config(FAST, 5);
+        let sessions = start_session(5, &config).await;
+        let old_host = host_of(&sessions).await.unwrap();
+        let others: Vec<_> = sessions.iter().filter(|s| s.id() != old_host).collect();
+        for (session, score) in others.iter().zip(SCORES) {
+            session.set_game_score(score).await.unwrap();
+        }
+        let fittest = others[1].id();
+        // Let the new scores reach the host in a policy round or two.
+        tokio::time::sleep(config.policy_interval * 3).await;
+        let started = std::time::Instant::now();
+        sessions[index_of(&sessions, old_host)]
+            .set_game_score(0.0)
+            .await
+            .unwrap();
+        let bound = config.handoff_hold + config.policy_interval * 30;
+        let moved = tokio::time::timeout(bound, async {
+            loop {
+                if let Some(host) = host_of(&sessions).await.filter(|host| *host != old_host) {
+                    return host;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("round {round}: no handoff within {bound:?}"));
+        eprintln!("round {round}: handoff after {:?}", started.elapsed());
+        assert_eq!(moved, fittest, "round {round}: the fittest voter took over");
+        for session in &sessions {
+            session.stop().await;
+        }
+    }
+}
