@@ -138,6 +138,7 @@ impl<S: StateMachine> Driver<S> {
             session_inbox,
         } = channels;
         let id = identity.node_id();
+        config.validate()?;
         if let Some(advertised) = config.advertise_addr {
             if dialable_addr(Some(advertised), None).is_none() {
                 return Err(NodeError::AdvertiseAddr(advertised));

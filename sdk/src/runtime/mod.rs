@@ -10,6 +10,7 @@ mod address;
 mod applier;
 mod driver;
 mod persist;
+mod validate;
 pub mod wire;
 
 use crate::raft::{
@@ -26,6 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+pub use validate::{CONFIG_DURATION_MAX, FRAME_ENVELOPE_BYTES_MAX};
 pub use wire::{LogCommand, Wire};
 
 /// The replicated application. Every node applies the same commands in the same order, so
@@ -199,6 +201,14 @@ pub enum NodeError {
     /// The core refused the configuration.
     #[error("raft configuration: {0}")]
     Config(#[from] raft::ConfigError),
+    /// A setting of [`NodeConfig`] would make the node panic or stall once started.
+    #[error("invalid configuration: {field}: {reason}")]
+    InvalidConfig {
+        /// The field, as named in [`NodeConfig`] (`transport.` or `raft.` for nested ones).
+        field: &'static str,
+        /// What is wrong with its value.
+        reason: String,
+    },
     /// [`NodeConfig::advertise_addr`] is not an address anyone can dial.
     #[error("advertise_addr {0} cannot be dialed: it needs a specific IP and a non-zero port")]
     AdvertiseAddr(SocketAddr),
