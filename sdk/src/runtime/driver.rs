@@ -26,6 +26,10 @@ use tracing::Instrument;
 /// replicated table, so that a retried proposal is always still recognised.
 const PROPOSAL_SEQUENCE_SPAN_MAX: u64 = (raft::CLIENT_WINDOW_LEN_DEFAULT / 2) as u64;
 
+/// Forwarded proposals a leader keeps while a leadership transfer refuses them, to propose
+/// them the moment the transfer is abandoned; past it they wait for their proposer's retry.
+const FORWARDS_DEFERRED_LEN_MAX: usize = 1024;
+
 /// The channels between the node's handles and its task.
 pub(crate) struct Channels<S: StateMachine> {
     pub(crate) commands: mpsc::Receiver<Command<S>>,
@@ -100,6 +104,10 @@ pub(crate) struct Driver<S: StateMachine> {
     next_read_id: u64,
     changes: Vec<PendingChange>,
     transfers: Vec<PendingTransfer>,
+    /// The core's transfer target as last seen, to notice the moment a transfer ends.
+    transfer_seen: Option<NodeId>,
+    /// Forwarded proposals refused because a transfer was under way, as (tag, log command).
+    forwards_deferred: std::collections::VecDeque<(ClientTag, Vec<u8>)>,
     join_task: Option<tokio::task::JoinHandle<()>>,
     last_snapshot_index: Index,
     stopped: Option<String>,
@@ -231,6 +239,8 @@ impl<S: StateMachine> Driver<S> {
             next_read_id: 1,
             changes: Vec::new(),
             transfers: Vec::new(),
+            transfer_seen: None,
+            forwards_deferred: Default::default(),
             join_task,
             last_snapshot_index,
             stopped: None,
@@ -380,13 +390,7 @@ impl<S: StateMachine> Driver<S> {
                     tracing::debug!(%err, "core refused a message");
                 }
             }
-            Wire::Forward { tag, command } => {
-                if self.core.role() == Role::Leader {
-                    if let Err(err) = self.core.propose(command, Some(tag)) {
-                        tracing::debug!(%err, "forwarded proposal refused; the proposer will retry");
-                    }
-                }
-            }
+            Wire::Forward { tag, command } => self.on_forward(tag, command),
             Wire::JoinRequest { addr } => self.on_join_request(from, addr),
             Wire::Session(bytes) => {
                 if self.session_inbox.try_send((from, bytes)).is_err() {
@@ -406,6 +410,21 @@ impl<S: StateMachine> Driver<S> {
                     );
                 }
             }
+        }
+    }
+
+    fn on_forward(&mut self, tag: ClientTag, command: Vec<u8>) {
+        if self.core.role() != Role::Leader {
+            return;
+        }
+        if self.core.transfer_target().is_some()
+            && self.forwards_deferred.len() < FORWARDS_DEFERRED_LEN_MAX
+        {
+            self.forwards_deferred.push_back((tag, command));
+            return;
+        }
+        if let Err(err) = self.core.propose(command, Some(tag)) {
+            tracing::debug!(%err, "forwarded proposal refused; the proposer will retry");
         }
     }
 
@@ -742,6 +761,7 @@ impl<S: StateMachine> Driver<S> {
     // ---- outputs ------------------------------------------------------------------
 
     fn drain_ready(&mut self) {
+        self.watch_transfer();
         while self.stopped.is_none() && self.core.has_ready() {
             let ready = self.core.ready();
             self.handle_ready(ready);
@@ -809,6 +829,39 @@ impl<S: StateMachine> Driver<S> {
                 self.reads_to_retry.push(read);
             }
         }
+    }
+
+    /// A leadership transfer refuses every proposal while it runs. When it ends without a
+    /// new leader (abandoned, or cancelled), this node still leads and resubmits at once
+    /// what was refused, instead of after `proposal_retry_interval`: a stalled transfer
+    /// then costs the abandon timeout, not that plus a retry interval. A transfer that
+    /// succeeded changes the leader, and `on_soft_state` resubmits then.
+    fn watch_transfer(&mut self) {
+        let now_target = self.core.transfer_target();
+        let ended = self.transfer_seen.is_some() && now_target.is_none();
+        self.transfer_seen = now_target;
+        if !ended {
+            return;
+        }
+        let deferred = std::mem::take(&mut self.forwards_deferred);
+        if self.core.role() != Role::Leader {
+            return;
+        }
+        tracing::debug!(
+            proposals = self.proposals.len(),
+            forwarded = deferred.len(),
+            "transfer ended without a new leader; resubmitting refused proposals"
+        );
+        for (tag, command) in deferred {
+            if let Err(err) = self.core.propose(command, Some(tag)) {
+                tracing::debug!(%err, "deferred forwarded proposal refused; its proposer will retry");
+            }
+        }
+        let now = Instant::now();
+        for pending in self.proposals.values_mut() {
+            pending.next_retry = now;
+        }
+        self.retry_proposals(now);
     }
 
     fn on_soft_state(&mut self, soft_state: &SoftState) {
