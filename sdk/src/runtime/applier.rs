@@ -75,25 +75,34 @@ impl<S: StateMachine> Applier<S> {
                 self.addresses.insert(id, addr);
                 Applied::Address { id, addr }
             }
-            LogCommand::App(bytes) => match tag {
-                None => {
-                    self.state_machine.apply(index, Origin::Leader, &bytes);
-                    Applied::Quiet
-                }
-                Some(tag) => {
-                    let result = match self.sessions.check(tag) {
-                        SessionCheck::New => {
-                            let result = self.state_machine.apply(index, Origin::Leader, &bytes);
-                            self.sessions.record(tag, result.clone());
-                            Some(result)
-                        }
-                        SessionCheck::Duplicate(cached) => Some(cached.to_vec()),
-                        SessionCheck::Stale => None,
-                    };
-                    Applied::Command { tag, result }
-                }
-            },
+            LogCommand::App(bytes) => self.apply_app(index, tag, Origin::Leader, &bytes),
+            LogCommand::Forwarded { proposer, command } => {
+                self.apply_app(index, tag, Origin::Member(proposer), &command)
+            }
         }
+    }
+
+    fn apply_app(
+        &mut self,
+        index: Index,
+        tag: Option<ClientTag>,
+        origin: Origin,
+        bytes: &[u8],
+    ) -> Applied {
+        let Some(tag) = tag else {
+            self.state_machine.apply(index, origin, bytes);
+            return Applied::Quiet;
+        };
+        let result = match self.sessions.check(tag) {
+            SessionCheck::New => {
+                let result = self.state_machine.apply(index, origin, bytes);
+                self.sessions.record(tag, result.clone());
+                Some(result)
+            }
+            SessionCheck::Duplicate(cached) => Some(cached.to_vec()),
+            SessionCheck::Stale => None,
+        };
+        Applied::Command { tag, result }
     }
 
     pub(crate) fn snapshot(&self) -> Result<Vec<u8>, StateMachineError> {

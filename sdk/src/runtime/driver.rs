@@ -4,7 +4,7 @@
 use super::address::dialable_addr;
 use super::applier::{Applied, Applier};
 use super::persist::{spawn_persister, PersistDone, PersistJob};
-use super::wire::{encode, LogCommand, Wire};
+use super::wire::{bind_client_id, encode, LogCommand, Wire};
 use super::{
     Bootstrap, Command, NodeConfig, NodeError, NodeEvent, NodeStatus, ReadFn, Reply, StateMachine,
 };
@@ -44,6 +44,7 @@ pub(crate) struct Started {
 }
 
 struct PendingProposal {
+    /// The application's bytes, as handed to `Node::propose`.
     command: Vec<u8>,
     reply: Reply<Vec<u8>>,
     next_retry: Instant,
@@ -93,7 +94,10 @@ pub(crate) struct Driver<S: StateMachine> {
     persister: Option<std::thread::JoinHandle<()>>,
     events: broadcast::Sender<NodeEvent>,
     session_inbox: mpsc::Sender<(NodeId, Vec<u8>)>,
+    /// This node's client id as it sends it in forwards (the leader binds it to us).
     client_id: u64,
+    /// `bind_client_id(id, client_id)`: the client id of this node's proposals in the log.
+    bound_client_id: u64,
     next_sequence: u64,
     proposals: BTreeMap<ClientTag, PendingProposal>,
     /// Proposals waiting for a free slot in the in-flight window.
@@ -214,6 +218,7 @@ impl<S: StateMachine> Driver<S> {
             }
         }
 
+        let client_id: u64 = rand::random();
         let raft = core.status();
         let initial_state_span = state_span(&span, raft.term, raft.role);
         let driver = Driver {
@@ -229,7 +234,8 @@ impl<S: StateMachine> Driver<S> {
             persister: Some(persister),
             events,
             session_inbox,
-            client_id: rand::random(),
+            client_id,
+            bound_client_id: bind_client_id(id, client_id),
             next_sequence: 1,
             proposals: BTreeMap::new(),
             queued_proposals: Default::default(),
@@ -390,7 +396,7 @@ impl<S: StateMachine> Driver<S> {
                     tracing::debug!(%err, "core refused a message");
                 }
             }
-            Wire::Forward { tag, command } => self.on_forward(tag, command),
+            Wire::Forward { tag, command } => self.on_forward(from, tag, command),
             Wire::JoinRequest { addr } => self.on_join_request(from, addr),
             Wire::Session(bytes) => {
                 if self.session_inbox.try_send((from, bytes)).is_err() {
@@ -413,17 +419,39 @@ impl<S: StateMachine> Driver<S> {
         }
     }
 
-    fn on_forward(&mut self, tag: ClientTag, command: Vec<u8>) {
+    /// A member's proposal: appended as `Forwarded` by its authenticated sender, under a
+    /// client id bound to that sender, so no peer can write the runtime's own commands or
+    /// reach into another proposer's exactly-once window.
+    fn on_forward(&mut self, from: NodeId, claimed: ClientTag, command: Vec<u8>) {
         if self.core.role() != Role::Leader {
             return;
         }
+        let membership = self.core.membership();
+        if !membership.voters.contains(&from) && !membership.learners.contains(&from) {
+            tracing::warn!(peer = %format_args!("{from:016x}"), "forwarded proposal from a non-member refused");
+            return;
+        }
+        let tag = ClientTag {
+            client_id: bind_client_id(from, claimed.client_id),
+            sequence: claimed.sequence,
+        };
+        let entry = match encode(&LogCommand::Forwarded {
+            proposer: from,
+            command,
+        }) {
+            Ok(entry) => entry,
+            Err(err) => {
+                tracing::error!(%err, "cannot encode a forwarded proposal");
+                return;
+            }
+        };
         if self.core.transfer_target().is_some()
             && self.forwards_deferred.len() < FORWARDS_DEFERRED_LEN_MAX
         {
-            self.forwards_deferred.push_back((tag, command));
+            self.forwards_deferred.push_back((tag, entry));
             return;
         }
-        if let Err(err) = self.core.propose(command, Some(tag)) {
+        if let Err(err) = self.core.propose(entry, Some(tag)) {
             tracing::debug!(%err, "forwarded proposal refused; the proposer will retry");
         }
     }
@@ -566,24 +594,17 @@ impl<S: StateMachine> Driver<S> {
             let Some((command, reply, deadline)) = self.queued_proposals.pop_front() else {
                 break;
             };
-            let encoded = match encode(&LogCommand::App(command)) {
-                Ok(encoded) => encoded,
-                Err(err) => {
-                    let _ = reply.send(Err(NodeError::Encode(err.to_string())));
-                    continue;
-                }
-            };
             let tag = ClientTag {
-                client_id: self.client_id,
+                client_id: self.bound_client_id,
                 sequence: self.next_sequence,
             };
             self.next_sequence += 1;
             let next_retry = Instant::now() + self.config.proposal_retry_interval;
-            self.submit(tag, encoded.clone());
+            self.submit(tag, command.clone());
             self.proposals.insert(
                 tag,
                 PendingProposal {
-                    command: encoded,
+                    command,
                     reply,
                     next_retry,
                     deadline,
@@ -592,15 +613,37 @@ impl<S: StateMachine> Driver<S> {
         }
     }
 
-    /// Hands a tagged proposal to the leader: directly when this node leads, over the
-    /// network otherwise. Losing it is fine: the retry timer sends it again.
+    /// Hands a tagged application proposal to the leader: appended as this leader's own
+    /// command when this node leads, forwarded with the unbound client id otherwise (the
+    /// leader binds it to us). Losing it is fine: the retry timer sends it again.
     fn submit(&mut self, tag: ClientTag, command: Vec<u8>) {
+        debug_assert_eq!(
+            tag.client_id, self.bound_client_id,
+            "only our own proposals"
+        );
         if self.core.role() == Role::Leader {
-            if let Err(err) = self.core.propose(command, Some(tag)) {
+            let entry = match encode(&LogCommand::App(command)) {
+                Ok(entry) => entry,
+                Err(err) => {
+                    tracing::error!(%err, "cannot encode a proposal");
+                    return;
+                }
+            };
+            if let Err(err) = self.core.propose(entry, Some(tag)) {
                 tracing::debug!(%err, sequence = tag.sequence, "proposal deferred");
             }
         } else if let Some(leader) = self.core.leader_id() {
-            self.transport.send(leader, Wire::Forward { tag, command });
+            let claimed = ClientTag {
+                client_id: self.client_id,
+                sequence: tag.sequence,
+            };
+            self.transport.send(
+                leader,
+                Wire::Forward {
+                    tag: claimed,
+                    command,
+                },
+            );
         }
     }
 
@@ -927,7 +970,7 @@ impl<S: StateMachine> Driver<S> {
         match self.applier.apply(&entry) {
             Applied::Quiet => {}
             Applied::Command { tag, result } => {
-                if tag.client_id == self.client_id {
+                if tag.client_id == self.bound_client_id {
                     if let Some(pending) = self.proposals.remove(&tag) {
                         let _ = pending.reply.send(result.ok_or(NodeError::Dropped));
                         self.admit_proposals();

@@ -28,7 +28,7 @@ use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 pub use validate::{CONFIG_DURATION_MAX, FRAME_ENVELOPE_BYTES_MAX};
-pub use wire::{LogCommand, Wire};
+pub use wire::{bind_client_id, LogCommand, Wire};
 
 /// The replicated application. Every node applies the same commands in the same order, so
 /// every replica holds the same state; `snapshot`/`restore` let the log be compacted and let
