@@ -363,3 +363,59 @@ async fn a_member_claiming_another_client_id_cannot_poison_its_exactly_once_wind
     member.transport.shutdown().await;
     shutdown_all(&nodes).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_member_is_forgotten_by_every_node_and_by_later_snapshots() {
+    support::init_logging();
+    let (mut nodes, credentials) = cluster_and_credentials(3, Duration::from_millis(400)).await;
+    let lead = leader_index(&nodes).await;
+    let gone = nodes.remove((lead + 1) % 3);
+    let gone_id = gone.id();
+    let lead = leader_index(&nodes).await;
+    nodes[lead]
+        .change_membership(baton::raft::MembershipChange::RemoveNode(gone_id), None)
+        .await
+        .expect("the removal commits");
+    gone.shutdown().await.unwrap();
+
+    // Enough entries for every node to compact, so a joiner starts from a snapshot.
+    let acked = support::runtime::propose_values(&nodes[lead], "after-removal", 100).await;
+    assert_eq!(acked.len(), 100);
+    let joiner = baton::runtime::Node::start(
+        node_config(any_port(), None, None),
+        Identity::generate().unwrap(),
+        credentials.clone(),
+        ValueList::default(),
+        baton::runtime::Bootstrap::Join {
+            addrs: vec![nodes[lead].local_addr()],
+        },
+    )
+    .await
+    .unwrap();
+    let joiner_id = joiner.id();
+    nodes.push(joiner);
+    let lead_node = nodes[lead].clone();
+    eventually("the joiner to be admitted and caught up", || async {
+        let status = lead_node.status().await.unwrap();
+        status.membership.learners.contains(&joiner_id)
+            && status.address_book.contains_key(&joiner_id)
+    })
+    .await;
+
+    for node in &nodes {
+        eventually("every node to forget the removed member", || async {
+            let status = node.status().await.unwrap();
+            !status.address_book.contains_key(&gone_id)
+                && status.dialed_peers.iter().all(|(id, _)| *id != gone_id)
+                && status.peer_links.iter().all(|(id, _)| *id != gone_id)
+        })
+        .await;
+    }
+    let status = nodes.last().unwrap().status().await.unwrap();
+    assert!(
+        status.address_book.len() == 3,
+        "the joiner's book names the three members: {:?}",
+        status.address_book
+    );
+    shutdown_all(&nodes).await;
+}

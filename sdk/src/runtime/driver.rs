@@ -183,7 +183,11 @@ impl<S: StateMachine> Driver<S> {
         let mut applier = Applier::new(state_machine);
         let mut last_snapshot_index = 0;
         if let Some(snapshot) = &persisted.snapshot {
-            applier.restore(snapshot.meta.last_index, &snapshot.data)?;
+            applier.restore(
+                snapshot.meta.last_index,
+                &snapshot.meta.membership,
+                &snapshot.data,
+            )?;
             last_snapshot_index = snapshot.meta.last_index;
         }
 
@@ -828,13 +832,16 @@ impl<S: StateMachine> Driver<S> {
             self.send_raft(message);
         }
         if let Some(snapshot) = &ready.snapshot {
-            if let Err(err) = self
-                .applier
-                .restore(snapshot.meta.last_index, &snapshot.data)
-            {
+            let book_before = self.applier.addresses.clone();
+            if let Err(err) = self.applier.restore(
+                snapshot.meta.last_index,
+                &snapshot.meta.membership,
+                &snapshot.data,
+            ) {
                 self.stop(&format!("cannot restore the leader's snapshot: {err}"));
                 return;
             }
+            self.sync_transport_with_book(&book_before);
             self.last_snapshot_index = snapshot.meta.last_index;
             tracing::info!(
                 index = snapshot.meta.last_index,
@@ -982,7 +989,16 @@ impl<S: StateMachine> Driver<S> {
                     self.transport.add_peer(id, addr);
                 }
             }
-            Applied::Membership(membership) => {
+            Applied::Membership {
+                membership,
+                forgotten,
+            } => {
+                for id in forgotten {
+                    if id != self.id {
+                        tracing::info!(node = %format_args!("{id:016x}"), "no longer a member; forgotten");
+                        self.transport.remove_peer(id);
+                    }
+                }
                 let member =
                     membership.voters.contains(&self.id) || membership.learners.contains(&self.id);
                 if member {
@@ -994,6 +1010,20 @@ impl<S: StateMachine> Driver<S> {
                 }
                 tracing::info!(voters = ?membership.voters, learners = ?membership.learners, "membership applied");
                 let _ = self.events.send(NodeEvent::MembershipChanged(membership));
+            }
+        }
+    }
+
+    /// After a snapshot replaced the address book: stop dialing who left it, dial who is in it.
+    fn sync_transport_with_book(&self, before: &BTreeMap<NodeId, SocketAddr>) {
+        for id in before.keys() {
+            if *id != self.id && !self.applier.addresses.contains_key(id) {
+                self.transport.remove_peer(*id);
+            }
+        }
+        for (id, addr) in &self.applier.addresses {
+            if *id != self.id && before.get(id) != Some(addr) {
+                self.transport.add_peer(*id, *addr);
             }
         }
     }
@@ -1049,6 +1079,7 @@ impl<S: StateMachine> Driver<S> {
             fitness: raft.fitness,
             progress: self.core.progress(),
             peer_links,
+            dialed_peers: self.transport.dialed_peers(),
         }
     }
 }

@@ -187,6 +187,9 @@ pub struct NodeStatus {
     /// What QUIC measured of the connection to each connected peer (round trip, packets
     /// sent and lost).
     pub peer_links: Vec<(NodeId, LinkStats)>,
+    /// The peers the transport keeps (re)connecting to, with the address it dials: the
+    /// members of the address book (and a joiner being admitted), never a removed node.
+    pub dialed_peers: Vec<(NodeId, SocketAddr)>,
 }
 
 /// Why a node operation failed.

@@ -743,6 +743,19 @@ where
         out
     }
 
+    /// Peers this transport dials and redials on its own (those [`add_peer`](Self::add_peer)
+    /// named and [`remove_peer`](Self::remove_peer) did not forget), with their addresses.
+    pub fn dialed_peers(&self) -> Vec<(NodeId, SocketAddr)> {
+        let state = self.inner.lock_state();
+        let mut out: Vec<_> = state
+            .peers
+            .iter()
+            .filter_map(|(id, slot)| slot.addr.map(|addr| (*id, addr)))
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
     /// Closes every connection and the endpoint, stops all tasks, and waits (at most
     /// [`SHUTDOWN_DRAIN_TIMEOUT`]) for the peers to be told.
     pub async fn shutdown(&self) {
