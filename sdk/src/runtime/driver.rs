@@ -6,18 +6,19 @@ use super::applier::{Applied, Applier};
 use super::persist::{spawn_persister, PersistDone, PersistJob};
 use super::wire::{bind_client_id, encode, LogCommand, Wire};
 use super::{
-    Bootstrap, Command, NodeConfig, NodeError, NodeEvent, NodeStatus, ReadFn, Reply, StateMachine,
+    Bootstrap, Command, JoinState, NodeConfig, NodeError, NodeEvent, NodeStatus, ReadFn, Reply,
+    StateMachine,
 };
 use crate::raft::{
     self, ClientTag, Entry, Index, Membership, MembershipChange, Message, NodeId, PersistedState,
     ProposalId, RaftNode, Ready, Role, SoftState,
 };
 use crate::storage::{newest_snapshot, open_storage, PersistBatch};
-use crate::transport::{Identity, SessionCredentials, Transport, TransportEvent};
+use crate::transport::{Identity, SessionCredentials, Transport, TransportError, TransportEvent};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::MissedTickBehavior;
 use tracing::Instrument;
 
@@ -35,6 +36,7 @@ pub(crate) struct Channels<S: StateMachine> {
     pub(crate) commands: mpsc::Receiver<Command<S>>,
     pub(crate) events: broadcast::Sender<NodeEvent>,
     pub(crate) session_inbox: mpsc::Sender<(NodeId, Vec<u8>)>,
+    pub(crate) join_state: watch::Sender<JoinState>,
 }
 
 pub(crate) struct Started {
@@ -112,7 +114,9 @@ pub(crate) struct Driver<S: StateMachine> {
     transfer_seen: Option<NodeId>,
     /// Forwarded proposals refused because a transfer was under way, as (tag, log command).
     forwards_deferred: std::collections::VecDeque<(ClientTag, Vec<u8>)>,
-    join_task: Option<tokio::task::JoinHandle<()>>,
+    join_task: Option<tokio::task::JoinHandle<JoinEnd>>,
+    /// Whether this node is in the configuration yet, for `Node::joined`.
+    join_state: watch::Sender<JoinState>,
     last_snapshot_index: Index,
     stopped: Option<String>,
     /// `node{id}`: the node's whole life runs in it.
@@ -126,6 +130,7 @@ pub(crate) struct Driver<S: StateMachine> {
 /// What woke the driver's loop.
 enum Wake<S: StateMachine> {
     Tick,
+    JoinEnded(Result<JoinEnd, tokio::task::JoinError>),
     Persisted(Option<PersistDone>),
     Inbound(Option<TransportEvent<Wire>>),
     Command(Option<Command<S>>),
@@ -148,6 +153,7 @@ impl<S: StateMachine> Driver<S> {
             commands,
             events,
             session_inbox,
+            join_state,
         } = channels;
         let id = identity.node_id();
         config.validate()?;
@@ -224,6 +230,9 @@ impl<S: StateMachine> Driver<S> {
 
         let client_id: u64 = rand::random();
         let raft = core.status();
+        if raft.membership.voters.contains(&id) || raft.membership.learners.contains(&id) {
+            join_state.send_replace(JoinState::Joined);
+        }
         let initial_state_span = state_span(&span, raft.term, raft.role);
         let driver = Driver {
             id,
@@ -252,6 +261,7 @@ impl<S: StateMachine> Driver<S> {
             transfer_seen: None,
             forwards_deferred: Default::default(),
             join_task,
+            join_state,
             last_snapshot_index,
             stopped: None,
             state_span: initial_state_span,
@@ -283,6 +293,7 @@ impl<S: StateMachine> Driver<S> {
                 done = persisted.recv() => Wake::Persisted(done),
                 event = inbound.recv() => Wake::Inbound(event),
                 command = commands.recv() => Wake::Command(command),
+                ended = join_task_end(&mut self.join_task) => Wake::JoinEnded(ended),
             };
             let wake = match wake {
                 Wake::Command(Some(Command::Shutdown(reply))) => {
@@ -298,6 +309,7 @@ impl<S: StateMachine> Driver<S> {
             let stopped = state_span.in_scope(|| {
                 match wake {
                     Wake::Tick => self.on_tick(),
+                    Wake::JoinEnded(ended) => self.on_join_task_end(ended),
                     Wake::Persisted(Some(done)) => self.on_persisted(done),
                     Wake::Persisted(None) => self.stop("the persistence thread ended"),
                     Wake::Inbound(Some(event)) => self.on_transport_event(event),
@@ -321,6 +333,24 @@ impl<S: StateMachine> Driver<S> {
         drop(self);
         if let Some(reply) = shutdown_reply {
             let _ = reply.send(());
+        }
+    }
+
+    /// The join task only ends by itself when every bootstrap address refused our
+    /// credentials (or by a panic): the node cannot join with them, so retrying is pointless.
+    fn on_join_task_end(&mut self, ended: Result<JoinEnd, tokio::task::JoinError>) {
+        self.join_task = None;
+        match ended {
+            Ok(JoinEnd::Refused(reason)) => {
+                tracing::error!(%reason, "join refused; not retrying");
+                self.join_state
+                    .send_replace(JoinState::Refused(reason.clone()));
+                let _ = self.events.send(NodeEvent::JoinRefused(reason));
+            }
+            Err(err) if err.is_panic() => {
+                self.stop(&format!("the join task panicked: {}", panic_message(err)))
+            }
+            Err(_) => {}
         }
     }
 
@@ -1002,6 +1032,11 @@ impl<S: StateMachine> Driver<S> {
                 let member =
                     membership.voters.contains(&self.id) || membership.learners.contains(&self.id);
                 if member {
+                    self.join_state.send_if_modified(|state| {
+                        let changed = *state != JoinState::Joined;
+                        *state = JoinState::Joined;
+                        changed
+                    });
                     if let Some(task) = self.join_task.take() {
                         task.abort();
                         tracing::info!("joined the cluster");
@@ -1084,24 +1119,62 @@ impl<S: StateMachine> Driver<S> {
     }
 }
 
+/// How the join task ended by itself.
+pub(crate) enum JoinEnd {
+    /// Every bootstrap address refused our credentials in one round.
+    Refused(String),
+}
+
+/// Waits for the join task to end; never resolves while there is none.
+async fn join_task_end(
+    task: &mut Option<tokio::task::JoinHandle<JoinEnd>>,
+) -> Result<JoinEnd, tokio::task::JoinError> {
+    match task {
+        Some(handle) => handle.await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The text of a panic, for the `Fatal` event.
+pub(crate) fn panic_message(err: tokio::task::JoinError) -> String {
+    match err.try_into_panic() {
+        Ok(payload) => payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".to_string()),
+        Err(err) => err.to_string(),
+    }
+}
+
 /// Knocks on the bootstrap addresses until the driver sees this node in the configuration
 /// and aborts the task. Each knock authenticates (the transport runs the join proof) and
-/// asks to join; a non-leader answers with a redirect that the driver follows.
+/// asks to join; a non-leader answers with a redirect that the driver follows. When every
+/// address refuses our credentials in the same round (`TransportError::Refused`: another
+/// session, or a wrong secret), the task ends with that refusal: nothing will change it.
 fn spawn_join_task(
     transport: Transport<Wire>,
     addrs: Vec<SocketAddr>,
     own_addr: SocketAddr,
     retry_interval: Duration,
     span: tracing::Span,
-) -> tokio::task::JoinHandle<()> {
+) -> tokio::task::JoinHandle<JoinEnd> {
     tokio::spawn(
         async move {
             loop {
+                let mut refusals = Vec::new();
                 for addr in &addrs {
                     match transport.connect(*addr).await {
                         Ok(peer) => transport.send(peer, Wire::JoinRequest { addr: own_addr }),
+                        Err(err @ TransportError::Refused { .. }) => {
+                            tracing::warn!(%addr, %err, "join refused");
+                            refusals.push(format!("{addr}: {err}"));
+                        }
                         Err(err) => tracing::debug!(%addr, %err, "join attempt failed"),
                     }
+                }
+                if !addrs.is_empty() && refusals.len() == addrs.len() {
+                    return JoinEnd::Refused(refusals.join("; "));
                 }
                 tokio::time::sleep(retry_interval).await;
             }
