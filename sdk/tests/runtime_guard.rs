@@ -419,3 +419,91 @@ async fn a_removed_member_is_forgotten_by_every_node_and_by_later_snapshots() {
     );
     shutdown_all(&nodes).await;
 }
+
+/// A state machine whose code panics on one command, as a game's might.
+#[derive(Default)]
+struct PanicsOnBoom(ValueList);
+
+impl baton::runtime::StateMachine for PanicsOnBoom {
+    fn apply(&mut self, index: baton::raft::Index, origin: Origin, command: &[u8]) -> Vec<u8> {
+        assert_ne!(command, b"boom", "the game's code panicked");
+        self.0.apply(index, origin, command)
+    }
+
+    fn snapshot(&self) -> Result<Vec<u8>, baton::runtime::StateMachineError> {
+        self.0.snapshot()
+    }
+
+    fn restore(&mut self, snapshot: &[u8]) -> Result<(), baton::runtime::StateMachineError> {
+        self.0.restore(snapshot)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_in_the_node_task_is_reported_and_stops_the_node_cleanly() {
+    support::init_logging();
+    let dir = tempfile::tempdir().unwrap();
+    let credentials = SessionCredentials::generate();
+    let identity_path = dir.path().join("identity");
+    let start = |bind: std::net::SocketAddr| {
+        let credentials = credentials.clone();
+        let identity = Identity::load_or_generate(&identity_path).unwrap();
+        let config = node_config(bind, None, Some(dir.path()));
+        async move {
+            baton::runtime::Node::start(
+                config,
+                identity,
+                credentials,
+                PanicsOnBoom::default(),
+                baton::runtime::Bootstrap::NewCluster,
+            )
+            .await
+        }
+    };
+    let node = start(any_port()).await.expect("the node starts");
+    let addr = node.local_addr();
+    let mut events = node.events();
+    node.propose(b"kept".to_vec()).await.expect("commits");
+
+    let outcome = node.propose(b"boom".to_vec()).await;
+    assert!(
+        matches!(outcome, Err(baton::runtime::NodeError::Stopped)),
+        "{outcome:?}"
+    );
+    let fatal = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match events.recv().await {
+                Ok(baton::runtime::NodeEvent::Fatal(reason)) => return Some(reason),
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    })
+    .await
+    .expect("the end of the node is reported in time");
+    let reason = fatal.expect("a Fatal event, not a silent death");
+    assert!(reason.contains("the game's code panicked"), "{reason}");
+    assert!(matches!(
+        node.status().await,
+        Err(baton::runtime::NodeError::Stopped)
+    ));
+    assert!(matches!(
+        node.propose(b"after".to_vec()).await,
+        Err(baton::runtime::NodeError::Stopped)
+    ));
+
+    // The transport is closed: a node restarts from the same storage on the same address.
+    // (It replays "boom" and panics again, which is the game's problem.)
+    let mut restarted = None;
+    for _ in 0..50 {
+        match start(addr).await {
+            Ok(node) => {
+                restarted = Some(node);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    let restarted = restarted.expect("the old node released its address");
+    let _ = restarted.shutdown().await;
+}

@@ -93,7 +93,6 @@ pub(crate) struct Driver<S: StateMachine> {
     applier: Applier<S>,
     transport: Transport<Wire>,
     persist_jobs: Option<std::sync::mpsc::Sender<PersistJob>>,
-    persister: Option<std::thread::JoinHandle<()>>,
     events: broadcast::Sender<NodeEvent>,
     session_inbox: mpsc::Sender<(NodeId, Vec<u8>)>,
     /// This node's client id as it sends it in forwards (the leader binds it to us).
@@ -244,7 +243,6 @@ impl<S: StateMachine> Driver<S> {
             applier,
             transport,
             persist_jobs: Some(persist_jobs),
-            persister: Some(persister),
             events,
             session_inbox,
             client_id,
@@ -268,7 +266,17 @@ impl<S: StateMachine> Driver<S> {
             span: span.clone(),
         };
         tracing::info!(parent: &span, %addr, %announced, fresh, "node started");
-        tokio::spawn(driver.run(commands, inbound, persisted_rx).instrument(span));
+        let supervised = Supervised {
+            transport: driver.transport.clone(),
+            events: driver.events.clone(),
+            persister,
+        };
+        let run = tokio::spawn(
+            driver
+                .run(commands, inbound, persisted_rx)
+                .instrument(span.clone()),
+        );
+        tokio::spawn(supervised.watch(run).instrument(span));
         Ok(Started {
             id,
             addr,
@@ -276,12 +284,14 @@ impl<S: StateMachine> Driver<S> {
         })
     }
 
+    /// The node's loop. Returns the caller of `Node::shutdown` to answer, if any, once the
+    /// persistence thread has been told to finish and the transport is closed.
     async fn run(
         mut self,
         mut commands: mpsc::Receiver<Command<S>>,
         mut inbound: mpsc::Receiver<TransportEvent<Wire>>,
         mut persisted: mpsc::UnboundedReceiver<PersistDone>,
-    ) {
+    ) -> Option<oneshot::Sender<()>> {
         let mut ticker = tokio::time::interval(self.config.tick_interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         self.drain_ready();
@@ -328,12 +338,10 @@ impl<S: StateMachine> Driver<S> {
             }
         }
         self.shutdown().await;
-        // Release the transport (and with it the UDP socket) before telling the caller we
-        // are done, so a node restarted in the same process can bind the same address.
-        drop(self);
-        if let Some(reply) = shutdown_reply {
-            let _ = reply.send(());
-        }
+        // Returning drops the driver, and with it the transport (and its UDP socket), before
+        // the supervisor tells the caller we are done, so a node restarted in the same
+        // process can bind the same address.
+        shutdown_reply
     }
 
     /// The join task only ends by itself when every bootstrap address refused our
@@ -347,6 +355,7 @@ impl<S: StateMachine> Driver<S> {
                     .send_replace(JoinState::Refused(reason.clone()));
                 let _ = self.events.send(NodeEvent::JoinRefused(reason));
             }
+            Ok(JoinEnd::TransportClosed) => {}
             Err(err) if err.is_panic() => {
                 self.stop(&format!("the join task panicked: {}", panic_message(err)))
             }
@@ -372,14 +381,11 @@ impl<S: StateMachine> Driver<S> {
         if let Some(task) = self.join_task.take() {
             task.abort();
         }
-        // Dropping the sender lets the persistence thread finish every queued job and end:
-        // whatever was handed to storage is durable before shutdown returns.
+        // Dropping the sender lets the persistence thread finish every queued job and end;
+        // the supervisor waits for it, so whatever was handed to storage is durable before
+        // shutdown returns.
         self.persist_jobs = None;
-        if let Some(persister) = self.persister.take() {
-            let _ = tokio::task::spawn_blocking(move || persister.join()).await;
-        }
         self.transport.shutdown().await;
-        tracing::info!("node stopped");
     }
 
     // ---- inputs -------------------------------------------------------------------
@@ -1119,10 +1125,56 @@ impl<S: StateMachine> Driver<S> {
     }
 }
 
+/// What outlives the driver task to watch its end: a panic there (the state machine's code
+/// runs in it) must not kill the node silently, leaving its transport answering peers.
+struct Supervised {
+    transport: Transport<Wire>,
+    events: broadcast::Sender<NodeEvent>,
+    persister: std::thread::JoinHandle<()>,
+}
+
+impl Supervised {
+    /// Waits for the driver task to end. After a panic: reports `Fatal`, closes the
+    /// transport, and lets the persistence thread finish what it was handed (unwinding
+    /// dropped the driver, and with it the job sender). Handles see `NodeError::Stopped`:
+    /// the command queue and every reply channel were dropped with the driver.
+    async fn watch(self, run: tokio::task::JoinHandle<Option<oneshot::Sender<()>>>) {
+        let shutdown_reply = match run.await {
+            Ok(reply) => reply,
+            Err(err) => {
+                let reason = format!("the node task ended abnormally: {}", panic_message(err));
+                tracing::error!(%reason, "node stopping");
+                let _ = self.events.send(NodeEvent::Fatal(reason));
+                self.transport.shutdown().await;
+                None
+            }
+        };
+        let persister = self.persister;
+        match tokio::task::spawn_blocking(move || persister.join()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(payload)) => {
+                let reason = format!(
+                    "the persistence thread panicked: {}",
+                    panic_payload_message(payload.as_ref())
+                );
+                tracing::error!(%reason);
+                let _ = self.events.send(NodeEvent::Fatal(reason));
+            }
+            Err(err) => tracing::error!(%err, "could not wait for the persistence thread"),
+        }
+        tracing::info!("node stopped");
+        if let Some(reply) = shutdown_reply {
+            let _ = reply.send(());
+        }
+    }
+}
+
 /// How the join task ended by itself.
 pub(crate) enum JoinEnd {
     /// Every bootstrap address refused our credentials in one round.
     Refused(String),
+    /// The transport was shut down: the node is stopping.
+    TransportClosed,
 }
 
 /// Waits for the join task to end; never resolves while there is none.
@@ -1135,16 +1187,20 @@ async fn join_task_end(
     }
 }
 
-/// The text of a panic, for the `Fatal` event.
+/// The text of a task's panic (or cancellation), for the `Fatal` event.
 pub(crate) fn panic_message(err: tokio::task::JoinError) -> String {
     match err.try_into_panic() {
-        Ok(payload) => payload
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "a panic without a message".to_string()),
+        Ok(payload) => panic_payload_message(payload.as_ref()),
         Err(err) => err.to_string(),
     }
+}
+
+fn panic_payload_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_string())
 }
 
 /// Knocks on the bootstrap addresses until the driver sees this node in the configuration
@@ -1166,6 +1222,7 @@ fn spawn_join_task(
                 for addr in &addrs {
                     match transport.connect(*addr).await {
                         Ok(peer) => transport.send(peer, Wire::JoinRequest { addr: own_addr }),
+                        Err(TransportError::Shutdown) => return JoinEnd::TransportClosed,
                         Err(err @ TransportError::Refused { .. }) => {
                             tracing::warn!(%addr, %err, "join refused");
                             refusals.push(format!("{addr}: {err}"));
