@@ -87,7 +87,7 @@ impl RaftNode {
                 return;
             }
             for pr in self.progress.values_mut() {
-                pr.recently_active = false;
+                pr.start_activity_round();
             }
         }
         self.tick_transfer();

@@ -525,7 +525,7 @@ impl RaftNode {
                 match_index: pr.match_index,
                 next_index: pr.next_index,
                 fitness: pr.fitness,
-                recently_active: pr.recently_active,
+                recently_active: pr.reported_active(),
                 snapshot_in_flight: pr.snapshot_in_flight(),
             })
             .collect()

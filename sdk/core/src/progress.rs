@@ -43,7 +43,12 @@ pub(crate) struct Progress {
     pub(crate) state: ReplicationState,
     /// Last index of each append in flight, oldest first (Replicate only).
     pub(crate) inflight: VecDeque<Index>,
+    /// Heard from in the current check-quorum round (§6.2); cleared when a round starts.
     pub(crate) recently_active: bool,
+    /// Heard from in the round before the current one. Only reported, never counted by
+    /// check-quorum: it keeps the reported flag from reading false in the gap between a
+    /// round starting and the follower's next answer.
+    pub(crate) active_previous_round: bool,
     pub(crate) fitness: Fitness,
     /// Tick (leader clock) at which the heartbeat round last acknowledged was sent.
     pub(crate) last_ack_sent_tick: Option<u64>,
@@ -57,6 +62,7 @@ impl Progress {
             state: ReplicationState::Probe { sent: false },
             inflight: VecDeque::new(),
             recently_active: true,
+            active_previous_round: false,
             fitness: Fitness::default(),
             last_ack_sent_tick: None,
         }
@@ -134,6 +140,18 @@ impl Progress {
             ReplicationState::Probe { .. } => self.state = ReplicationState::Probe { sent: true },
             ReplicationState::Snapshot(_) => {}
         }
+    }
+
+    /// Whether the follower answered in this check-quorum round or the previous one: what
+    /// the leader reports, a flag that does not flicker when a round starts.
+    pub(crate) fn reported_active(&self) -> bool {
+        self.recently_active || self.active_previous_round
+    }
+
+    /// A new check-quorum round starts: this round's answers become the previous round's.
+    pub(crate) fn start_activity_round(&mut self) {
+        self.active_previous_round = self.recently_active;
+        self.recently_active = false;
     }
 
     pub(crate) fn snapshot_in_flight(&self) -> bool {

@@ -55,7 +55,10 @@ pub struct PeerProgress {
     pub next_index: Index,
     /// Last fitness it reported.
     pub fitness: Fitness,
-    /// It answered within the last election timeout.
+    /// It answered in the current check-quorum round or the previous one (§6.2: a round
+    /// lasts `election_timeout_ticks_min` ticks), so within the last one to two minimum
+    /// election timeouts. Stable across the start of a round, unlike the flag check-quorum
+    /// counts, which is cleared then.
     pub recently_active: bool,
     /// A snapshot is being streamed to it.
     pub snapshot_in_flight: bool,

@@ -29,8 +29,11 @@ pub(crate) enum Applied {
     },
     /// A member's address became known.
     Address { id: NodeId, addr: SocketAddr },
-    /// A new configuration was committed.
-    Membership(Membership),
+    /// A new configuration was committed; `forgotten` lost their address-book entries.
+    Membership {
+        membership: Membership,
+        forgotten: Vec<NodeId>,
+    },
 }
 
 pub(crate) struct Applier<S> {
@@ -58,7 +61,10 @@ impl<S: StateMachine> Applier<S> {
         self.applied_index = entry.index;
         match &entry.payload {
             EntryPayload::Noop => Applied::Quiet,
-            EntryPayload::Membership(membership) => Applied::Membership(membership.clone()),
+            EntryPayload::Membership(membership) => Applied::Membership {
+                forgotten: self.forget_non_members(membership),
+                membership: membership.clone(),
+            },
             EntryPayload::Command { tag, data } => self.apply_command(entry.index, *tag, data),
         }
     }
@@ -75,25 +81,53 @@ impl<S: StateMachine> Applier<S> {
                 self.addresses.insert(id, addr);
                 Applied::Address { id, addr }
             }
-            LogCommand::App(bytes) => match tag {
-                None => {
-                    self.state_machine.apply(index, Origin::Leader, &bytes);
-                    Applied::Quiet
-                }
-                Some(tag) => {
-                    let result = match self.sessions.check(tag) {
-                        SessionCheck::New => {
-                            let result = self.state_machine.apply(index, Origin::Leader, &bytes);
-                            self.sessions.record(tag, result.clone());
-                            Some(result)
-                        }
-                        SessionCheck::Duplicate(cached) => Some(cached.to_vec()),
-                        SessionCheck::Stale => None,
-                    };
-                    Applied::Command { tag, result }
-                }
-            },
+            LogCommand::App(bytes) => self.apply_app(index, tag, Origin::Leader, &bytes),
+            LogCommand::Forwarded { proposer, command } => {
+                self.apply_app(index, tag, Origin::Member(proposer), &command)
+            }
         }
+    }
+
+    fn apply_app(
+        &mut self,
+        index: Index,
+        tag: Option<ClientTag>,
+        origin: Origin,
+        bytes: &[u8],
+    ) -> Applied {
+        let Some(tag) = tag else {
+            self.state_machine.apply(index, origin, bytes);
+            return Applied::Quiet;
+        };
+        let result = match self.sessions.check(tag) {
+            SessionCheck::New => {
+                let result = self.state_machine.apply(index, origin, bytes);
+                self.sessions.record(tag, result.clone());
+                Some(result)
+            }
+            SessionCheck::Duplicate(cached) => Some(cached.to_vec()),
+            SessionCheck::Stale => None,
+        };
+        Applied::Command { tag, result }
+    }
+
+    /// Drops the address of every node that is not a member of `membership`, so removed
+    /// players are not dialed for ever. It runs on applying each configuration (and on
+    /// restoring a snapshot, with the snapshot's), so every replica's book is the same.
+    /// A joiner's address is recorded just before the configuration that adds it, and
+    /// survives unless another configuration is applied in between; the leader then
+    /// records it again when the joiner asks again.
+    fn forget_non_members(&mut self, membership: &Membership) -> Vec<NodeId> {
+        let forgotten: Vec<NodeId> = self
+            .addresses
+            .keys()
+            .copied()
+            .filter(|id| !membership.voters.contains(id) && !membership.learners.contains(id))
+            .collect();
+        for id in &forgotten {
+            self.addresses.remove(id);
+        }
+        forgotten
     }
 
     pub(crate) fn snapshot(&self) -> Result<Vec<u8>, StateMachineError> {
@@ -105,12 +139,20 @@ impl<S: StateMachine> Applier<S> {
         encode(&image).map_err(|err| StateMachineError(format!("encoding snapshot: {err}")))
     }
 
-    pub(crate) fn restore(&mut self, index: Index, bytes: &[u8]) -> Result<(), StateMachineError> {
+    /// Replaces the state with a snapshot's, taken at `index` under `membership`.
+    pub(crate) fn restore(
+        &mut self,
+        index: Index,
+        membership: &Membership,
+        bytes: &[u8],
+    ) -> Result<(), StateMachineError> {
         let image: SnapshotImage = decode(bytes)
             .ok_or_else(|| StateMachineError("snapshot is not a runtime snapshot image".into()))?;
         self.state_machine.restore(&image.app)?;
         self.sessions = image.sessions;
         self.addresses = image.addresses;
+        // A snapshot made before books were pruned may still hold removed nodes.
+        self.forget_non_members(membership);
         self.applied_index = index;
         Ok(())
     }

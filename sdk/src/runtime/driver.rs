@@ -4,20 +4,21 @@
 use super::address::dialable_addr;
 use super::applier::{Applied, Applier};
 use super::persist::{spawn_persister, PersistDone, PersistJob};
-use super::wire::{encode, LogCommand, Wire};
+use super::wire::{bind_client_id, encode, LogCommand, Wire};
 use super::{
-    Bootstrap, Command, NodeConfig, NodeError, NodeEvent, NodeStatus, ReadFn, Reply, StateMachine,
+    Bootstrap, Command, JoinState, NodeConfig, NodeError, NodeEvent, NodeStatus, ReadFn, Reply,
+    StateMachine,
 };
 use crate::raft::{
     self, ClientTag, Entry, Index, Membership, MembershipChange, Message, NodeId, PersistedState,
     ProposalId, RaftNode, Ready, Role, SoftState,
 };
 use crate::storage::{newest_snapshot, open_storage, PersistBatch};
-use crate::transport::{Identity, SessionCredentials, Transport, TransportEvent};
+use crate::transport::{Identity, SessionCredentials, Transport, TransportError, TransportEvent};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::MissedTickBehavior;
 use tracing::Instrument;
 
@@ -26,11 +27,16 @@ use tracing::Instrument;
 /// replicated table, so that a retried proposal is always still recognised.
 const PROPOSAL_SEQUENCE_SPAN_MAX: u64 = (raft::CLIENT_WINDOW_LEN_DEFAULT / 2) as u64;
 
+/// Forwarded proposals a leader keeps while a leadership transfer refuses them, to propose
+/// them the moment the transfer is abandoned; past it they wait for their proposer's retry.
+const FORWARDS_DEFERRED_LEN_MAX: usize = 1024;
+
 /// The channels between the node's handles and its task.
 pub(crate) struct Channels<S: StateMachine> {
     pub(crate) commands: mpsc::Receiver<Command<S>>,
     pub(crate) events: broadcast::Sender<NodeEvent>,
     pub(crate) session_inbox: mpsc::Sender<(NodeId, Vec<u8>)>,
+    pub(crate) join_state: watch::Sender<JoinState>,
 }
 
 pub(crate) struct Started {
@@ -40,6 +46,7 @@ pub(crate) struct Started {
 }
 
 struct PendingProposal {
+    /// The application's bytes, as handed to `Node::propose`.
     command: Vec<u8>,
     reply: Reply<Vec<u8>>,
     next_retry: Instant,
@@ -86,10 +93,12 @@ pub(crate) struct Driver<S: StateMachine> {
     applier: Applier<S>,
     transport: Transport<Wire>,
     persist_jobs: Option<std::sync::mpsc::Sender<PersistJob>>,
-    persister: Option<std::thread::JoinHandle<()>>,
     events: broadcast::Sender<NodeEvent>,
     session_inbox: mpsc::Sender<(NodeId, Vec<u8>)>,
+    /// This node's client id as it sends it in forwards (the leader binds it to us).
     client_id: u64,
+    /// `bind_client_id(id, client_id)`: the client id of this node's proposals in the log.
+    bound_client_id: u64,
     next_sequence: u64,
     proposals: BTreeMap<ClientTag, PendingProposal>,
     /// Proposals waiting for a free slot in the in-flight window.
@@ -100,7 +109,13 @@ pub(crate) struct Driver<S: StateMachine> {
     next_read_id: u64,
     changes: Vec<PendingChange>,
     transfers: Vec<PendingTransfer>,
-    join_task: Option<tokio::task::JoinHandle<()>>,
+    /// The core's transfer target as last seen, to notice the moment a transfer ends.
+    transfer_seen: Option<NodeId>,
+    /// Forwarded proposals refused because a transfer was under way, as (tag, log command).
+    forwards_deferred: std::collections::VecDeque<(ClientTag, Vec<u8>)>,
+    join_task: Option<tokio::task::JoinHandle<JoinEnd>>,
+    /// Whether this node is in the configuration yet, for `Node::joined`.
+    join_state: watch::Sender<JoinState>,
     last_snapshot_index: Index,
     stopped: Option<String>,
     /// `node{id}`: the node's whole life runs in it.
@@ -114,6 +129,7 @@ pub(crate) struct Driver<S: StateMachine> {
 /// What woke the driver's loop.
 enum Wake<S: StateMachine> {
     Tick,
+    JoinEnded(Result<JoinEnd, tokio::task::JoinError>),
     Persisted(Option<PersistDone>),
     Inbound(Option<TransportEvent<Wire>>),
     Command(Option<Command<S>>),
@@ -136,8 +152,10 @@ impl<S: StateMachine> Driver<S> {
             commands,
             events,
             session_inbox,
+            join_state,
         } = channels;
         let id = identity.node_id();
+        config.validate()?;
         if let Some(advertised) = config.advertise_addr {
             if dialable_addr(Some(advertised), None).is_none() {
                 return Err(NodeError::AdvertiseAddr(advertised));
@@ -170,7 +188,11 @@ impl<S: StateMachine> Driver<S> {
         let mut applier = Applier::new(state_machine);
         let mut last_snapshot_index = 0;
         if let Some(snapshot) = &persisted.snapshot {
-            applier.restore(snapshot.meta.last_index, &snapshot.data)?;
+            applier.restore(
+                snapshot.meta.last_index,
+                &snapshot.meta.membership,
+                &snapshot.data,
+            )?;
             last_snapshot_index = snapshot.meta.last_index;
         }
 
@@ -205,7 +227,11 @@ impl<S: StateMachine> Driver<S> {
             }
         }
 
+        let client_id: u64 = rand::random();
         let raft = core.status();
+        if raft.membership.voters.contains(&id) || raft.membership.learners.contains(&id) {
+            join_state.send_replace(JoinState::Joined);
+        }
         let initial_state_span = state_span(&span, raft.term, raft.role);
         let driver = Driver {
             id,
@@ -217,10 +243,10 @@ impl<S: StateMachine> Driver<S> {
             applier,
             transport,
             persist_jobs: Some(persist_jobs),
-            persister: Some(persister),
             events,
             session_inbox,
-            client_id: rand::random(),
+            client_id,
+            bound_client_id: bind_client_id(id, client_id),
             next_sequence: 1,
             proposals: BTreeMap::new(),
             queued_proposals: Default::default(),
@@ -230,14 +256,27 @@ impl<S: StateMachine> Driver<S> {
             next_read_id: 1,
             changes: Vec::new(),
             transfers: Vec::new(),
+            transfer_seen: None,
+            forwards_deferred: Default::default(),
             join_task,
+            join_state,
             last_snapshot_index,
             stopped: None,
             state_span: initial_state_span,
             span: span.clone(),
         };
         tracing::info!(parent: &span, %addr, %announced, fresh, "node started");
-        tokio::spawn(driver.run(commands, inbound, persisted_rx).instrument(span));
+        let supervised = Supervised {
+            transport: driver.transport.clone(),
+            events: driver.events.clone(),
+            persister,
+        };
+        let run = tokio::spawn(
+            driver
+                .run(commands, inbound, persisted_rx)
+                .instrument(span.clone()),
+        );
+        tokio::spawn(supervised.watch(run).instrument(span));
         Ok(Started {
             id,
             addr,
@@ -245,12 +284,14 @@ impl<S: StateMachine> Driver<S> {
         })
     }
 
+    /// The node's loop. Returns the caller of `Node::shutdown` to answer, if any, once the
+    /// persistence thread has been told to finish and the transport is closed.
     async fn run(
         mut self,
         mut commands: mpsc::Receiver<Command<S>>,
         mut inbound: mpsc::Receiver<TransportEvent<Wire>>,
         mut persisted: mpsc::UnboundedReceiver<PersistDone>,
-    ) {
+    ) -> Option<oneshot::Sender<()>> {
         let mut ticker = tokio::time::interval(self.config.tick_interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         self.drain_ready();
@@ -262,6 +303,7 @@ impl<S: StateMachine> Driver<S> {
                 done = persisted.recv() => Wake::Persisted(done),
                 event = inbound.recv() => Wake::Inbound(event),
                 command = commands.recv() => Wake::Command(command),
+                ended = join_task_end(&mut self.join_task) => Wake::JoinEnded(ended),
             };
             let wake = match wake {
                 Wake::Command(Some(Command::Shutdown(reply))) => {
@@ -277,6 +319,7 @@ impl<S: StateMachine> Driver<S> {
             let stopped = state_span.in_scope(|| {
                 match wake {
                     Wake::Tick => self.on_tick(),
+                    Wake::JoinEnded(ended) => self.on_join_task_end(ended),
                     Wake::Persisted(Some(done)) => self.on_persisted(done),
                     Wake::Persisted(None) => self.stop("the persistence thread ended"),
                     Wake::Inbound(Some(event)) => self.on_transport_event(event),
@@ -295,11 +338,28 @@ impl<S: StateMachine> Driver<S> {
             }
         }
         self.shutdown().await;
-        // Release the transport (and with it the UDP socket) before telling the caller we
-        // are done, so a node restarted in the same process can bind the same address.
-        drop(self);
-        if let Some(reply) = shutdown_reply {
-            let _ = reply.send(());
+        // Returning drops the driver, and with it the transport (and its UDP socket), before
+        // the supervisor tells the caller we are done, so a node restarted in the same
+        // process can bind the same address.
+        shutdown_reply
+    }
+
+    /// The join task only ends by itself when every bootstrap address refused our
+    /// credentials (or by a panic): the node cannot join with them, so retrying is pointless.
+    fn on_join_task_end(&mut self, ended: Result<JoinEnd, tokio::task::JoinError>) {
+        self.join_task = None;
+        match ended {
+            Ok(JoinEnd::Refused(reason)) => {
+                tracing::error!(%reason, "join refused; not retrying");
+                self.join_state
+                    .send_replace(JoinState::Refused(reason.clone()));
+                let _ = self.events.send(NodeEvent::JoinRefused(reason));
+            }
+            Ok(JoinEnd::TransportClosed) => {}
+            Err(err) if err.is_panic() => {
+                self.stop(&format!("the join task panicked: {}", panic_message(err)))
+            }
+            Err(_) => {}
         }
     }
 
@@ -321,14 +381,11 @@ impl<S: StateMachine> Driver<S> {
         if let Some(task) = self.join_task.take() {
             task.abort();
         }
-        // Dropping the sender lets the persistence thread finish every queued job and end:
-        // whatever was handed to storage is durable before shutdown returns.
+        // Dropping the sender lets the persistence thread finish every queued job and end;
+        // the supervisor waits for it, so whatever was handed to storage is durable before
+        // shutdown returns.
         self.persist_jobs = None;
-        if let Some(persister) = self.persister.take() {
-            let _ = tokio::task::spawn_blocking(move || persister.join()).await;
-        }
         self.transport.shutdown().await;
-        tracing::info!("node stopped");
     }
 
     // ---- inputs -------------------------------------------------------------------
@@ -379,13 +436,7 @@ impl<S: StateMachine> Driver<S> {
                     tracing::debug!(%err, "core refused a message");
                 }
             }
-            Wire::Forward { tag, command } => {
-                if self.core.role() == Role::Leader {
-                    if let Err(err) = self.core.propose(command, Some(tag)) {
-                        tracing::debug!(%err, "forwarded proposal refused; the proposer will retry");
-                    }
-                }
-            }
+            Wire::Forward { tag, command } => self.on_forward(from, tag, command),
             Wire::JoinRequest { addr } => self.on_join_request(from, addr),
             Wire::Session(bytes) => {
                 if self.session_inbox.try_send((from, bytes)).is_err() {
@@ -405,6 +456,43 @@ impl<S: StateMachine> Driver<S> {
                     );
                 }
             }
+        }
+    }
+
+    /// A member's proposal: appended as `Forwarded` by its authenticated sender, under a
+    /// client id bound to that sender, so no peer can write the runtime's own commands or
+    /// reach into another proposer's exactly-once window.
+    fn on_forward(&mut self, from: NodeId, claimed: ClientTag, command: Vec<u8>) {
+        if self.core.role() != Role::Leader {
+            return;
+        }
+        let membership = self.core.membership();
+        if !membership.voters.contains(&from) && !membership.learners.contains(&from) {
+            tracing::warn!(peer = %format_args!("{from:016x}"), "forwarded proposal from a non-member refused");
+            return;
+        }
+        let tag = ClientTag {
+            client_id: bind_client_id(from, claimed.client_id),
+            sequence: claimed.sequence,
+        };
+        let entry = match encode(&LogCommand::Forwarded {
+            proposer: from,
+            command,
+        }) {
+            Ok(entry) => entry,
+            Err(err) => {
+                tracing::error!(%err, "cannot encode a forwarded proposal");
+                return;
+            }
+        };
+        if self.core.transfer_target().is_some()
+            && self.forwards_deferred.len() < FORWARDS_DEFERRED_LEN_MAX
+        {
+            self.forwards_deferred.push_back((tag, entry));
+            return;
+        }
+        if let Err(err) = self.core.propose(entry, Some(tag)) {
+            tracing::debug!(%err, "forwarded proposal refused; the proposer will retry");
         }
     }
 
@@ -546,24 +634,17 @@ impl<S: StateMachine> Driver<S> {
             let Some((command, reply, deadline)) = self.queued_proposals.pop_front() else {
                 break;
             };
-            let encoded = match encode(&LogCommand::App(command)) {
-                Ok(encoded) => encoded,
-                Err(err) => {
-                    let _ = reply.send(Err(NodeError::Encode(err.to_string())));
-                    continue;
-                }
-            };
             let tag = ClientTag {
-                client_id: self.client_id,
+                client_id: self.bound_client_id,
                 sequence: self.next_sequence,
             };
             self.next_sequence += 1;
             let next_retry = Instant::now() + self.config.proposal_retry_interval;
-            self.submit(tag, encoded.clone());
+            self.submit(tag, command.clone());
             self.proposals.insert(
                 tag,
                 PendingProposal {
-                    command: encoded,
+                    command,
                     reply,
                     next_retry,
                     deadline,
@@ -572,15 +653,37 @@ impl<S: StateMachine> Driver<S> {
         }
     }
 
-    /// Hands a tagged proposal to the leader: directly when this node leads, over the
-    /// network otherwise. Losing it is fine: the retry timer sends it again.
+    /// Hands a tagged application proposal to the leader: appended as this leader's own
+    /// command when this node leads, forwarded with the unbound client id otherwise (the
+    /// leader binds it to us). Losing it is fine: the retry timer sends it again.
     fn submit(&mut self, tag: ClientTag, command: Vec<u8>) {
+        debug_assert_eq!(
+            tag.client_id, self.bound_client_id,
+            "only our own proposals"
+        );
         if self.core.role() == Role::Leader {
-            if let Err(err) = self.core.propose(command, Some(tag)) {
+            let entry = match encode(&LogCommand::App(command)) {
+                Ok(entry) => entry,
+                Err(err) => {
+                    tracing::error!(%err, "cannot encode a proposal");
+                    return;
+                }
+            };
+            if let Err(err) = self.core.propose(entry, Some(tag)) {
                 tracing::debug!(%err, sequence = tag.sequence, "proposal deferred");
             }
         } else if let Some(leader) = self.core.leader_id() {
-            self.transport.send(leader, Wire::Forward { tag, command });
+            let claimed = ClientTag {
+                client_id: self.client_id,
+                sequence: tag.sequence,
+            };
+            self.transport.send(
+                leader,
+                Wire::Forward {
+                    tag: claimed,
+                    command,
+                },
+            );
         }
     }
 
@@ -741,6 +844,7 @@ impl<S: StateMachine> Driver<S> {
     // ---- outputs ------------------------------------------------------------------
 
     fn drain_ready(&mut self) {
+        self.watch_transfer();
         while self.stopped.is_none() && self.core.has_ready() {
             let ready = self.core.ready();
             self.handle_ready(ready);
@@ -764,13 +868,16 @@ impl<S: StateMachine> Driver<S> {
             self.send_raft(message);
         }
         if let Some(snapshot) = &ready.snapshot {
-            if let Err(err) = self
-                .applier
-                .restore(snapshot.meta.last_index, &snapshot.data)
-            {
+            let book_before = self.applier.addresses.clone();
+            if let Err(err) = self.applier.restore(
+                snapshot.meta.last_index,
+                &snapshot.meta.membership,
+                &snapshot.data,
+            ) {
                 self.stop(&format!("cannot restore the leader's snapshot: {err}"));
                 return;
             }
+            self.sync_transport_with_book(&book_before);
             self.last_snapshot_index = snapshot.meta.last_index;
             tracing::info!(
                 index = snapshot.meta.last_index,
@@ -808,6 +915,39 @@ impl<S: StateMachine> Driver<S> {
                 self.reads_to_retry.push(read);
             }
         }
+    }
+
+    /// A leadership transfer refuses every proposal while it runs. When it ends without a
+    /// new leader (abandoned, or cancelled), this node still leads and resubmits at once
+    /// what was refused, instead of after `proposal_retry_interval`: a stalled transfer
+    /// then costs the abandon timeout, not that plus a retry interval. A transfer that
+    /// succeeded changes the leader, and `on_soft_state` resubmits then.
+    fn watch_transfer(&mut self) {
+        let now_target = self.core.transfer_target();
+        let ended = self.transfer_seen.is_some() && now_target.is_none();
+        self.transfer_seen = now_target;
+        if !ended {
+            return;
+        }
+        let deferred = std::mem::take(&mut self.forwards_deferred);
+        if self.core.role() != Role::Leader {
+            return;
+        }
+        tracing::debug!(
+            proposals = self.proposals.len(),
+            forwarded = deferred.len(),
+            "transfer ended without a new leader; resubmitting refused proposals"
+        );
+        for (tag, command) in deferred {
+            if let Err(err) = self.core.propose(command, Some(tag)) {
+                tracing::debug!(%err, "deferred forwarded proposal refused; its proposer will retry");
+            }
+        }
+        let now = Instant::now();
+        for pending in self.proposals.values_mut() {
+            pending.next_retry = now;
+        }
+        self.retry_proposals(now);
     }
 
     fn on_soft_state(&mut self, soft_state: &SoftState) {
@@ -873,7 +1013,7 @@ impl<S: StateMachine> Driver<S> {
         match self.applier.apply(&entry) {
             Applied::Quiet => {}
             Applied::Command { tag, result } => {
-                if tag.client_id == self.client_id {
+                if tag.client_id == self.bound_client_id {
                     if let Some(pending) = self.proposals.remove(&tag) {
                         let _ = pending.reply.send(result.ok_or(NodeError::Dropped));
                         self.admit_proposals();
@@ -885,10 +1025,24 @@ impl<S: StateMachine> Driver<S> {
                     self.transport.add_peer(id, addr);
                 }
             }
-            Applied::Membership(membership) => {
+            Applied::Membership {
+                membership,
+                forgotten,
+            } => {
+                for id in forgotten {
+                    if id != self.id {
+                        tracing::info!(node = %format_args!("{id:016x}"), "no longer a member; forgotten");
+                        self.transport.remove_peer(id);
+                    }
+                }
                 let member =
                     membership.voters.contains(&self.id) || membership.learners.contains(&self.id);
                 if member {
+                    self.join_state.send_if_modified(|state| {
+                        let changed = *state != JoinState::Joined;
+                        *state = JoinState::Joined;
+                        changed
+                    });
                     if let Some(task) = self.join_task.take() {
                         task.abort();
                         tracing::info!("joined the cluster");
@@ -897,6 +1051,20 @@ impl<S: StateMachine> Driver<S> {
                 }
                 tracing::info!(voters = ?membership.voters, learners = ?membership.learners, "membership applied");
                 let _ = self.events.send(NodeEvent::MembershipChanged(membership));
+            }
+        }
+    }
+
+    /// After a snapshot replaced the address book: stop dialing who left it, dial who is in it.
+    fn sync_transport_with_book(&self, before: &BTreeMap<NodeId, SocketAddr>) {
+        for id in before.keys() {
+            if *id != self.id && !self.applier.addresses.contains_key(id) {
+                self.transport.remove_peer(*id);
+            }
+        }
+        for (id, addr) in &self.applier.addresses {
+            if *id != self.id && before.get(id) != Some(addr) {
+                self.transport.add_peer(*id, *addr);
             }
         }
     }
@@ -952,28 +1120,118 @@ impl<S: StateMachine> Driver<S> {
             fitness: raft.fitness,
             progress: self.core.progress(),
             peer_links,
+            dialed_peers: self.transport.dialed_peers(),
         }
     }
 }
 
+/// What outlives the driver task to watch its end: a panic there (the state machine's code
+/// runs in it) must not kill the node silently, leaving its transport answering peers.
+struct Supervised {
+    transport: Transport<Wire>,
+    events: broadcast::Sender<NodeEvent>,
+    persister: std::thread::JoinHandle<()>,
+}
+
+impl Supervised {
+    /// Waits for the driver task to end. After a panic: reports `Fatal`, closes the
+    /// transport, and lets the persistence thread finish what it was handed (unwinding
+    /// dropped the driver, and with it the job sender). Handles see `NodeError::Stopped`:
+    /// the command queue and every reply channel were dropped with the driver.
+    async fn watch(self, run: tokio::task::JoinHandle<Option<oneshot::Sender<()>>>) {
+        let shutdown_reply = match run.await {
+            Ok(reply) => reply,
+            Err(err) => {
+                let reason = format!("the node task ended abnormally: {}", panic_message(err));
+                tracing::error!(%reason, "node stopping");
+                let _ = self.events.send(NodeEvent::Fatal(reason));
+                self.transport.shutdown().await;
+                None
+            }
+        };
+        let persister = self.persister;
+        match tokio::task::spawn_blocking(move || persister.join()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(payload)) => {
+                let reason = format!(
+                    "the persistence thread panicked: {}",
+                    panic_payload_message(payload.as_ref())
+                );
+                tracing::error!(%reason);
+                let _ = self.events.send(NodeEvent::Fatal(reason));
+            }
+            Err(err) => tracing::error!(%err, "could not wait for the persistence thread"),
+        }
+        tracing::info!("node stopped");
+        if let Some(reply) = shutdown_reply {
+            let _ = reply.send(());
+        }
+    }
+}
+
+/// How the join task ended by itself.
+pub(crate) enum JoinEnd {
+    /// Every bootstrap address refused our credentials in one round.
+    Refused(String),
+    /// The transport was shut down: the node is stopping.
+    TransportClosed,
+}
+
+/// Waits for the join task to end; never resolves while there is none.
+async fn join_task_end(
+    task: &mut Option<tokio::task::JoinHandle<JoinEnd>>,
+) -> Result<JoinEnd, tokio::task::JoinError> {
+    match task {
+        Some(handle) => handle.await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The text of a task's panic (or cancellation), for the `Fatal` event.
+pub(crate) fn panic_message(err: tokio::task::JoinError) -> String {
+    match err.try_into_panic() {
+        Ok(payload) => panic_payload_message(payload.as_ref()),
+        Err(err) => err.to_string(),
+    }
+}
+
+fn panic_payload_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_string())
+}
+
 /// Knocks on the bootstrap addresses until the driver sees this node in the configuration
 /// and aborts the task. Each knock authenticates (the transport runs the join proof) and
-/// asks to join; a non-leader answers with a redirect that the driver follows.
+/// asks to join; a non-leader answers with a redirect that the driver follows. When every
+/// address refuses our credentials in the same round (`TransportError::Refused`: another
+/// session, or a wrong secret), the task ends with that refusal: nothing will change it.
 fn spawn_join_task(
     transport: Transport<Wire>,
     addrs: Vec<SocketAddr>,
     own_addr: SocketAddr,
     retry_interval: Duration,
     span: tracing::Span,
-) -> tokio::task::JoinHandle<()> {
+) -> tokio::task::JoinHandle<JoinEnd> {
     tokio::spawn(
         async move {
             loop {
+                let mut refusals = Vec::new();
                 for addr in &addrs {
                     match transport.connect(*addr).await {
                         Ok(peer) => transport.send(peer, Wire::JoinRequest { addr: own_addr }),
+                        Err(TransportError::Shutdown) => return JoinEnd::TransportClosed,
+                        Err(err @ TransportError::Refused { .. }) => {
+                            tracing::warn!(%addr, %err, "join refused");
+                            refusals.push(format!("{addr}: {err}"));
+                        }
                         Err(err) => tracing::debug!(%addr, %err, "join attempt failed"),
                     }
+                }
+                if !addrs.is_empty() && refusals.len() == addrs.len() {
+                    return JoinEnd::Refused(refusals.join("; "));
                 }
                 tokio::time::sleep(retry_interval).await;
             }

@@ -10,6 +10,7 @@ mod address;
 mod applier;
 mod driver;
 mod persist;
+mod validate;
 pub mod wire;
 
 use crate::raft::{
@@ -24,9 +25,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
-pub use wire::{LogCommand, Wire};
+pub use validate::{CONFIG_DURATION_MAX, FRAME_ENVELOPE_BYTES_MAX};
+pub use wire::{bind_client_id, LogCommand, Wire};
 
 /// The replicated application. Every node applies the same commands in the same order, so
 /// every replica holds the same state; `snapshot`/`restore` let the log be compacted and let
@@ -151,6 +153,9 @@ pub enum NodeEvent {
     MembershipChanged(Membership),
     /// This node has joined the cluster (it appears in the configuration).
     Joined,
+    /// Every bootstrap address refused this node's credentials (another session's invite,
+    /// or a wrong secret); the node stopped asking to join.
+    JoinRefused(String),
     /// The node stopped because it could not keep its promises (for example a disk error).
     Fatal(String),
 }
@@ -185,6 +190,9 @@ pub struct NodeStatus {
     /// What QUIC measured of the connection to each connected peer (round trip, packets
     /// sent and lost).
     pub peer_links: Vec<(NodeId, LinkStats)>,
+    /// The peers the transport keeps (re)connecting to, with the address it dials: the
+    /// members of the address book (and a joiner being admitted), never a removed node.
+    pub dialed_peers: Vec<(NodeId, SocketAddr)>,
 }
 
 /// Why a node operation failed.
@@ -199,6 +207,14 @@ pub enum NodeError {
     /// The core refused the configuration.
     #[error("raft configuration: {0}")]
     Config(#[from] raft::ConfigError),
+    /// A setting of [`NodeConfig`] would make the node panic or stall once started.
+    #[error("invalid configuration: {field}: {reason}")]
+    InvalidConfig {
+        /// The field, as named in [`NodeConfig`] (`transport.` or `raft.` for nested ones).
+        field: &'static str,
+        /// What is wrong with its value.
+        reason: String,
+    },
     /// [`NodeConfig::advertise_addr`] is not an address anyone can dial.
     #[error("advertise_addr {0} cannot be dialed: it needs a specific IP and a non-zero port")]
     AdvertiseAddr(SocketAddr),
@@ -217,6 +233,10 @@ pub enum NodeError {
     /// The node has stopped.
     #[error("the node has stopped")]
     Stopped,
+    /// The cluster refused this node's credentials: the invite is for another session,
+    /// or the secret is wrong. Retrying with the same credentials cannot succeed.
+    #[error("join refused: {0}")]
+    JoinRefused(String),
     /// A value could not be encoded.
     #[error("encoding: {0}")]
     Encode(String),
@@ -226,6 +246,17 @@ pub enum NodeError {
 }
 
 type Reply<T> = oneshot::Sender<Result<T, NodeError>>;
+
+/// Where a node stands in joining, as `Node::joined` watches it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum JoinState {
+    /// Not in the configuration yet.
+    Joining,
+    /// In the configuration (a founder, a restarted member, or a joiner admitted).
+    Joined,
+    /// The cluster refused the credentials; the node stopped asking.
+    Refused(String),
+}
 
 /// Work that a read runs against the state machine once it is linearizable.
 type ReadFn<S> = Box<dyn FnOnce(&S) + Send>;
@@ -267,6 +298,7 @@ pub struct Node<S: StateMachine> {
     commands: mpsc::Sender<Command<S>>,
     events: broadcast::Sender<NodeEvent>,
     session_inbox: SessionInbox,
+    join_state: watch::Receiver<JoinState>,
 }
 
 /// Session-layer messages from peers, as (sender, bytes); taken once by the layer above.
@@ -282,6 +314,7 @@ impl<S: StateMachine> Clone for Node<S> {
             commands: self.commands.clone(),
             events: self.events.clone(),
             session_inbox: self.session_inbox.clone(),
+            join_state: self.join_state.clone(),
         }
     }
 }
@@ -307,6 +340,7 @@ impl<S: StateMachine> Node<S> {
         let (commands_tx, commands_rx) = mpsc::channel(COMMAND_QUEUE_LEN_MAX);
         let (events_tx, _) = broadcast::channel(EVENT_QUEUE_LEN_MAX);
         let (session_tx, session_rx) = mpsc::channel(SESSION_INBOX_LEN_MAX);
+        let (join_state_tx, join_state) = watch::channel(JoinState::Joining);
         let started = driver::Driver::start(
             config,
             identity,
@@ -317,6 +351,7 @@ impl<S: StateMachine> Node<S> {
                 commands: commands_rx,
                 events: events_tx.clone(),
                 session_inbox: session_tx,
+                join_state: join_state_tx,
             },
         )
         .await?;
@@ -328,6 +363,7 @@ impl<S: StateMachine> Node<S> {
             commands: commands_tx,
             events: events_tx,
             session_inbox: Arc::new(Mutex::new(Some(session_rx))),
+            join_state,
         })
     }
 
@@ -369,6 +405,26 @@ impl<S: StateMachine> Node<S> {
         Invite {
             credentials: self.credentials.clone(),
             addrs: address::invite_addrs(self.announced, interfaces),
+        }
+    }
+
+    /// Resolves once this node is in the cluster's configuration (at once if it already
+    /// is: a founder, a restarted member, or a joiner admitted before the call). Fails
+    /// with [`NodeError::JoinRefused`] when the cluster refused the credentials,
+    /// [`NodeError::Timeout`] after `timeout`, or [`NodeError::Stopped`].
+    pub async fn joined(&self, timeout: Duration) -> Result<(), NodeError> {
+        let mut state = self.join_state.clone();
+        let settled = async move {
+            state
+                .wait_for(|state| *state != JoinState::Joining)
+                .await
+                .map(|state| state.clone())
+        };
+        match tokio::time::timeout(timeout, settled).await {
+            Err(_) => Err(NodeError::Timeout(timeout)),
+            Ok(Err(_)) => Err(NodeError::Stopped),
+            Ok(Ok(JoinState::Refused(reason))) => Err(NodeError::JoinRefused(reason)),
+            Ok(Ok(_)) => Ok(()),
         }
     }
 

@@ -21,13 +21,19 @@ use std::net::{SocketAddr, SocketAddrV6};
 pub enum Wire {
     /// Consensus traffic for the core.
     Raft(Message),
-    /// A follower hands a client proposal to the leader. Fire-and-forget: the proposer
+    /// A member hands an application proposal to the leader. Fire-and-forget: the proposer
     /// learns the outcome when it applies the entry carrying its tag, and retries with the
     /// same tag otherwise, so a proposal forwarded twice still applies once.
+    ///
+    /// The leader accepts it only from a current member (voter or learner), appends it as
+    /// [`LogCommand::Forwarded`] naming the authenticated sender, and tags it with
+    /// `ClientTag { client_id: bind_client_id(sender, tag.client_id), sequence }`: a
+    /// member can neither write the runtime's own commands nor land in another node's
+    /// exactly-once window.
     Forward {
-        /// Exactly-once tag of the proposal.
+        /// The proposer's own client id (unbound) and the proposal's sequence number.
         tag: ClientTag,
-        /// Encoded [`LogCommand`].
+        /// The application's command bytes, as handed to `Node::propose`.
         command: Vec<u8>,
     },
     /// A node that holds the session secret (the transport checked it) asks to join as a
@@ -62,6 +68,35 @@ pub enum LogCommand {
         /// Where peers dial it: a specific IP and a non-zero port.
         addr: SocketAddr,
     },
+    /// An application command a member forwarded to the leader, applied with
+    /// [`Origin::Member`](super::Origin::Member)`(proposer)`. Last in the enum: bincode
+    /// numbers variants by position, so earlier variants keep their encoding.
+    Forwarded {
+        /// The member that sent it, as the transport authenticated it to the leader.
+        proposer: NodeId,
+        /// Opaque application command.
+        command: Vec<u8>,
+    },
+}
+
+/// Domain separation for [`bind_client_id`].
+const CLIENT_ID_BINDING_DOMAIN: &[u8] = b"baton-client-id-v1";
+
+/// The client id under which a proposal of `sender` enters the exactly-once table: the
+/// first 8 bytes (big-endian) of SHA-256 over a domain label, the sender's node id and the
+/// client id it claims. Two senders never share a window unless SHA-256 collides on 64
+/// bits, so a member claiming another's client id gets a window of its own. Every node
+/// tags its own proposals with `bind_client_id(own id, own client id)`, whether it
+/// proposes them as leader or forwards them.
+pub fn bind_client_id(sender: NodeId, claimed: u64) -> u64 {
+    let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+    context.update(CLIENT_ID_BINDING_DOMAIN);
+    context.update(&sender.to_be_bytes());
+    context.update(&claimed.to_be_bytes());
+    let digest = context.finish();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest.as_ref()[..8]);
+    u64::from_be_bytes(first)
 }
 
 /// `addr` as it reads back after crossing the wire: an IPv6 flow label and scope id are

@@ -391,6 +391,7 @@ impl Task {
             NodeEvent::RoleChanged { role, leader, .. } => core.handle_role(role, leader, now),
             NodeEvent::MembershipChanged(membership) => core.handle_membership(membership, now),
             NodeEvent::Joined => {}
+            NodeEvent::JoinRefused(reason) => core.handle_fatal(reason),
             NodeEvent::Fatal(reason) => core.handle_fatal(reason),
         }
     }

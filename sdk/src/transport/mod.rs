@@ -180,6 +180,31 @@ impl CloseCode {
     fn varint(self) -> VarInt {
         VarInt::from_u32(self as u32)
     }
+
+    /// Whether a handshake that ended with this code refused the credentials themselves,
+    /// as opposed to failing for a reason a retry may not meet again.
+    pub fn is_join_refusal(self) -> bool {
+        matches!(self, CloseCode::AuthFailed | CloseCode::SessionMismatch)
+    }
+}
+
+/// The refusal a dialer met, if the handshake failed because the credentials do not match:
+/// detected by our own check of the peer's hello, or told by the peer's close code.
+fn join_refusal(conn: &Connection, error: &HandshakeError) -> Option<TransportError> {
+    if error.code.is_join_refusal() {
+        return Some(TransportError::Refused {
+            code: error.code,
+            reason: error.reason.clone(),
+        });
+    }
+    let Some(ConnectionError::ApplicationClosed(close)) = conn.close_reason() else {
+        return None;
+    };
+    let code = CloseCode::from_u64(close.error_code.into_inner())?;
+    code.is_join_refusal().then(|| TransportError::Refused {
+        code,
+        reason: String::from_utf8_lossy(&close.reason).into_owned(),
+    })
 }
 
 /// Errors of the transport API.
@@ -220,6 +245,17 @@ pub enum TransportError {
     /// The join handshake failed.
     #[error("join handshake failed: {0}")]
     Handshake(#[from] HandshakeError),
+    /// The node we dialed refused our join proof, or we refused its (the two cannot be told
+    /// apart from here): another session (`SessionMismatch`), or a proof that does not
+    /// verify under our secret (`AuthFailed`). Retrying with the same credentials cannot
+    /// succeed.
+    #[error("refused by the peer ({code:?}): {reason}")]
+    Refused {
+        /// `AuthFailed` or `SessionMismatch`.
+        code: CloseCode,
+        /// What the closing side said.
+        reason: String,
+    },
     /// The operation did not complete in time.
     #[error("timed out: {0}")]
     Timeout(&'static str),
@@ -743,6 +779,19 @@ where
         out
     }
 
+    /// Peers this transport dials and redials on its own (those [`add_peer`](Self::add_peer)
+    /// named and [`remove_peer`](Self::remove_peer) did not forget), with their addresses.
+    pub fn dialed_peers(&self) -> Vec<(NodeId, SocketAddr)> {
+        let state = self.inner.lock_state();
+        let mut out: Vec<_> = state
+            .peers
+            .iter()
+            .filter_map(|(id, slot)| slot.addr.map(|addr| (*id, addr)))
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
     /// Closes every connection and the endpoint, stops all tasks, and waits (at most
     /// [`SHUTDOWN_DRAIN_TIMEOUT`]) for the peers to be told.
     pub async fn shutdown(&self) {
@@ -953,6 +1002,14 @@ where
         let auth = match handshake::run(&conn, local, &peer_spki, self.config.hello_timeout).await {
             Ok(auth) => auth,
             Err(e) => {
+                if role == Role::Dialer {
+                    if let Some(refused) = join_refusal(&conn, &e) {
+                        if e.code.is_join_refusal() {
+                            refuse(&conn, &label, e.code, &e.reason);
+                        }
+                        return Err(refused);
+                    }
+                }
                 if e.code == CloseCode::ConnectionLost {
                     // Lost a duplicate-connection race: fine if the peer is connected anyway.
                     if self.has_live_link(peer) {

@@ -17,12 +17,15 @@ use std::time::Duration;
 #[derive(Default)]
 pub struct ValueList {
     pub values: Vec<String>,
+    /// Who proposed each value applied since the last restore (not in snapshots).
+    pub origins: Vec<(String, Origin)>,
 }
 
 impl StateMachine for ValueList {
-    fn apply(&mut self, _index: Index, _origin: Origin, command: &[u8]) -> Vec<u8> {
-        self.values
-            .push(String::from_utf8_lossy(command).into_owned());
+    fn apply(&mut self, _index: Index, origin: Origin, command: &[u8]) -> Vec<u8> {
+        let value = String::from_utf8_lossy(command).into_owned();
+        self.origins.push((value.clone(), origin));
+        self.values.push(value);
         (self.values.len() as u64).to_le_bytes().to_vec()
     }
 

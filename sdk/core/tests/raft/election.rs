@@ -528,3 +528,50 @@ fn s5_2_restarted_node_keeps_its_vote() {
         MessageBody::RequestVoteResponse { granted: true, .. }
     )));
 }
+
+/// §6.2 check-quorum clears every follower's activity flag once per election timeout, and
+/// a follower answers only to the next heartbeat. Reported as is, the flag read false for
+/// every voter in that gap, so a policy sampling the leader's progress (who is caught up and
+/// may take over) sometimes saw nobody. The reported flag covers the current round and the
+/// previous one, so it stays true for a follower that answers; check-quorum itself still
+/// counts only the current round.
+#[test]
+fn s6_2_reported_activity_does_not_flicker_at_check_quorum_rounds() {
+    let mut net = Network::new(&[1, 2, 3]);
+    net.elect(1);
+    let min = config(1).election_timeout_ticks_min as usize;
+    for tick in 0..5 * min {
+        // Sample right after the leader's tick: that is when a round starts over.
+        net.tick(1);
+        let progress = net.raft(1).progress();
+        assert!(
+            progress.iter().all(|peer| peer.recently_active),
+            "tick {tick}: a follower that answers every heartbeat reads as inactive: {progress:?}"
+        );
+        net.tick(2);
+        net.tick(3);
+        net.deliver_all();
+    }
+
+    // A follower that stops answering is reported inactive within two rounds, and the
+    // leader still steps down when it has no quorum of current-round answers.
+    net.isolate(3);
+    net.run(2 * min + 1);
+    let progress = net.raft(1).progress();
+    let silent = progress.iter().find(|peer| peer.id == 3).expect("peer 3");
+    assert!(
+        !silent.recently_active,
+        "a silent follower reads as inactive after two rounds"
+    );
+    assert!(progress
+        .iter()
+        .any(|peer| peer.id == 2 && peer.recently_active));
+    // Within two rounds: the one under way may have counted an answer from before the cut.
+    net.isolate(1);
+    net.run(2 * min + 1);
+    assert_ne!(
+        net.raft(1).role(),
+        Role::Leader,
+        "check-quorum still steps down"
+    );
+}

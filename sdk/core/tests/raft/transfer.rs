@@ -1,6 +1,6 @@
 //! §3.10 leadership transfer.
 
-use crate::harness::Network;
+use crate::harness::{config, Network};
 use baton_core::{MembershipChange, MessageBody, ProposeError, Role};
 
 #[test]
@@ -192,4 +192,41 @@ fn s3_10_transfer_to_self_cancels_the_transfer() {
     net.raft(1).transfer_leadership(1).unwrap();
     assert_eq!(net.raft(1).transfer_target(), None);
     assert!(net.raft(1).propose(b"x".to_vec(), None).is_ok());
+}
+
+/// §3.10: "if the transfer does not complete within an election timeout, the prior leader
+/// aborts the transfer and resumes accepting client requests". Counted in logical ticks: a
+/// transfer to a dead target refuses proposals for exactly `election_timeout_ticks_min`
+/// leader ticks (the documented abandon timeout), and the first proposal after it commits
+/// within a round trip. A runtime that resubmits when `transfer_target()` clears therefore
+/// pauses no longer than that.
+#[test]
+fn s3_10_a_transfer_to_a_dead_target_pauses_proposals_for_the_abandon_timeout_only() {
+    let mut net = Network::new(&[1, 2, 3]);
+    net.elect(1);
+    net.crash(2);
+    net.raft(1).transfer_leadership(2).unwrap();
+    let abandon_ticks = config(1).election_timeout_ticks_min as usize;
+    let mut refused_ticks = 0;
+    while net.raft(1).propose(b"after".to_vec(), None).is_err() {
+        assert!(
+            refused_ticks <= abandon_ticks,
+            "proposals still refused after {refused_ticks} ticks"
+        );
+        net.tick_all();
+        net.deliver_all();
+        refused_ticks += 1;
+    }
+    assert_eq!(
+        refused_ticks, abandon_ticks,
+        "refused for the abandon timeout"
+    );
+    assert_eq!(net.raft(1).transfer_target(), None);
+    net.process(1);
+    net.deliver_all();
+    assert_eq!(
+        net.node(3).applied_commands(),
+        vec![b"after".to_vec()],
+        "committed without waiting for another tick"
+    );
 }

@@ -1,0 +1,135 @@
+//! A joiner with credentials the cluster refuses (a wrong secret, another session's invite)
+//! hears so as a typed error, fast, instead of retrying silently for ever; a good invite
+//! joins, and `Node::joined` resolves whether it is called before or after the join.
+
+mod support;
+
+use baton::runtime::{Bootstrap, Node, NodeError, NodeEvent};
+use baton::transport::{Identity, SessionCredentials, SessionSecret};
+use std::time::{Duration, Instant};
+use support::runtime::{any_port, node_config, TestNode, ValueList};
+
+/// Far above what a refusal takes (one QUIC handshake on loopback).
+const JOIN_WAIT: Duration = Duration::from_secs(20);
+
+async fn start(credentials: &SessionCredentials, bootstrap: Bootstrap) -> TestNode {
+    Node::start(
+        node_config(any_port(), None, None),
+        Identity::generate().expect("an identity"),
+        credentials.clone(),
+        ValueList::default(),
+        bootstrap,
+    )
+    .await
+    .expect("the node starts")
+}
+
+async fn founder() -> (TestNode, SessionCredentials) {
+    let credentials = SessionCredentials::generate();
+    let node = start(&credentials, Bootstrap::NewCluster).await;
+    (node, credentials)
+}
+
+async fn assert_refused(credentials: SessionCredentials, host: &TestNode) {
+    let joiner = start(
+        &credentials,
+        Bootstrap::Join {
+            addrs: vec![host.local_addr()],
+        },
+    )
+    .await;
+    let mut events = joiner.events();
+    let started = Instant::now();
+    let outcome = joiner.joined(JOIN_WAIT).await;
+    let took = started.elapsed();
+    assert!(
+        matches!(outcome, Err(NodeError::JoinRefused(_))),
+        "expected a refusal, got {outcome:?}"
+    );
+    assert!(took < JOIN_WAIT / 4, "the refusal took {took:?}");
+    let mut heard = false;
+    while let Ok(event) = events.try_recv() {
+        heard |= matches!(event, NodeEvent::JoinRefused(_));
+    }
+    assert!(heard, "a JoinRefused event was broadcast");
+    // Asked again later, the answer stands.
+    assert!(matches!(
+        joiner.joined(Duration::from_millis(10)).await,
+        Err(NodeError::JoinRefused(_))
+    ));
+    let status = host.status().await.unwrap();
+    assert!(!status.membership.learners.contains(&joiner.id()));
+    joiner.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_secret_is_refused_fast_with_a_typed_error() {
+    support::init_logging();
+    let (host, credentials) = founder().await;
+    let wrong = SessionCredentials {
+        session_id: credentials.session_id,
+        secret: SessionSecret([0x5a; 32]),
+    };
+    assert_refused(wrong, &host).await;
+    host.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invite_of_another_session_is_refused_with_a_typed_error() {
+    support::init_logging();
+    let (host, _) = founder().await;
+    assert_refused(SessionCredentials::generate(), &host).await;
+    host.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_correct_invite_joins_and_joined_resolves_before_and_after() {
+    support::init_logging();
+    let (host, credentials) = founder().await;
+    host.joined(Duration::from_millis(10))
+        .await
+        .expect("a founder is in its own configuration");
+    let joiner = start(
+        &credentials,
+        Bootstrap::Join {
+            addrs: vec![host.local_addr()],
+        },
+    )
+    .await;
+    joiner
+        .joined(JOIN_WAIT)
+        .await
+        .expect("the joiner is admitted");
+    joiner
+        .joined(Duration::from_millis(10))
+        .await
+        .expect("still joined when asked after the fact");
+    joiner.shutdown().await.unwrap();
+    assert!(matches!(
+        joiner.joined(Duration::from_millis(10)).await,
+        Ok(()) | Err(NodeError::Stopped)
+    ));
+    host.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joined_fails_with_stopped_when_the_node_stops_first() {
+    support::init_logging();
+    let credentials = SessionCredentials::generate();
+    // Nobody listens there: the join never completes.
+    let joiner = start(
+        &credentials,
+        Bootstrap::Join {
+            addrs: vec!["127.0.0.1:9".parse().unwrap()],
+        },
+    )
+    .await;
+    let waiting = {
+        let joiner = joiner.clone();
+        tokio::spawn(async move { joiner.joined(JOIN_WAIT).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    joiner.shutdown().await.unwrap();
+    let outcome = waiting.await.unwrap();
+    assert!(matches!(outcome, Err(NodeError::Stopped)), "{outcome:?}");
+}
