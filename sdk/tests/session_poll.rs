@@ -424,3 +424,43 @@ async fn after_voters_die_the_status_says_no_more_failures_are_survivable() {
         session.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joining_with_a_wrong_invite_fails_with_a_typed_error() {
+    let sessions = start_session(1, &config(FAST, 5)).await;
+    let mut forged = sessions[0].invite();
+    forged.credentials = baton::transport::SessionCredentials::generate();
+    let started = Instant::now();
+    let joined = Session::join(
+        &forged,
+        config(FAST, 5),
+        Identity::generate().unwrap(),
+        Ledger::default(),
+    )
+    .await;
+    match joined {
+        Err(SessionError::Node(baton::runtime::NodeError::JoinRefused(reason))) => {
+            eprintln!("refused after {:?}: {reason}", started.elapsed())
+        }
+        Err(other) => panic!("expected JoinRefused, got {other}"),
+        Ok(_) => panic!("a wrong invite was accepted"),
+    }
+    // The poll handle hears it as Fatal.
+    let handle = SessionHandle::join(
+        &forged,
+        config(FAST, 5),
+        Identity::generate().unwrap(),
+        &tokio::runtime::Handle::current(),
+    )
+    .unwrap();
+    let seen = tokio::task::spawn_blocking(move || {
+        poll_until(&handle, |event| matches!(event, Event::Fatal(_)))
+    })
+    .await
+    .unwrap();
+    assert!(
+        matches!(seen.last(), Some(Event::Fatal(reason)) if reason.contains("refused")),
+        "{seen:?}"
+    );
+    sessions[0].stop().await;
+}

@@ -31,6 +31,10 @@ const PROPOSAL_SEQUENCE_SPAN_MAX: u64 = (raft::CLIENT_WINDOW_LEN_DEFAULT / 2) as
 /// them the moment the transfer is abandoned; past it they wait for their proposer's retry.
 const FORWARDS_DEFERRED_LEN_MAX: usize = 1024;
 
+/// How long a removed member stays connected after the configuration that removed it, so
+/// the last messages to it (the session's "you were removed") can still go out.
+const REMOVED_PEER_GRACE: Duration = Duration::from_secs(2);
+
 /// The channels between the node's handles and its task.
 pub(crate) struct Channels<S: StateMachine> {
     pub(crate) commands: mpsc::Receiver<Command<S>>,
@@ -114,6 +118,8 @@ pub(crate) struct Driver<S: StateMachine> {
     /// Forwarded proposals refused because a transfer was under way, as (tag, log command).
     forwards_deferred: std::collections::VecDeque<(ClientTag, Vec<u8>)>,
     join_task: Option<tokio::task::JoinHandle<JoinEnd>>,
+    /// Removed members and when their connection is dropped.
+    forget_at: Vec<(NodeId, Instant)>,
     /// Whether this node is in the configuration yet, for `Node::joined`.
     join_state: watch::Sender<JoinState>,
     last_snapshot_index: Index,
@@ -259,6 +265,7 @@ impl<S: StateMachine> Driver<S> {
             transfer_seen: None,
             forwards_deferred: Default::default(),
             join_task,
+            forget_at: Vec::new(),
             join_state,
             last_snapshot_index,
             stopped: None,
@@ -393,10 +400,29 @@ impl<S: StateMachine> Driver<S> {
     fn on_tick(&mut self) {
         self.core.tick();
         let now = Instant::now();
+        self.forget_removed(now);
         self.retry_proposals(now);
         self.retry_reads(now);
         self.expire_requests(now);
         self.record_unannounced_addresses();
+    }
+
+    /// Drops the connections of removed members once their grace is over, unless they
+    /// became members again meanwhile.
+    fn forget_removed(&mut self, now: Instant) {
+        if self.forget_at.is_empty() {
+            return;
+        }
+        let membership = self.core.membership();
+        let (due, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.forget_at)
+            .into_iter()
+            .partition(|(_, at)| *at <= now);
+        self.forget_at = waiting;
+        for (id, _) in due {
+            if !membership.voters.contains(&id) && !membership.learners.contains(&id) {
+                self.transport.remove_peer(id);
+            }
+        }
     }
 
     fn on_persisted(&mut self, done: PersistDone) {
@@ -1031,8 +1057,12 @@ impl<S: StateMachine> Driver<S> {
             } => {
                 for id in forgotten {
                     if id != self.id {
-                        tracing::info!(node = %format_args!("{id:016x}"), "no longer a member; forgotten");
-                        self.transport.remove_peer(id);
+                        tracing::info!(node = %format_args!("{id:016x}"), "no longer a member; forgotten soon");
+                        // Not at once: the layer above still tells a removed player so (it no
+                        // longer receives the log that removed it), and that message needs the
+                        // connection.
+                        self.forget_at
+                            .push((id, Instant::now() + REMOVED_PEER_GRACE));
                     }
                 }
                 let member =

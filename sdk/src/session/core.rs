@@ -330,6 +330,8 @@ pub struct SessionCore {
     next_tick_at: Instant,
     turn_started: Instant,
     tick_load: f64,
+    /// The median round trip to the other voters, as last measured.
+    median_rtt: Option<Duration>,
     loss: LossMeter,
     policy: Option<PolicyKind>,
     handoff: HandoffHold,
@@ -368,6 +370,7 @@ impl SessionCore {
             next_tick_at: now,
             turn_started: now,
             tick_load: 0.0,
+            median_rtt: None,
             loss: LossMeter::default(),
             policy: None,
             handoff: HandoffHold::default(),
@@ -753,6 +756,13 @@ impl SessionCore {
         }
     }
 
+    /// Something the game may want to show; the session goes on.
+    pub fn handle_warning(&mut self, reason: String) {
+        if !self.stopped {
+            self.events.push_back(Event::Warning(reason));
+        }
+    }
+
     /// How an action ended.
     pub fn handle_outcome(&mut self, outcome: Outcome, now: Instant) {
         if self.stopped {
@@ -846,10 +856,11 @@ impl SessionCore {
             .is_some_and(|leaving| now >= leaving.deadline)
         {
             self.leaving = None;
-            self.events.push_back(Event::Warning(format!(
-                "the leave did not finish within {LEAVE_TIMEOUT:?}; stopping anyway"
-            )));
-            self.stop();
+            // Fatal, not a warning: the game waits for a final event to know it is over.
+            self.handle_fatal(format!(
+                "the leave did not finish within {LEAVE_TIMEOUT:?}; stopped without it"
+            ));
+            self.actions.push_back(Action::Stop);
             return;
         }
         if now >= self.next_retry {
@@ -1146,8 +1157,19 @@ impl SessionCore {
         }
     }
 
-    fn measure_load(&mut self, started: Instant, now: Instant) {
-        let load = now.duration_since(started).as_secs_f64() / self.tick_period().as_secs_f64();
+    /// The host's share of the tick budget spent committing beyond what the link costs.
+    /// A commit takes at least a round trip to the voters, and any successor would pay its
+    /// own round trip too (the link score already weighs it): counting it as load made two
+    /// voters on a slow link hand the host back and forth for ever.
+    fn commit_load(&self, proposed: Instant, now: Instant) -> f64 {
+        let beyond_link = now
+            .duration_since(proposed)
+            .saturating_sub(self.median_rtt.unwrap_or_default());
+        beyond_link.as_secs_f64() / self.tick_period().as_secs_f64()
+    }
+
+    fn measure_load(&mut self, proposed: Instant, now: Instant) {
+        let load = self.commit_load(proposed, now);
         self.tick_load = (1.0 - TICK_LOAD_SMOOTHING) * self.tick_load + TICK_LOAD_SMOOTHING * load;
     }
 
@@ -1167,8 +1189,7 @@ impl SessionCore {
                 }
             }
             TickStage::Proposed { proposed, .. } => {
-                let load = now.duration_since(*proposed).as_secs_f64() / period;
-                self.tick_load.max(load)
+                self.tick_load.max(self.commit_load(*proposed, now))
             }
             TickStage::Idle => self.tick_load,
         }
@@ -1220,8 +1241,9 @@ impl SessionCore {
             .collect();
         let loss = self.loss.observe(voter_links.iter().copied());
         let hosting = self.hosting != Hosting::No;
+        self.median_rtt = fitness::median(voter_links.iter().map(|(_, link)| link.rtt).collect());
         let inputs = FitnessInputs {
-            median_rtt: fitness::median(voter_links.iter().map(|(_, link)| link.rtt).collect()),
+            median_rtt: self.median_rtt,
             loss,
             tick_load: if hosting { self.current_load(now) } else { 0.0 },
             game_score: self.game_score,

@@ -11,7 +11,7 @@ use super::core::{Action, CallError, Event, Outcome, SessionCore};
 use super::replica::{MachinePort, SessionMachine, TICK_APPLIED};
 use super::{SessionConfig, SessionError};
 use crate::raft::NodeId;
-use crate::runtime::{Bootstrap, Node, NodeEvent, NodeStatus};
+use crate::runtime::{Bootstrap, Node, NodeError, NodeEvent, NodeStatus};
 use crate::transport::{Identity, Invite, SessionCredentials};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
@@ -282,7 +282,13 @@ fn wall_clock_micros() -> u64 {
 enum Report {
     Outcome(Outcome),
     Status(Result<NodeStatus, String>),
+    /// A joiner's entry into the configuration, refused, or not yet after a while.
+    Joined(Result<(), NodeError>),
 }
+
+/// How long a joiner waits to be in the configuration before it warns the game (it keeps
+/// trying; a refusal ends it at once).
+const JOIN_WARNING_AFTER: Duration = Duration::from_secs(30);
 
 struct Task {
     shared: Arc<Shared>,
@@ -323,6 +329,14 @@ impl Task {
         self.shared.core().handle_started();
         tracing::info!(joining, "session started");
         let (reports_tx, mut reports) = mpsc::unbounded_channel();
+        if joining {
+            let node = node.clone();
+            let reports = reports_tx.clone();
+            tokio::spawn(async move {
+                let joined = node.joined(JOIN_WARNING_AFTER).await;
+                let _ = reports.send(Report::Joined(joined));
+            });
+        }
         // The node started before this task subscribed: events it sent in between (a
         // founder becomes leader at once) are read from its status instead.
         if let Ok(status) = node.status().await {
@@ -373,6 +387,13 @@ impl Task {
                             tracing::debug!(%err, "status unavailable");
                             core.handle_status_unavailable();
                         }
+                        Report::Joined(Ok(())) => tracing::info!("joined the session"),
+                        Report::Joined(Err(NodeError::JoinRefused(reason))) => {
+                            core.handle_fatal(format!("the session refused to let us join: {reason}"));
+                        }
+                        Report::Joined(Err(err)) => core.handle_warning(format!(
+                            "not in the session yet ({err}); still trying"
+                        )),
                     }
                 }
                 _ = self.shared.wake.notified() => {}

@@ -421,7 +421,7 @@ impl<G: Game> Session<G> {
         game: G,
     ) -> Result<Session<G>, SessionError> {
         let handle = SessionHandle::host(config, identity, &tokio::runtime::Handle::current())?;
-        Self::adapt(handle, game).await
+        Self::adapt(handle, game, false).await
     }
 
     /// Joins the session an invite names (or restarts from this player's storage).
@@ -433,10 +433,14 @@ impl<G: Game> Session<G> {
     ) -> Result<Session<G>, SessionError> {
         let handle =
             SessionHandle::join(invite, config, identity, &tokio::runtime::Handle::current())?;
-        Self::adapt(handle, game).await
+        Self::adapt(handle, game, true).await
     }
 
-    async fn adapt(handle: SessionHandle, game: G) -> Result<Session<G>, SessionError> {
+    async fn adapt(
+        handle: SessionHandle,
+        game: G,
+        joining: bool,
+    ) -> Result<Session<G>, SessionError> {
         let game = Arc::new(Mutex::new(GameCell { game, last_tick: 0 }));
         let (events, _) = broadcast::channel(SUBSCRIBER_QUEUE_LEN_MAX);
         let (started_tx, started_rx) = oneshot::channel();
@@ -461,6 +465,14 @@ impl<G: Game> Session<G> {
             .node()
             .cloned()
             .ok_or_else(|| SessionError::Fatal("started without a node".into()))?;
+        if joining {
+            // A wrong secret or another session's invite must reach the caller as an
+            // error, not as a join retried for ever.
+            if let Err(err) = node.joined(START_TIMEOUT).await {
+                handle.stop().await;
+                return Err(SessionError::Node(err));
+            }
+        }
         Ok(Session {
             handle,
             node,
