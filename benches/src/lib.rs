@@ -190,7 +190,8 @@ impl HarnessConfig {
             saturation_payloads: vec![64],
             saturation_clients: vec![1, 8],
             saturation_window: Duration::from_millis(200),
-            cost_players: 4,
+            // Six: five voters and one learner, so both roles are measured.
+            cost_players: 6,
             cost_window: Duration::from_secs(1),
             large_players: 6,
             proposals: 10,
@@ -207,10 +208,8 @@ impl HarnessConfig {
     pub fn steps(&self) -> u64 {
         let floors = 3;
         let matrix = self.player_counts.len() * self.tick_rates_hz.len();
-        let moves = self.handoff_trials
-            + self.score_trials
-            + self.crash_trials
-            + self.process_crash_trials;
+        let moves =
+            self.handoff_trials + self.score_trials + self.crash_trials + self.process_crash_trials;
         let saturation = self.saturation_payloads.len() * self.saturation_clients.len();
         let costs = usize::from(self.cost_players > 0) + usize::from(self.large_players > 0);
         let stores = if self.proposals > 0 { 3 } else { 0 };
@@ -251,7 +250,11 @@ impl HarnessConfig {
                 return bad("windows must be positive and at most WINDOW_MAX");
             }
         }
-        if self.tick_rates_hz.iter().any(|hz| self.ticks_at(*hz) > SAMPLES_MAX as u64) {
+        if self
+            .tick_rates_hz
+            .iter()
+            .any(|hz| self.ticks_at(*hz) > SAMPLES_MAX as u64)
+        {
             return bad("a session window may time at most SAMPLES_MAX ticks");
         }
         for trials in [
@@ -279,7 +282,9 @@ impl HarnessConfig {
                 .iter()
                 .any(|b| !(1..=MESSAGE_BYTES_MAX).contains(b))
         {
-            return bad("saturation needs payloads of 1..=MESSAGE_BYTES_MAX and 1..=CLIENTS_MAX clients");
+            return bad(
+                "saturation needs payloads of 1..=MESSAGE_BYTES_MAX and 1..=CLIENTS_MAX clients",
+            );
         }
         if self.cost_players == 1
             || self.cost_players > session::PLAYERS_MAX
@@ -308,9 +313,9 @@ impl HarnessConfig {
             return Ok(exe.clone());
         }
         let exe = std::env::current_exe()?;
-        let dir = exe
-            .parent()
-            .ok_or(BenchError::Config("the running executable has no directory"))?;
+        let dir = exe.parent().ok_or(BenchError::Config(
+            "the running executable has no directory",
+        ))?;
         let player = dir.join("baton-bench-player");
         if player.exists() {
             Ok(player)
@@ -438,8 +443,7 @@ pub async fn run(config: &HarnessConfig, progress: &Progress) -> Result<Report, 
         }
         progress.stage(&format!("host moves: {}", kind.label()));
         let measured =
-            migration::measure_migrations_with(kind, config.migration_hz, trials, progress)
-                .await?;
+            migration::measure_migrations_with(kind, config.migration_hz, trials, progress).await?;
         report.add_moves(&measured, false)?;
     }
     if config.process_crash_trials > 0 {
@@ -449,7 +453,11 @@ pub async fn run(config: &HarnessConfig, progress: &Progress) -> Result<Report, 
             config.migration_hz,
             config.process_crash_trials,
         );
-        let measured = blocking(move |progress| process::crash_trials(&exe, hz, trials, progress), progress).await?;
+        let measured = blocking(
+            move |progress| process::crash_trials(&exe, hz, trials, progress),
+            progress,
+        )
+        .await?;
         report.add_moves(&measured, true)?;
     }
 
@@ -496,7 +504,11 @@ pub async fn run(config: &HarnessConfig, progress: &Progress) -> Result<Report, 
             config.cost_hz,
             config.cost_window,
         );
-        let costs = blocking(move |_| process::session_costs(&exe, players, hz, window), progress).await?;
+        let costs = blocking(
+            move |_| process::session_costs(&exe, players, hz, window),
+            progress,
+        )
+        .await?;
         report.set_costs(costs);
         progress.step();
     }

@@ -178,8 +178,10 @@ fn main() -> ExitCode {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("baton_bench=info,error"));
+    // Colours only on a terminal: a CI log shows escape codes as garbage.
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
     match run(&args, &config) {
@@ -217,8 +219,9 @@ mod tests {
     use super::*;
 
     fn parse(line: &str) -> Result<HarnessConfig, String> {
-        let args = Args::try_parse_from(std::iter::once("baton-bench").chain(line.split_whitespace()))
-            .map_err(|err| err.to_string())?;
+        let args =
+            Args::try_parse_from(std::iter::once("baton-bench").chain(line.split_whitespace()))
+                .map_err(|err| err.to_string())?;
         args.config()
     }
 

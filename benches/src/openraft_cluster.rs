@@ -44,7 +44,9 @@ pub const NODES: u64 = 3;
 const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The in-memory log of one node: entries by index, the vote, what was purged.

@@ -121,7 +121,10 @@ fn draw_moves(report: &Report, area: &Area<'_>) -> Result<(), BenchError> {
     let series: Vec<(String, &[f64])> = [
         ("planned handoff (leave): pause", &report.handoff_gap_ms),
         ("fitness handoff: pause", &report.score_handoff_gap_ms),
-        ("crash failover, in-process stop", &report.failover_in_process_ms),
+        (
+            "crash failover, in-process stop",
+            &report.failover_in_process_ms,
+        ),
         ("crash failover, SIGKILL", &report.failover_ms),
     ]
     .into_iter()
@@ -165,7 +168,10 @@ fn draw_moves(report: &Report, area: &Area<'_>) -> Result<(), BenchError> {
         let color = Palette99::pick(i + 3).to_rgba();
         let points: Vec<(f64, f64)> = cdf.points.iter().map(|(v, f)| (*f, *v)).collect();
         chart
-            .draw_series(LineSeries::new(points.iter().copied(), color.stroke_width(2)))
+            .draw_series(LineSeries::new(
+                points.iter().copied(),
+                color.stroke_width(2),
+            ))
             .map_err(plot_error)?
             .label(label.clone())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));

@@ -420,9 +420,7 @@ fn crash_one(processes: &mut [PlayerProcess]) -> Result<(Duration, Duration), Be
             for (at, event) in processes[s].drain_events() {
                 match event {
                     PlayerEvent::Tick { tick, .. } => ticks[s].push((at, tick)),
-                    PlayerEvent::BecameHost { next_tick, .. } => {
-                        first_new_tick = Some(next_tick)
-                    }
+                    PlayerEvent::BecameHost { next_tick, .. } => first_new_tick = Some(next_tick),
                 }
             }
         }
@@ -667,7 +665,10 @@ mod tests {
     fn event_and_status_lines_parse() {
         assert_eq!(
             parse_event("tick 2 41"),
-            Some(PlayerEvent::Tick { player: 2, tick: 41 })
+            Some(PlayerEvent::Tick {
+                player: 2,
+                tick: 41
+            })
         );
         assert_eq!(
             parse_event("became_host 0 42"),

@@ -516,7 +516,10 @@ impl Report {
         );
         for (label, floor) in [
             ("raw QUIC round trip, back to back", &self.quic_rtt_us),
-            ("raw QUIC round trip, one per 60 Hz tick", &self.quic_rtt_paced_us),
+            (
+                "raw QUIC round trip, one per 60 Hz tick",
+                &self.quic_rtt_paced_us,
+            ),
             ("Baton transport round trip", &self.transport_rtt_us),
         ] {
             if let Some(f) = floor {
@@ -569,9 +572,15 @@ impl Report {
         let _ = writeln!(out, "\nHost moves");
         for (label, stats) in [
             ("planned handoff (leave), pause", &self.handoff_gap_ms),
-            ("fitness handoff (score 0), pause", &self.score_handoff_gap_ms),
+            (
+                "fitness handoff (score 0), pause",
+                &self.score_handoff_gap_ms,
+            ),
             ("crash failover, headline", &self.failover_ms),
-            ("crash failover, in-process stop", &self.failover_in_process_ms),
+            (
+                "crash failover, in-process stop",
+                &self.failover_in_process_ms,
+            ),
         ] {
             if let Some(s) = stats {
                 let _ = writeln!(
@@ -610,9 +619,11 @@ impl Report {
                 );
             }
         }
-        if let (Some(cpu), Some(rss), Some(costs)) =
-            (&self.node_cpu_percent, &self.node_rss_mib, &self.session_costs)
-        {
+        if let (Some(cpu), Some(rss), Some(costs)) = (
+            &self.node_cpu_percent,
+            &self.node_rss_mib,
+            &self.session_costs,
+        ) {
             let _ = writeln!(
                 out,
                 "\nNode cost, {}-player {} Hz session over {:.0} s ({:.1} ticks/s): host {:.2} % CPU {:.1} MiB; voter {:.2} % {:.1} MiB; learner {:.2} % {:.1} MiB",

@@ -37,8 +37,9 @@ pub struct Throughput {
 }
 
 /// One system's proposal call, boxed so the same clients can drive any system.
-pub type ProposeFn =
-    Arc<dyn Fn(Vec<u8>) -> Pin<Box<dyn Future<Output = Result<(), BenchError>> + Send>> + Send + Sync>;
+pub type ProposeFn = Arc<
+    dyn Fn(Vec<u8>) -> Pin<Box<dyn Future<Output = Result<(), BenchError>> + Send>> + Send + Sync,
+>;
 
 /// Runs `clients` clients for [`WARMUP`] plus `window`, each proposing `payload_bytes`
 /// through `propose` one at a time; counts what started and finished inside the window.
@@ -49,7 +50,9 @@ pub async fn drive(
     window: Duration,
 ) -> Result<Throughput, BenchError> {
     if !(1..=CLIENTS_MAX).contains(&clients) {
-        return Err(BenchError::Config("clients must be between 1 and CLIENTS_MAX"));
+        return Err(BenchError::Config(
+            "clients must be between 1 and CLIENTS_MAX",
+        ));
     }
     let opens = Instant::now() + WARMUP;
     let closes = opens + window;

@@ -181,7 +181,9 @@ impl ProbeSession {
         input_player: Option<usize>,
     ) -> Result<ProbeSession, BenchError> {
         if !(1..=PLAYERS_MAX).contains(&players) {
-            return Err(BenchError::Config("players must be between 1 and PLAYERS_MAX"));
+            return Err(BenchError::Config(
+                "players must be between 1 and PLAYERS_MAX",
+            ));
         }
         let voters = players.min(config.max_voters);
         let timeline: SharedTimeline = Arc::new(Mutex::new(Timeline {
@@ -265,7 +267,11 @@ pub fn session_config(hz: u32, max_voters: usize) -> SessionConfig {
 
 /// Runs a session of `players` at `hz` until `ticks` ticks past the warm-up have been
 /// applied by every player, with one follower submitting an input every tick period.
-pub async fn measure_ticks(players: usize, hz: u32, ticks: u64) -> Result<TickLatencies, BenchError> {
+pub async fn measure_ticks(
+    players: usize,
+    hz: u32,
+    ticks: u64,
+) -> Result<TickLatencies, BenchError> {
     // The input player is the first joiner, a voter: its inputs cross the network to the
     // host and back.
     let input_player = 1.min(players - 1);

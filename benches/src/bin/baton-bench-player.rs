@@ -137,11 +137,7 @@ async fn run(args: Args) -> Result<(), String> {
     }
     let mut tasks = Vec::new();
     for (player, session) in sessions.iter().enumerate() {
-        println!(
-            "ready {player} {:016x} {}",
-            session.id(),
-            session.invite()
-        );
+        println!("ready {player} {:016x} {}", session.id(), session.invite());
         tasks.push(tokio::spawn(report_events(
             player,
             session.events(),
@@ -204,7 +200,10 @@ async fn status_line(player: usize, session: &Session<CountingGame>) -> String {
                 node.peer_links.len(),
             )
         }
-        Err(err) => format!("status {player} error={}", err.to_string().replace(' ', "_")),
+        Err(err) => format!(
+            "status {player} error={}",
+            err.to_string().replace(' ', "_")
+        ),
     }
 }
 
