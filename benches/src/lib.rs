@@ -26,6 +26,7 @@
 
 pub mod cluster;
 pub mod migration;
+pub mod netns;
 pub mod openraft_cluster;
 pub mod plot;
 pub mod process;
@@ -104,6 +105,8 @@ pub struct HarnessConfig {
     pub large_voters: usize,
     /// Tick rate of the large session.
     pub large_hz: u32,
+    /// Count the large session host's bytes sent (its own network namespace; root only).
+    pub large_count_bytes: bool,
     /// Proposals timed per storage profile (single client; 0: skip them).
     pub proposals: usize,
     /// Bytes of each of those proposals.
@@ -142,6 +145,7 @@ impl Default for HarnessConfig {
             large_players: 64,
             large_voters: 5,
             large_hz: 30,
+            large_count_bytes: true,
             proposals: 500,
             payload_bytes: 64,
             relaxed_fsync_interval: Duration::from_millis(10),
@@ -194,6 +198,8 @@ impl HarnessConfig {
             cost_players: 6,
             cost_window: Duration::from_secs(1),
             large_players: 6,
+            // CI stays out of namespaces: the bytes are the full run's business.
+            large_count_bytes: false,
             proposals: 10,
             ..HarnessConfig::quick()
         }
@@ -517,15 +523,16 @@ pub async fn run(config: &HarnessConfig, progress: &Progress) -> Result<Report, 
             "large session: {} players at {} Hz",
             config.large_players, config.large_hz
         ));
-        let (exe, players, voters, hz, window) = (
+        let (exe, players, voters, hz, window, count_bytes) = (
             player_exe.clone(),
             config.large_players,
             config.large_voters.min(config.large_players),
             config.large_hz,
             config.cost_window,
+            config.large_count_bytes,
         );
         let large = blocking(
-            move |_| process::large_session(&exe, players, voters, hz, window),
+            move |_| process::large_session(&exe, players, voters, hz, window, count_bytes),
             progress,
         )
         .await?;

@@ -87,6 +87,9 @@ struct Args {
     /// Tick rate of the large session [30].
     #[arg(long)]
     large_hz: Option<u32>,
+    /// Do not count the large session host's bytes (they need root: a network namespace).
+    #[arg(long)]
+    no_byte_count: bool,
     /// Single-client proposals timed per storage profile (0 skips them) [500].
     #[arg(long)]
     proposals: Option<usize>,
@@ -155,6 +158,9 @@ impl Args {
         }
         if let Some(ms) = self.relaxed_fsync_ms {
             c.relaxed_fsync_interval = Duration::from_millis(ms);
+        }
+        if self.no_byte_count {
+            c.large_count_bytes = false;
         }
         if self.data_dir.is_some() {
             c.data_dir = self.data_dir.clone();

@@ -86,6 +86,8 @@ fn draw_latencies(report: &Report, area: &Area<'_>) -> Result<(), BenchError> {
     chart
         .configure_mesh()
         .x_desc("latency, µs (log scale)")
+        .x_labels(12)
+        .x_label_formatter(&|v| format!("{v:.0}"))
         .y_desc("fraction of samples at or below")
         .draw()
         .map_err(plot_error)?;

@@ -6,6 +6,7 @@
 //! when dropped, so a failed measurement leaves nothing running.
 
 use crate::migration::{MigrationKind, MigrationTrials};
+use crate::netns::NamespacePair;
 use crate::progress::Progress;
 use crate::session::WARMUP_TICKS;
 use crate::{procfs, BenchError, SETUP_LIMIT};
@@ -49,6 +50,10 @@ pub struct PlayerSpec {
     pub print_ticks: bool,
     /// Bytes of the input each player submits every tick period (0: none).
     pub input_bytes: usize,
+    /// Network namespace to run in (`None`: this process's own).
+    pub netns: Option<String>,
+    /// IP every player binds (`None`: 127.0.0.1).
+    pub bind: Option<std::net::IpAddr>,
 }
 
 /// Something a player process reported, with the time its line arrived here.
@@ -98,7 +103,19 @@ pub struct PlayerProcess {
 impl PlayerProcess {
     /// Starts `exe` as `spec` says and waits until every player in it is ready.
     pub fn spawn(exe: &Path, spec: &PlayerSpec) -> Result<PlayerProcess, BenchError> {
-        let mut command = Command::new(exe);
+        // `ip netns exec` execs the player in place, so the child is the player itself: its
+        // pid is the one /proc is read for, and a kill reaches it.
+        let mut command = match &spec.netns {
+            None => Command::new(exe),
+            Some(ns) => {
+                let mut command = Command::new("ip");
+                command.args(["netns", "exec", ns]).arg(exe);
+                command
+            }
+        };
+        if let Some(ip) = spec.bind {
+            command.arg("--bind").arg(ip.to_string());
+        }
         command
             .arg("--hz")
             .arg(spec.hz.to_string())
@@ -312,7 +329,8 @@ fn wait_for_processes(
     }
 }
 
-/// Starts a host process and joiner processes of `players_per_joiner` each.
+/// Starts a host process and joiner processes of `joiners[i]` players each; with `netns`,
+/// the host alone in the pair's host namespace and the joiners in its crowd namespace.
 fn start_session(
     exe: &Path,
     hz: u32,
@@ -320,6 +338,7 @@ fn start_session(
     joiners: &[usize],
     print_ticks: bool,
     input_bytes: usize,
+    netns: Option<&NamespacePair>,
 ) -> Result<Vec<PlayerProcess>, BenchError> {
     let spec = PlayerSpec {
         hz,
@@ -328,6 +347,8 @@ fn start_session(
         players: 1,
         print_ticks,
         input_bytes,
+        netns: netns.map(|pair| pair.host.clone()),
+        bind: netns.map(|_| crate::netns::HOST_ADDR),
     };
     let host = PlayerProcess::spawn(exe, &spec)?;
     let invite = host.invite.clone();
@@ -338,6 +359,8 @@ fn start_session(
             &PlayerSpec {
                 join: Some(invite.clone()),
                 players,
+                netns: netns.map(|pair| pair.crowd.clone()),
+                bind: netns.map(|_| crate::netns::CROWD_ADDR),
                 ..spec.clone()
             },
         )?);
@@ -366,7 +389,7 @@ pub fn crash_trials(
     let mut to_new_host = Vec::with_capacity(trials);
     for trial in 0..trials {
         tracing::debug!(trial, "process crash trial");
-        let mut processes = start_session(exe, hz, CRASH_PLAYERS, &[1, 1], true, 0)?;
+        let mut processes = start_session(exe, hz, CRASH_PLAYERS, &[1, 1], true, 0, None)?;
         let outcome = crash_one(&mut processes);
         quit_all(processes);
         let (pause, moved) = outcome?;
@@ -517,7 +540,7 @@ pub fn session_costs(
 ) -> Result<SessionCosts, BenchError> {
     let voters = players.min(crate::session::VOTERS_MAX);
     let joiners = vec![1; players.saturating_sub(1)];
-    let mut processes = start_session(exe, hz, voters, &joiners, false, COST_INPUT_BYTES)?;
+    let mut processes = start_session(exe, hz, voters, &joiners, false, COST_INPUT_BYTES, None)?;
     let outcome = measure_costs(&mut processes, players, voters, hz, window);
     quit_all(processes);
     outcome
@@ -583,9 +606,11 @@ pub struct LargeSession {
     pub host_rss_mib: f64,
     /// UDP packets the host sent per tick (all peers).
     pub host_packets_per_tick: f64,
-    /// Bytes the host sent per tick, where the machine lets them be counted (`None`: see
-    /// `docs/benchmarks.md`).
+    /// Bytes the host sent per tick (IP packets on its own veth, headers included), where
+    /// the machine lets them be counted.
     pub host_bytes_per_tick: Option<f64>,
+    /// Why the bytes were not counted, when they were not.
+    pub bytes_not_counted: Option<String>,
     /// CPU of all the other players' processes together, in % of one core.
     pub others_cpu_percent: f64,
 }
@@ -593,13 +618,15 @@ pub struct LargeSession {
 /// A session of `players` players (`voters` of them voters) at `hz`: the host in a process
 /// of its own, the others in crowd processes of up to 16 players, each player sending a
 /// [`COST_INPUT_BYTES`] input per tick; once every player is in, the host's cost over
-/// `window`.
+/// `window`. With `count_bytes`, the host runs alone in a network namespace of its own
+/// (root only; without root the bytes are not counted and the session runs on loopback).
 pub fn large_session(
     exe: &Path,
     players: usize,
     voters: usize,
     hz: u32,
     window: Duration,
+    count_bytes: bool,
 ) -> Result<LargeSession, BenchError> {
     let mut joiners = Vec::new();
     let mut left = players.saturating_sub(1);
@@ -608,10 +635,24 @@ pub fn large_session(
         joiners.push(take);
         left -= take;
     }
-    let mut processes = start_session(exe, hz, voters, &joiners, false, COST_INPUT_BYTES)?;
-    let outcome = measure_large(&mut processes, players, voters, hz, window);
+    let pair = if count_bytes {
+        NamespacePair::create()
+    } else {
+        Err("not asked for".to_string())
+    };
+    let (netns, not_counted) = match &pair {
+        Ok(pair) => (Some(pair), None),
+        Err(why) => (None, Some(why.clone())),
+    };
+    // The processes are declared after the namespaces, so they are gone before the
+    // namespaces are deleted (the kernel keeps a namespace while a process is inside).
+    let mut processes = start_session(exe, hz, voters, &joiners, false, COST_INPUT_BYTES, netns)?;
+    let outcome = measure_large(&mut processes, players, voters, hz, window, netns);
     quit_all(processes);
-    outcome
+    outcome.map(|large| LargeSession {
+        bytes_not_counted: not_counted,
+        ..large
+    })
 }
 
 fn measure_large(
@@ -620,6 +661,7 @@ fn measure_large(
     voters: usize,
     hz: u32,
     window: Duration,
+    netns: Option<&NamespacePair>,
 ) -> Result<LargeSession, BenchError> {
     let settled = |all: &[PlayerStatus]| {
         all.len() == players
@@ -635,9 +677,13 @@ fn measure_large(
         LARGE_SETUP_LIMIT,
         settled,
     )?;
+    let host_pid = processes[0].pid();
+    let bytes = |pair: &NamespacePair| crate::netns::transmitted_bytes(host_pid, &pair.host_link);
+    let bytes_before = netns.map(bytes).transpose()?;
     let host_before = processes[0].status()?;
     let measured = cpu_and_rss(processes, window)?;
     let host_after = processes[0].status()?;
+    let bytes_after = netns.map(bytes).transpose()?;
     let (Some(before), Some(after)) = (host_before.first(), host_after.first()) else {
         return Err(BenchError::Protocol("the host process has no player"));
     };
@@ -652,7 +698,10 @@ fn measure_large(
         host_cpu_percent: measured[0].0,
         host_rss_mib: measured[0].1,
         host_packets_per_tick: packets as f64 / ticks as f64,
-        host_bytes_per_tick: None,
+        host_bytes_per_tick: bytes_before
+            .zip(bytes_after)
+            .map(|(before, after)| after.saturating_sub(before) as f64 / ticks as f64),
+        bytes_not_counted: None,
         others_cpu_percent: measured[1..].iter().map(|(cpu, _)| cpu).sum(),
     })
 }

@@ -650,10 +650,11 @@ impl Report {
                 large.host_cpu_percent,
                 large.host_rss_mib,
                 large.host_packets_per_tick,
-                large
-                    .host_bytes_per_tick
-                    .map(|b| format!(", {b:.0} bytes per tick"))
-                    .unwrap_or_default(),
+                match (large.host_bytes_per_tick, &large.bytes_not_counted) {
+                    (Some(b), _) => format!(", {b:.0} bytes sent per tick"),
+                    (None, Some(why)) => format!(" (bytes not counted: {why})"),
+                    (None, None) => String::new(),
+                },
                 large.others_cpu_percent
             );
         }

@@ -49,6 +49,9 @@ struct Args {
     /// Each player submits an input of this many bytes once per tick period (0: none).
     #[arg(long, default_value_t = 0)]
     input_bytes: usize,
+    /// Bind every player to this IP (an ephemeral port each) instead of 127.0.0.1.
+    #[arg(long)]
+    bind: Option<std::net::IpAddr>,
     /// Tokio worker threads of this process.
     #[arg(long, default_value_t = 1)]
     worker_threads: usize,
@@ -110,7 +113,10 @@ async fn run(args: Args) -> Result<(), String> {
     if args.hz == 0 {
         return Err("--hz must be positive".into());
     }
-    let config = baton_bench::session::session_config(args.hz, args.max_voters);
+    let mut config = baton_bench::session::session_config(args.hz, args.max_voters);
+    if let Some(ip) = args.bind {
+        config.node.transport.bind = std::net::SocketAddr::new(ip, 0);
+    }
     let game = || CountingGame { last_tick: 0 };
     let mut sessions = Vec::with_capacity(args.players);
     match (&args.join, args.host) {
