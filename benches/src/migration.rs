@@ -79,6 +79,43 @@ pub struct MigrationTrials {
     /// Per trial: from the host being told to go (or stopped) until the last remaining
     /// player applied the new host's first tick.
     pub to_new_host: Vec<Duration>,
+    /// Trials in which the host did not move within the setup limit (the session never
+    /// showed a tick by a new host). Counted, not hidden; see [`TrialFailures`].
+    pub failed: usize,
+}
+
+/// Trials whose move did not complete in time: counted and logged, so one stuck move does
+/// not throw away the rest of a run, but a run where most trials fail is abandoned.
+#[derive(Debug, Default)]
+pub struct TrialFailures {
+    /// Failed trials so far.
+    pub count: usize,
+}
+
+impl TrialFailures {
+    /// Takes one trial's outcome: a timeout is counted (and `Ok(None)` returned) while at
+    /// most half of `trials` failed; any other error, or too many timeouts, ends the run.
+    pub fn take<T>(
+        &mut self,
+        what: &str,
+        trials: usize,
+        outcome: Result<T, BenchError>,
+    ) -> Result<Option<T>, BenchError> {
+        match outcome {
+            Ok(value) => Ok(Some(value)),
+            Err(BenchError::Timeout(why)) if (self.count + 1) * 2 <= trials => {
+                self.count += 1;
+                tracing::warn!(
+                    what,
+                    why,
+                    failed = self.count,
+                    "a host-move trial did not complete"
+                );
+                Ok(None)
+            }
+            Err(err) => Err(err),
+        }
+    }
 }
 
 impl MigrationTrials {
@@ -106,11 +143,15 @@ pub async fn measure_migrations_with(
 ) -> Result<MigrationTrials, BenchError> {
     let mut pauses = Vec::with_capacity(trials);
     let mut to_new_host = Vec::with_capacity(trials);
+    let mut failures = TrialFailures::default();
     for trial in 0..trials {
         tracing::debug!(kind = kind.key(), trial, "migration trial");
-        let (pause, moved) = one_trial(kind, hz).await?;
-        pauses.push(pause);
-        to_new_host.push(moved);
+        if let Some((pause, moved)) =
+            failures.take(kind.key(), trials, one_trial(kind, hz).await)?
+        {
+            pauses.push(pause);
+            to_new_host.push(moved);
+        }
         progress.step();
     }
     Ok(MigrationTrials {
@@ -118,6 +159,7 @@ pub async fn measure_migrations_with(
         hz,
         pauses,
         to_new_host,
+        failed: failures.count,
     })
 }
 

@@ -5,7 +5,7 @@
 //! Every process is started, driven and ended by this module: a [`PlayerProcess`] is killed
 //! when dropped, so a failed measurement leaves nothing running.
 
-use crate::migration::{MigrationKind, MigrationTrials};
+use crate::migration::{MigrationKind, MigrationTrials, TrialFailures};
 use crate::netns::NamespacePair;
 use crate::progress::Progress;
 use crate::session::WARMUP_TICKS;
@@ -387,14 +387,16 @@ pub fn crash_trials(
 ) -> Result<MigrationTrials, BenchError> {
     let mut pauses = Vec::with_capacity(trials);
     let mut to_new_host = Vec::with_capacity(trials);
+    let mut failures = TrialFailures::default();
     for trial in 0..trials {
         tracing::debug!(trial, "process crash trial");
         let mut processes = start_session(exe, hz, CRASH_PLAYERS, &[1, 1], true, 0, None)?;
         let outcome = crash_one(&mut processes);
         quit_all(processes);
-        let (pause, moved) = outcome?;
-        pauses.push(pause);
-        to_new_host.push(moved);
+        if let Some((pause, moved)) = failures.take("process crash", trials, outcome)? {
+            pauses.push(pause);
+            to_new_host.push(moved);
+        }
         progress.step();
     }
     Ok(MigrationTrials {
@@ -402,6 +404,7 @@ pub fn crash_trials(
         hz,
         pauses,
         to_new_host,
+        failed: failures.count,
     })
 }
 

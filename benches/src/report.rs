@@ -101,8 +101,10 @@ pub struct MoveStats {
     pub p99: f64,
     /// Worst trial, ms.
     pub max: f64,
-    /// Trials.
+    /// Trials measured.
     pub trials: usize,
+    /// Trials in which the host did not move within the limit (not in the figures).
+    pub trials_failed: usize,
     /// Whether the host was a real process killed with SIGKILL (crash trials).
     pub processes: bool,
     /// Tick rate of the sessions.
@@ -153,6 +155,7 @@ impl MoveStats {
             p99,
             max,
             trials: main.len(),
+            trials_failed: trials.failed,
             processes,
             hz: trials.hz,
             p50_ticks: p50 / period_ms,
@@ -585,8 +588,9 @@ impl Report {
             if let Some(s) = stats {
                 let _ = writeln!(
                     out,
-                    "  {label:<34} {:>3} trials @{} Hz{}: p50 {:.1} ms ({:.2} ticks), p99 {:.1} ms ({:.2}), max {:.1} ms ({:.2}); other figure p50 {:.1} / p99 {:.1} / max {:.1} ms",
+                    "  {label:<34} {:>3} trials ({} failed) @{} Hz{}: p50 {:.1} ms ({:.2} ticks), p99 {:.1} ms ({:.2}), max {:.1} ms ({:.2}); other figure p50 {:.1} / p99 {:.1} / max {:.1} ms",
                     s.trials,
+                    s.trials_failed,
                     s.hz,
                     if s.processes { ", SIGKILL" } else { "" },
                     s.p50,
@@ -741,6 +745,7 @@ mod tests {
             hz: 60,
             pauses: millis(&[17, 17, 20]),
             to_new_host: millis(&[5, 6, 7]),
+            failed: 0,
         };
         report.add_moves(&trials, false).unwrap();
         let handoff = report.handoff_gap_ms.as_ref().unwrap();
