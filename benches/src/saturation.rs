@@ -41,7 +41,7 @@ pub type ProposeFn = Arc<
     dyn Fn(Vec<u8>) -> Pin<Box<dyn Future<Output = Result<(), BenchError>> + Send>> + Send + Sync,
 >;
 
-/// Runs `clients` clients for [`WARMUP`] plus `window`, each proposing `payload_bytes`
+/// Runs `clients` clients for a 300 ms warm-up plus `window`, each proposing `payload_bytes`
 /// through `propose` one at a time; counts what started and finished inside the window.
 pub async fn drive(
     propose: ProposeFn,
