@@ -45,7 +45,7 @@ impl StoreProfile {
 
 /// The replicated state: how many commands were applied.
 #[derive(Default)]
-struct Counter {
+pub(crate) struct Counter {
     applied: u64,
 }
 
@@ -93,11 +93,30 @@ pub async fn measure_proposals(
     let dirs = tempfile::Builder::new()
         .prefix("baton-bench-")
         .tempdir_in(data_root)?;
-    let credentials = SessionCredentials::generate();
     let mut nodes: Vec<Node<Counter>> = Vec::with_capacity(VOTERS);
     let outcome = async {
+        start_cluster(&mut nodes, profile, dirs.path()).await?;
+        time_proposals(&nodes, proposals, payload_bytes).await
+    }
+    .await;
+    for node in nodes.iter().rev() {
+        let _ = node.shutdown().await;
+    }
+    outcome
+}
+
+/// Starts [`VOTERS`] nodes into `nodes` (the first founds the cluster, the others join and
+/// are promoted); file stores under `dir`. On an error, `nodes` holds what started, for the
+/// caller to shut down.
+pub(crate) async fn start_cluster(
+    nodes: &mut Vec<Node<Counter>>,
+    profile: StoreProfile,
+    dir: &Path,
+) -> Result<(), BenchError> {
+    let credentials = SessionCredentials::generate();
+    {
         for n in 0..VOTERS {
-            let dir = dirs.path().join(format!("node-{n}"));
+            let dir = dir.join(format!("node-{n}"));
             let bootstrap = match nodes.first() {
                 None => Bootstrap::NewCluster,
                 Some(founder) => Bootstrap::Join {
@@ -118,13 +137,8 @@ pub async fn measure_proposals(
                 promote(&nodes[0], id).await?;
             }
         }
-        time_proposals(&nodes, proposals, payload_bytes).await
     }
-    .await;
-    for node in nodes.iter().rev() {
-        let _ = node.shutdown().await;
-    }
-    outcome
+    Ok(())
 }
 
 async fn promote(founder: &Node<Counter>, id: baton::raft::NodeId) -> Result<(), BenchError> {
@@ -144,7 +158,7 @@ async fn promote(founder: &Node<Counter>, id: baton::raft::NodeId) -> Result<(),
     .await
 }
 
-async fn find_leader(nodes: &[Node<Counter>]) -> Result<Node<Counter>, BenchError> {
+pub(crate) async fn find_leader(nodes: &[Node<Counter>]) -> Result<Node<Counter>, BenchError> {
     let deadline = Instant::now() + SETUP_LIMIT;
     while Instant::now() < deadline {
         for node in nodes {

@@ -1,35 +1,47 @@
-//! Baton's tick-latency harness: in one run on loopback, the raw QUIC round trip (the
-//! floor), Baton's transport round trip, the tick-commit latency of a three-voter session
-//! at fixed tick rates, and propose→apply latency of a three-voter runtime cluster for each
-//! storage profile, and the pause players see when the host moves (leave, fitness
-//! handoff, crash) — each figure absolute, as a multiple of the QUIC round trip measured in
-//! the same run, and as a share of a tick's budget.
+//! Baton's tick-latency harness: in one run on loopback, the floors (raw QUIC round trip,
+//! back to back and paced one per tick), the tick and input commit latencies of 3-, 5- and
+//! 10-player sessions at 20, 30 and 60 Hz, host moves (planned handoff, fitness handoff,
+//! crash failover in this process and with real processes killed by SIGKILL), saturation
+//! throughput beside openraft, and what a node costs the OS (CPU, memory) in a 10-player
+//! and a 64-player session. Every latency is also given as a ratio to the paced QUIC floor
+//! of the same run.
 //!
 //! Run it with `cargo run --release -p baton-bench` (see `docs/benchmarks.md`). The library
 //! is the harness itself, so the smoke test runs exactly what the binary runs:
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), baton_bench::BenchError> {
-//! let config = baton_bench::HarnessConfig::default();
-//! let report = baton_bench::run(&config).await?;
+//! let config = baton_bench::HarnessConfig::quick();
+//! let report = baton_bench::run(&config, &baton_bench::progress::Progress::hidden()).await?;
 //! println!("{}", report.table());
 //! # Ok(()) }
 //! ```
 //!
 //! Where to look: [`quic`] (the floors), [`session`] (tick latencies), [`migration`]
-//! (host moves), [`cluster`] (proposals per storage profile), [`stats`] (percentiles), [`report`] (table and JSON).
+//! (host moves in this process), [`process`] (player processes: SIGKILL failover, CPU and
+//! memory), [`saturation`] and [`openraft_cluster`] (throughput), [`cluster`] (proposals per
+//! storage profile), [`stats`] (percentiles), [`report`] (tables and JSON), [`plot`] (SVG).
 
 #![warn(missing_docs)]
 
 pub mod cluster;
 pub mod migration;
+pub mod netns;
+pub mod openraft_cluster;
+pub mod plot;
+pub mod process;
+pub mod procfs;
+pub mod progress;
 pub mod quic;
 pub mod report;
+pub mod saturation;
 pub mod session;
 pub mod stats;
 
 use cluster::StoreProfile;
-pub use report::{MigrationNote, Report, Row, SessionNote};
+use migration::MigrationKind;
+use progress::Progress;
+pub use report::Report;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -44,68 +56,170 @@ pub const SAMPLES_MAX: usize = 100_000;
 pub const TICK_RATE_HZ_MAX: u32 = 1_000;
 /// Largest message or payload accepted, in bytes.
 pub const MESSAGE_BYTES_MAX: usize = 1 << 20;
+/// Longest window any measurement may be given.
+pub const WINDOW_MAX: Duration = Duration::from_secs(600);
 
 /// What to measure and how much.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct HarnessConfig {
-    /// Round trips timed for each floor (raw quinn, Baton's transport).
+    /// Round trips timed for each back-to-back floor (raw quinn, Baton's transport).
     pub rtt_samples: usize,
     /// Raw QUIC round trips timed at one per 60 Hz tick (threads idle in between).
     pub paced_rtt_samples: usize,
     /// Bytes of each round-trip message.
     pub message_bytes: usize,
-    /// Tick rates of the session measurements, in ticks per second; one session each.
+    /// Players of the session matrix; one session per count and rate.
+    pub player_counts: Vec<usize>,
+    /// Tick rates of the session matrix, in ticks per second.
     pub tick_rates_hz: Vec<u32>,
-    /// Ticks timed per tick rate (after a warm-up).
-    pub ticks_per_rate: u64,
-    /// Proposals timed per storage profile.
+    /// How long each session of the matrix is timed (after its warm-up).
+    #[serde(rename = "session_window_s", serialize_with = "as_secs")]
+    pub session_window: Duration,
+    /// Tick rate of every host-move session.
+    pub migration_hz: u32,
+    /// Planned handoffs (`leave()`) timed, each in a fresh 3-voter session.
+    pub handoff_trials: usize,
+    /// Fitness handoffs (game score to 0) timed.
+    pub score_trials: usize,
+    /// Crash failovers with the host stopped inside this process.
+    pub crash_trials: usize,
+    /// Crash failovers with the host's process killed by SIGKILL (0: none).
+    pub process_crash_trials: usize,
+    /// Payload sizes of the saturation cases, in bytes.
+    pub saturation_payloads: Vec<usize>,
+    /// Client counts of the saturation cases.
+    pub saturation_clients: Vec<usize>,
+    /// How long each saturation case is timed, per system.
+    #[serde(rename = "saturation_window_s", serialize_with = "as_secs")]
+    pub saturation_window: Duration,
+    /// Players of the cost session (one process each; 0: skip it).
+    pub cost_players: usize,
+    /// Tick rate of the cost session.
+    pub cost_hz: u32,
+    /// How long CPU time is counted in the cost and large sessions.
+    #[serde(rename = "cost_window_s", serialize_with = "as_secs")]
+    pub cost_window: Duration,
+    /// Players of the large session (0: skip it).
+    pub large_players: usize,
+    /// Voters of the large session.
+    pub large_voters: usize,
+    /// Tick rate of the large session.
+    pub large_hz: u32,
+    /// Count the large session host's bytes sent (its own network namespace; root only).
+    pub large_count_bytes: bool,
+    /// Proposals timed per storage profile (single client; 0: skip them).
     pub proposals: usize,
-    /// Bytes of each proposal.
+    /// Bytes of each of those proposals.
     pub payload_bytes: usize,
     /// Background fsync interval of the relaxed profile.
     #[serde(rename = "relaxed_fsync_interval_ms", serialize_with = "as_millis")]
     pub relaxed_fsync_interval: Duration,
-    /// Host migrations timed per kind (leave, game-score handoff, crash), each in a fresh
-    /// session.
-    pub migration_trials: usize,
-    /// Tick rate of the migration sessions, in ticks per second.
-    pub migration_hz: u32,
     /// Where the file stores live (a fresh directory inside, removed afterwards);
     /// `None` uses the system's temporary directory.
     pub data_dir: Option<PathBuf>,
+    /// The `baton-bench-player` binary; `None` looks beside the running executable.
+    pub player_exe: Option<PathBuf>,
 }
 
 impl Default for HarnessConfig {
-    /// About 50 s on a loaded 2-core machine.
+    /// The full matrix: about 8 minutes on a loaded 2-core machine.
     fn default() -> Self {
         HarnessConfig {
             rtt_samples: 2_000,
-            paced_rtt_samples: 180,
+            paced_rtt_samples: 600,
             message_bytes: 64,
-            tick_rates_hz: vec![60, 30],
-            ticks_per_rate: 600,
+            player_counts: vec![3, 5, 10],
+            tick_rates_hz: vec![20, 30, 60],
+            session_window: Duration::from_secs(10),
+            migration_hz: 60,
+            handoff_trials: 30,
+            score_trials: 10,
+            crash_trials: 30,
+            process_crash_trials: 30,
+            saturation_payloads: vec![64, 1024],
+            saturation_clients: vec![1, 64, 1024],
+            saturation_window: Duration::from_secs(2),
+            cost_players: 10,
+            cost_hz: 60,
+            cost_window: Duration::from_secs(10),
+            large_players: 64,
+            large_voters: 5,
+            large_hz: 30,
+            large_count_bytes: true,
             proposals: 500,
             payload_bytes: 64,
             relaxed_fsync_interval: Duration::from_millis(10),
-            migration_trials: 5,
-            migration_hz: 30,
             data_dir: None,
+            player_exe: None,
         }
     }
 }
 
 impl HarnessConfig {
-    /// A tiny run (a few seconds of ticks) that still measures every row; for smoke tests.
+    /// Every measurement with small counts: under a minute in a release build.
+    pub fn quick() -> HarnessConfig {
+        HarnessConfig {
+            rtt_samples: 300,
+            paced_rtt_samples: 60,
+            player_counts: vec![3, 10],
+            tick_rates_hz: vec![60, 20],
+            session_window: Duration::from_secs(1),
+            handoff_trials: 3,
+            score_trials: 1,
+            crash_trials: 2,
+            process_crash_trials: 2,
+            saturation_payloads: vec![64, 1024],
+            saturation_clients: vec![1, 64],
+            saturation_window: Duration::from_millis(300),
+            cost_window: Duration::from_secs(2),
+            large_players: 16,
+            proposals: 30,
+            ..HarnessConfig::default()
+        }
+    }
+
+    /// Smaller still, for the smoke test in a debug build: one session per rate of the
+    /// smallest matrix, one trial of each kind, a small large session.
     pub fn smoke() -> HarnessConfig {
         HarnessConfig {
             rtt_samples: 20,
             paced_rtt_samples: 10,
-            tick_rates_hz: vec![60, 30],
-            ticks_per_rate: 15,
-            proposals: 20,
-            migration_trials: 1,
-            ..HarnessConfig::default()
+            player_counts: vec![3],
+            tick_rates_hz: vec![60],
+            session_window: Duration::from_millis(500),
+            handoff_trials: 1,
+            score_trials: 1,
+            crash_trials: 1,
+            process_crash_trials: 1,
+            saturation_payloads: vec![64],
+            saturation_clients: vec![1, 8],
+            saturation_window: Duration::from_millis(200),
+            // Six: five voters and one learner, so both roles are measured.
+            cost_players: 6,
+            cost_window: Duration::from_secs(1),
+            large_players: 6,
+            // CI stays out of namespaces: the bytes are the full run's business.
+            large_count_bytes: false,
+            proposals: 10,
+            ..HarnessConfig::quick()
         }
+    }
+
+    /// Ticks timed in a session of the matrix at `hz`.
+    pub fn ticks_at(&self, hz: u32) -> u64 {
+        ((self.session_window.as_secs_f64() * f64::from(hz)).round() as u64).max(1)
+    }
+
+    /// How many progress steps a run of this configuration has.
+    pub fn steps(&self) -> u64 {
+        let floors = 3;
+        let matrix = self.player_counts.len() * self.tick_rates_hz.len();
+        let moves =
+            self.handoff_trials + self.score_trials + self.crash_trials + self.process_crash_trials;
+        let saturation = self.saturation_payloads.len() * self.saturation_clients.len();
+        let costs = usize::from(self.cost_players > 0) + usize::from(self.large_players > 0);
+        let stores = if self.proposals > 0 { 3 } else { 0 };
+        (floors + matrix + moves + saturation + costs + stores) as u64
     }
 
     /// Refuses counts that would measure nothing or run unbounded.
@@ -116,23 +230,75 @@ impl HarnessConfig {
         {
             return bad("rtt samples (both kinds) must be between 1 and SAMPLES_MAX");
         }
-        if !(1..=SAMPLES_MAX as u64).contains(&self.ticks_per_rate) {
-            return bad("ticks per rate must be between 1 and SAMPLES_MAX");
-        }
-        if !(1..=SAMPLES_MAX).contains(&self.proposals) {
-            return bad("proposals must be between 1 and SAMPLES_MAX");
-        }
-        if !(1..=SAMPLES_MAX).contains(&self.migration_trials) {
-            return bad("migration trials must be between 1 and SAMPLES_MAX");
-        }
+        let rate_ok = |hz: &u32| (1..=TICK_RATE_HZ_MAX).contains(hz);
         if self.tick_rates_hz.is_empty()
-            || !(1..=TICK_RATE_HZ_MAX).contains(&self.migration_hz)
-            || self
-                .tick_rates_hz
+            || !self.tick_rates_hz.iter().all(rate_ok)
+            || ![self.migration_hz, self.cost_hz, self.large_hz]
                 .iter()
-                .any(|hz| !(1..=TICK_RATE_HZ_MAX).contains(hz))
+                .all(rate_ok)
         {
-            return bad("tick rates (migration's too) must be between 1 and TICK_RATE_HZ_MAX Hz");
+            return bad("tick rates must be between 1 and TICK_RATE_HZ_MAX Hz");
+        }
+        if self.player_counts.is_empty()
+            || self
+                .player_counts
+                .iter()
+                .any(|n| !(2..=session::PLAYERS_MAX).contains(n))
+        {
+            return bad("player counts must be between 2 and PLAYERS_MAX");
+        }
+        for window in [
+            self.session_window,
+            self.saturation_window,
+            self.cost_window,
+        ] {
+            if window.is_zero() || window > WINDOW_MAX {
+                return bad("windows must be positive and at most WINDOW_MAX");
+            }
+        }
+        if self
+            .tick_rates_hz
+            .iter()
+            .any(|hz| self.ticks_at(*hz) > SAMPLES_MAX as u64)
+        {
+            return bad("a session window may time at most SAMPLES_MAX ticks");
+        }
+        for trials in [
+            self.handoff_trials,
+            self.score_trials,
+            self.crash_trials,
+            self.process_crash_trials,
+            self.proposals,
+        ] {
+            if trials > SAMPLES_MAX {
+                return bad("trial and proposal counts must be at most SAMPLES_MAX");
+            }
+        }
+        if self.handoff_trials == 0 || self.crash_trials == 0 {
+            return bad("handoff and crash trials must be at least 1");
+        }
+        if self.saturation_payloads.is_empty()
+            || self.saturation_clients.is_empty()
+            || self
+                .saturation_clients
+                .iter()
+                .any(|c| !(1..=saturation::CLIENTS_MAX).contains(c))
+            || self
+                .saturation_payloads
+                .iter()
+                .any(|b| !(1..=MESSAGE_BYTES_MAX).contains(b))
+        {
+            return bad(
+                "saturation needs payloads of 1..=MESSAGE_BYTES_MAX and 1..=CLIENTS_MAX clients",
+            );
+        }
+        if self.cost_players == 1
+            || self.cost_players > session::PLAYERS_MAX
+            || self.large_players == 1
+            || self.large_players > session::PLAYERS_MAX
+            || self.large_voters == 0
+        {
+            return bad("cost and large sessions need 2..=PLAYERS_MAX players (or 0 to skip)");
         }
         // The transport echo stamps 8 bytes of sequence into every message.
         if !(8..=MESSAGE_BYTES_MAX).contains(&self.message_bytes)
@@ -145,6 +311,31 @@ impl HarnessConfig {
         }
         Ok(())
     }
+
+    /// The player binary: as configured, else `baton-bench-player` beside the running
+    /// executable (where cargo puts both).
+    pub fn player_exe(&self) -> Result<PathBuf, BenchError> {
+        if let Some(exe) = &self.player_exe {
+            return Ok(exe.clone());
+        }
+        let exe = std::env::current_exe()?;
+        let dir = exe.parent().ok_or(BenchError::Config(
+            "the running executable has no directory",
+        ))?;
+        let player = dir.join("baton-bench-player");
+        if player.exists() {
+            Ok(player)
+        } else {
+            Err(BenchError::Process(format!(
+                "{} not found: build it with `cargo build --release -p baton-bench`",
+                player.display()
+            )))
+        }
+    }
+}
+
+fn as_secs<S: serde::Serializer>(interval: &Duration, out: S) -> Result<S::Ok, S::Error> {
+    out.serialize_f64(interval.as_secs_f64())
 }
 
 fn as_millis<S: serde::Serializer>(interval: &Duration, out: S) -> Result<S::Ok, S::Error> {
@@ -202,102 +393,209 @@ pub enum BenchError {
     /// The JSON report could not be encoded.
     #[error("json: {0}")]
     Json(#[from] serde_json::Error),
+    /// A player process could not be started or driven.
+    #[error("player process: {0}")]
+    Process(String),
+    /// The compared openraft cluster failed.
+    #[error("openraft: {0}")]
+    Openraft(String),
+    /// The plot could not be drawn.
+    #[error("plot: {0}")]
+    Plot(String),
 }
 
 /// Measures everything `config` asks for, one measurement after another (never two at
 /// once: they would share the machine's cores), and returns the report.
-pub async fn run(config: &HarnessConfig) -> Result<Report, BenchError> {
+pub async fn run(config: &HarnessConfig, progress: &Progress) -> Result<Report, BenchError> {
     config.validate()?;
     let started = Instant::now();
     let mut report = Report::new(config);
+    let player_exe = config.player_exe()?;
 
-    tracing::info!(samples = config.rtt_samples, "raw QUIC round trip");
+    progress.stage("raw QUIC round trip, back to back");
     let quinn = quic::quinn_round_trips(config.rtt_samples, config.message_bytes, None).await?;
-    report.set_baseline(
-        "quic_rtt",
-        "raw QUIC round trip (quinn bi-stream echo)",
-        &quinn,
-    )?;
-    tracing::info!(
-        samples = config.paced_rtt_samples,
-        "raw QUIC round trip, paced"
-    );
+    report.set_floor("quic", &quinn)?;
+    progress.step();
+    progress.stage("raw QUIC round trip, paced one per 60 Hz tick");
     let paced = quic::quinn_round_trips(
         config.paced_rtt_samples,
         config.message_bytes,
         Some(PACED_RTT_INTERVAL),
     )
     .await?;
-    report.add(
-        "quic_rtt_paced",
-        "raw QUIC round trip, one per 60 Hz tick",
-        &paced,
-    )?;
-    tracing::info!(samples = config.rtt_samples, "Baton transport round trip");
+    report.set_floor("quic_paced", &paced)?;
+    progress.step();
+    progress.stage("Baton transport round trip");
     let transport = quic::transport_round_trips(config.rtt_samples, config.message_bytes).await?;
-    report.add(
-        "transport_rtt",
-        "Baton transport round trip (echo)",
-        &transport,
-    )?;
+    report.set_floor("transport", &transport)?;
+    progress.step();
 
-    for &hz in &config.tick_rates_hz {
-        tracing::info!(hz, ticks = config.ticks_per_rate, "session tick latency");
-        let ticks = session::measure_ticks(hz, config.ticks_per_rate).await?;
-        report.add_session(&ticks)?;
+    for &players in &config.player_counts {
+        for &hz in &config.tick_rates_hz {
+            progress.stage(&format!("session: {players} players at {hz} Hz"));
+            let ticks = session::measure_ticks(players, hz, config.ticks_at(hz)).await?;
+            report.add_session(&ticks)?;
+            progress.step();
+        }
     }
 
-    for kind in migration::MigrationKind::ALL {
-        tracing::info!(
-            kind = kind.key(),
-            trials = config.migration_trials,
-            hz = config.migration_hz,
-            "host migration"
+    for (kind, trials) in [
+        (MigrationKind::Leave, config.handoff_trials),
+        (MigrationKind::GameScore, config.score_trials),
+        (MigrationKind::Crash, config.crash_trials),
+    ] {
+        if trials == 0 {
+            continue;
+        }
+        progress.stage(&format!("host moves: {}", kind.label()));
+        let measured =
+            migration::measure_migrations_with(kind, config.migration_hz, trials, progress).await?;
+        report.add_moves(&measured, false)?;
+    }
+    if config.process_crash_trials > 0 {
+        progress.stage("host moves: SIGKILL of the host process");
+        let (exe, hz, trials) = (
+            player_exe.clone(),
+            config.migration_hz,
+            config.process_crash_trials,
         );
-        let trials =
-            migration::measure_migrations(kind, config.migration_hz, config.migration_trials)
-                .await?;
-        report.add_migrations(&trials)?;
+        let measured = blocking(
+            move |progress| process::crash_trials(&exe, hz, trials, progress),
+            progress,
+        )
+        .await?;
+        report.add_moves(&measured, true)?;
     }
 
-    let data_root = config.data_dir.clone().unwrap_or_else(std::env::temp_dir);
-    let profiles = [
-        (
-            "memory",
-            "in-memory store".to_string(),
-            StoreProfile::Memory,
-        ),
-        (
-            "relaxed",
-            format!(
-                "relaxed file (fsync {} ms)",
-                config.relaxed_fsync_interval.as_millis()
+    for &payload in &config.saturation_payloads {
+        for &clients in &config.saturation_clients {
+            progress.stage(&format!("saturation: {payload} B, {clients} clients"));
+            let baton = {
+                let cluster = saturation::BatonCluster::start().await?;
+                let measured = saturation::drive(
+                    cluster.propose_fn(),
+                    clients,
+                    payload,
+                    config.saturation_window,
+                )
+                .await;
+                cluster.shutdown().await;
+                measured?
+            };
+            let openraft = {
+                let cluster = openraft_cluster::Cluster::start().await?;
+                let measured = saturation::drive(
+                    saturation::openraft_propose_fn(&cluster),
+                    clients,
+                    payload,
+                    config.saturation_window,
+                )
+                .await;
+                cluster.shutdown().await;
+                measured?
+            };
+            report.add_throughput(payload, clients, &baton, &openraft);
+            progress.step();
+        }
+    }
+
+    if config.cost_players > 0 {
+        progress.stage(&format!(
+            "node cost: {} player processes at {} Hz",
+            config.cost_players, config.cost_hz
+        ));
+        let (exe, players, hz, window) = (
+            player_exe.clone(),
+            config.cost_players,
+            config.cost_hz,
+            config.cost_window,
+        );
+        let costs = blocking(
+            move |_| process::session_costs(&exe, players, hz, window),
+            progress,
+        )
+        .await?;
+        report.set_costs(costs);
+        progress.step();
+    }
+    if config.large_players > 0 {
+        progress.stage(&format!(
+            "large session: {} players at {} Hz",
+            config.large_players, config.large_hz
+        ));
+        let (exe, players, voters, hz, window, count_bytes) = (
+            player_exe.clone(),
+            config.large_players,
+            config.large_voters.min(config.large_players),
+            config.large_hz,
+            config.cost_window,
+            config.large_count_bytes,
+        );
+        let large = blocking(
+            move |_| process::large_session(&exe, players, voters, hz, window, count_bytes),
+            progress,
+        )
+        .await?;
+        report.large_session = Some(large);
+        progress.step();
+    }
+
+    if config.proposals > 0 {
+        let data_root = config.data_dir.clone().unwrap_or_else(std::env::temp_dir);
+        let profiles = [
+            ("memory", StoreProfile::Memory),
+            (
+                "relaxed",
+                StoreProfile::Relaxed {
+                    fsync_interval: config.relaxed_fsync_interval,
+                },
             ),
-            StoreProfile::Relaxed {
-                fsync_interval: config.relaxed_fsync_interval,
-            },
-        ),
-        (
-            "durable",
-            "durable file store".to_string(),
-            StoreProfile::Durable,
-        ),
-    ];
-    for (key, store, profile) in profiles {
-        tracing::info!(
-            store = key,
-            proposals = config.proposals,
-            "runtime propose latency"
-        );
-        let samples =
-            cluster::measure_proposals(profile, config.proposals, config.payload_bytes, &data_root)
-                .await?;
-        report.add(
-            &format!("propose_{key}"),
-            &format!("cluster propose -> applied, {store}"),
-            &samples,
-        )?;
+            ("durable", StoreProfile::Durable),
+        ];
+        for (key, profile) in profiles {
+            progress.stage(&format!("single-client propose, {key} store"));
+            let samples = cluster::measure_proposals(
+                profile,
+                config.proposals,
+                config.payload_bytes,
+                &data_root,
+            )
+            .await?;
+            report.propose_us.push(report::ProposeRow {
+                store: key.to_string(),
+                summary: stats::Summary::of(&samples)
+                    .ok_or_else(|| BenchError::NoSamples(format!("propose_{key}")))?,
+            });
+            progress.step();
+        }
     }
+    report.judge();
     report.elapsed_s = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// Runs a measurement that drives processes (blocking reads of their pipes) on a blocking
+/// thread, so the runtime's workers stay free; its progress steps reach `progress`.
+async fn blocking<T: Send + 'static>(
+    measure: impl FnOnce(&Progress) -> Result<T, BenchError> + Send + 'static,
+    progress: &Progress,
+) -> Result<T, BenchError> {
+    // The blocking thread reports steps through a channel, since `progress` is borrowed.
+    let (steps_tx, mut steps_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let task = tokio::task::spawn_blocking(move || {
+        let local = Progress::forwarding(steps_tx);
+        measure(&local)
+    });
+    tokio::pin!(task);
+    loop {
+        tokio::select! {
+            outcome = &mut task => {
+                while steps_rx.try_recv().is_ok() {
+                    progress.step();
+                }
+                return outcome.map_err(|_| BenchError::Protocol("a process measurement panicked"))?;
+            }
+            Some(()) = steps_rx.recv() => progress.step(),
+        }
+    }
 }

@@ -1,6 +1,7 @@
-//! Tick-commit latency of a real session: three voters on loopback QUIC in this process,
-//! a trivial game whose `tick` and `apply` stamp the time, and one follower sending an
-//! input every tick period.
+//! Tick-commit latency of a real session: 3, 5 or 10 players on loopback QUIC in this
+//! process (at most [`VOTERS_MAX`] voters, the rest warm learners, as the session default
+//! has it), a trivial game whose `tick` and `apply` stamp the time, and one follower sending
+//! an input every tick period.
 //!
 //! All players live in one process, so one monotonic clock times every hop: from the host's
 //! `Game::tick` (the tick record is produced) to the host's `TickCommitted` event, to a
@@ -16,8 +17,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 
-/// Players in the measured session; every one is a voter.
-pub const PLAYERS: usize = 3;
+/// Voters of every measured session (the session default): a larger session's other
+/// players are learners.
+pub const VOTERS_MAX: usize = 5;
+/// Most players one in-process session may have (each player is a node with its own QUIC
+/// endpoint and tasks).
+pub const PLAYERS_MAX: usize = 64;
 /// Ticks (and inputs) the timeline keeps at most, whatever the flags say.
 const TIMELINE_TICKS_MAX: usize = 1_000_000;
 /// Ticks every player applies before the measurement window opens (connections warm,
@@ -34,11 +39,13 @@ const WINDOW_SLACK: Duration = Duration::from_secs(20);
 /// What one fixed-rate session measured.
 #[derive(Debug, Clone, Default)]
 pub struct TickLatencies {
+    /// Players in the session.
+    pub players: usize,
     /// Tick rate, in ticks per second.
     pub hz: u32,
     /// From the host's `Game::tick` to its `TickCommitted` event.
     pub produced_to_host_commit: Vec<Duration>,
-    /// From the host's `Game::tick` to `Game::apply` on each follower (both pooled).
+    /// From the host's `Game::tick` to `Game::apply` on each other player (all pooled).
     pub produced_to_follower_apply: Vec<Duration>,
     /// From a follower's `submit_input` to its `InputCommitted` event.
     pub input_to_commit: Vec<Duration>,
@@ -155,12 +162,14 @@ fn record_events(
     })
 }
 
-/// A running [`PLAYERS`]-player session of [`ProbeGame`]s whose events are recorded into a
+/// A running session of [`ProbeGame`]s whose events are recorded into a
 /// shared timeline; the setup both the tick measurements and the migration trials use.
 pub(crate) struct ProbeSession {
     pub(crate) sessions: Vec<Session<ProbeGame>>,
     pub(crate) timeline: SharedTimeline,
     recorders: Vec<JoinHandle<()>>,
+    /// Voters the session settles on (the rest are learners).
+    voters: usize,
 }
 
 impl ProbeSession {
@@ -168,13 +177,20 @@ impl ProbeSession {
     /// any, are recorded.
     pub(crate) async fn start(
         config: SessionConfig,
+        players: usize,
         input_player: Option<usize>,
     ) -> Result<ProbeSession, BenchError> {
+        if !(1..=PLAYERS_MAX).contains(&players) {
+            return Err(BenchError::Config(
+                "players must be between 1 and PLAYERS_MAX",
+            ));
+        }
+        let voters = players.min(config.max_voters);
         let timeline: SharedTimeline = Arc::new(Mutex::new(Timeline {
-            applied: vec![BTreeMap::new(); PLAYERS],
-            committed: vec![BTreeMap::new(); PLAYERS],
-            overruns: vec![0; PLAYERS],
-            host_changes: vec![0; PLAYERS],
+            applied: vec![BTreeMap::new(); players],
+            committed: vec![BTreeMap::new(); players],
+            overruns: vec![0; players],
+            host_changes: vec![0; players],
             ..Timeline::default()
         }));
         let game = |player| ProbeGame {
@@ -185,7 +201,7 @@ impl ProbeSession {
         let host = Session::host(config.clone(), Identity::generate()?, game(0)).await?;
         let invite = host.invite();
         let mut sessions = vec![host];
-        for player in 1..PLAYERS {
+        for player in 1..players {
             sessions.push(
                 Session::join(&invite, config.clone(), Identity::generate()?, game(player)).await?,
             );
@@ -199,20 +215,24 @@ impl ProbeSession {
             sessions,
             timeline,
             recorders,
+            voters,
         })
     }
 
-    /// Waits until every player is a voter and has applied the warm-up ticks.
+    /// Waits until the voter set is full, every other player is a learner, and every player
+    /// has applied the warm-up ticks.
     pub(crate) async fn wait_until_warm(&self) -> Result<(), BenchError> {
-        let sessions = &self.sessions;
+        let (sessions, voters) = (&self.sessions, self.voters);
+        let learners = sessions.len() - voters;
         wait_until(
-            "every player to be a voter and apply ticks",
+            "the voter set to fill and every player to apply ticks",
             SETUP_LIMIT,
             || async {
                 let Ok(status) = sessions[0].status().await else {
                     return false;
                 };
-                status.node.membership.voters.len() == PLAYERS
+                status.node.membership.voters.len() == voters
+                    && status.node.membership.learners.len() == learners
                     && sessions
                         .iter()
                         .all(|session| session.with_game(|_, tick| tick >= WARMUP_TICKS))
@@ -232,31 +252,38 @@ impl ProbeSession {
     }
 }
 
-/// The session configuration of every measurement: `hz` ticks per second, every player a
-/// voter.
-pub(crate) fn session_config(hz: u32) -> SessionConfig {
+/// The session configuration of every measurement, in this process and in player
+/// processes alike: `hz` ticks per second, at most `max_voters` voters.
+pub fn session_config(hz: u32, max_voters: usize) -> SessionConfig {
     // The default transport binds 127.0.0.1 on an ephemeral port: loopback only.
     SessionConfig {
         tick_mode: TickMode::FixedRate { hz },
-        max_voters: PLAYERS,
+        max_voters,
         // Promote the joiners quickly, so setup does not dominate the run.
         policy_interval: Duration::from_millis(100),
         ..SessionConfig::default()
     }
 }
 
-/// Runs a [`PLAYERS`]-voter session at `hz` until `ticks` ticks past the warm-up have been
+/// Runs a session of `players` at `hz` until `ticks` ticks past the warm-up have been
 /// applied by every player, with one follower submitting an input every tick period.
-pub async fn measure_ticks(hz: u32, ticks: u64) -> Result<TickLatencies, BenchError> {
-    // The input player is a follower: its inputs cross the network to the host and back.
-    let input_player = PLAYERS - 1;
-    let probe = ProbeSession::start(session_config(hz), Some(input_player)).await?;
+pub async fn measure_ticks(
+    players: usize,
+    hz: u32,
+    ticks: u64,
+) -> Result<TickLatencies, BenchError> {
+    // The input player is the first joiner, a voter: its inputs cross the network to the
+    // host and back.
+    let input_player = 1.min(players - 1);
+    let config = session_config(hz, VOTERS_MAX);
+    let probe = ProbeSession::start(config, players, Some(input_player)).await?;
     let outcome = run_window(&probe, hz, ticks, input_player).await;
     let timeline = probe.timeline.clone();
     probe.stop().await;
     let window = outcome?;
     let timeline = lock(&timeline);
     Ok(TickLatencies {
+        players,
         hz,
         committed_rate_hz: production_rate_hz(&timeline, window.first_tick, window.last_tick),
         overruns: window.overruns,

@@ -13,6 +13,8 @@ pub struct Summary {
     pub p50_us: f64,
     /// 99th percentile (nearest rank).
     pub p99_us: f64,
+    /// 99.9th percentile (nearest rank): the largest sample when there are fewer than 1000.
+    pub p999_us: f64,
     /// Largest sample.
     pub max_us: f64,
     /// Arithmetic mean.
@@ -32,10 +34,22 @@ impl Summary {
             samples: micros.len(),
             p50_us: nearest_rank(&micros, 0.50),
             p99_us: nearest_rank(&micros, 0.99),
+            p999_us: nearest_rank(&micros, 0.999),
             max_us: micros[micros.len() - 1],
             mean_us: total / micros.len() as f64,
         })
     }
+}
+
+/// The `quantile` (0..=1) of `samples` by nearest rank, in the samples' own unit; `None`
+/// when there are none. For figures that are not durations (pauses in ticks, rates).
+pub fn quantile(samples: &[f64], quantile: f64) -> Option<f64> {
+    if samples.is_empty() {
+        return None;
+    }
+    let mut sorted = samples.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    Some(nearest_rank(&sorted, quantile))
 }
 
 /// The smallest sample at or above fraction `quantile` of the sorted, non-empty `sorted`.
@@ -55,6 +69,7 @@ mod tests {
         assert_eq!(summary.samples, 100);
         assert_eq!(summary.p50_us.round(), 50.0);
         assert_eq!(summary.p99_us.round(), 99.0);
+        assert_eq!(summary.p999_us.round(), 100.0);
         assert_eq!(summary.max_us.round(), 100.0);
         assert!((summary.mean_us - 50.5).abs() < 1e-6);
     }
