@@ -79,10 +79,13 @@ async fn a_founders_first_events_reach_a_game_that_starts_polling_late() {
     handle.stop().await;
 }
 
+/// Breaks one setting of a good configuration.
+type Spoil = Box<dyn Fn(&mut SessionConfig)>;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_settings_are_refused_at_start_naming_the_field() {
     let runtime = tokio::runtime::Handle::current();
-    let cases: Vec<(&str, Box<dyn Fn(&mut SessionConfig)>)> = vec![
+    let cases: Vec<(&str, Spoil)> = vec![
         (
             "tick_mode",
             Box::new(|c| c.tick_mode = TickMode::FixedRate { hz: 0 }),

@@ -24,7 +24,7 @@ pub const CLIENT_WINDOW_LEN_DEFAULT: usize = 1024;
 
 /// What to do with a tagged command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SessionCheck<'a> {
+pub enum ClientCheck<'a> {
     /// Never applied: apply it, then `record` the result.
     New,
     /// Already applied: do not apply again; this is the result it produced.
@@ -50,29 +50,29 @@ struct Session {
 /// evicted client would apply again, so pick the bound so that a client idle that long has
 /// given up retrying) and by `window_len` results per client.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ClientSessions {
+pub struct ClientTable {
     sessions: BTreeMap<u64, Session>,
     sessions_max: usize,
     window_len: usize,
     records: u64,
 }
 
-impl Default for ClientSessions {
+impl Default for ClientTable {
     fn default() -> Self {
-        ClientSessions::with_limits(CLIENT_SESSIONS_MAX_DEFAULT, CLIENT_WINDOW_LEN_DEFAULT)
+        ClientTable::with_limits(CLIENT_SESSIONS_MAX_DEFAULT, CLIENT_WINDOW_LEN_DEFAULT)
     }
 }
 
-impl ClientSessions {
+impl ClientTable {
     /// A table keeping at most `sessions_max` clients (at least 1), with the default window.
-    pub fn with_limit(sessions_max: usize) -> ClientSessions {
-        ClientSessions::with_limits(sessions_max, CLIENT_WINDOW_LEN_DEFAULT)
+    pub fn with_limit(sessions_max: usize) -> ClientTable {
+        ClientTable::with_limits(sessions_max, CLIENT_WINDOW_LEN_DEFAULT)
     }
 
     /// A table keeping at most `sessions_max` clients and `window_len` results per client
     /// (each at least 1).
-    pub fn with_limits(sessions_max: usize, window_len: usize) -> ClientSessions {
-        ClientSessions {
+    pub fn with_limits(sessions_max: usize, window_len: usize) -> ClientTable {
+        ClientTable {
             sessions: BTreeMap::new(),
             sessions_max: sessions_max.max(1),
             window_len: window_len.max(1),
@@ -101,16 +101,16 @@ impl ClientSessions {
     }
 
     /// Classifies a tagged command.
-    pub fn check(&self, tag: ClientTag) -> SessionCheck<'_> {
+    pub fn check(&self, tag: ClientTag) -> ClientCheck<'_> {
         let Some(session) = self.sessions.get(&tag.client_id) else {
-            return SessionCheck::New;
+            return ClientCheck::New;
         };
         if let Some(result) = session.results.get(&tag.sequence) {
-            SessionCheck::Duplicate(result)
+            ClientCheck::Duplicate(result)
         } else if tag.sequence < session.floor {
-            SessionCheck::Stale
+            ClientCheck::Stale
         } else {
-            SessionCheck::New
+            ClientCheck::New
         }
     }
 
@@ -171,50 +171,50 @@ mod tests {
 
     #[test]
     fn s6_3_duplicate_returns_cached_result() {
-        let mut table = ClientSessions::default();
-        assert_eq!(table.check(tag(1, 1)), SessionCheck::New);
+        let mut table = ClientTable::default();
+        assert_eq!(table.check(tag(1, 1)), ClientCheck::New);
         table.record(tag(1, 1), b"one".to_vec());
-        assert_eq!(table.check(tag(1, 1)), SessionCheck::Duplicate(b"one"));
+        assert_eq!(table.check(tag(1, 1)), ClientCheck::Duplicate(b"one"));
         table.record(tag(1, 2), b"two".to_vec());
-        assert_eq!(table.check(tag(1, 1)), SessionCheck::Duplicate(b"one"));
-        assert_eq!(table.check(tag(1, 3)), SessionCheck::New);
-        assert_eq!(table.check(tag(2, 1)), SessionCheck::New);
+        assert_eq!(table.check(tag(1, 1)), ClientCheck::Duplicate(b"one"));
+        assert_eq!(table.check(tag(1, 3)), ClientCheck::New);
+        assert_eq!(table.check(tag(2, 1)), ClientCheck::New);
     }
 
     #[test]
     fn s6_3_pipelined_commands_reordered_by_a_retry_each_apply_once() {
-        let mut table = ClientSessions::default();
+        let mut table = ClientTable::default();
         table.record(tag(1, 8), b"eight".to_vec());
         assert_eq!(
             table.check(tag(1, 7)),
-            SessionCheck::New,
+            ClientCheck::New,
             "7 was lost in a leader change and retried after 8 committed"
         );
         table.record(tag(1, 7), b"seven".to_vec());
-        assert_eq!(table.check(tag(1, 7)), SessionCheck::Duplicate(b"seven"));
-        assert_eq!(table.check(tag(1, 8)), SessionCheck::Duplicate(b"eight"));
+        assert_eq!(table.check(tag(1, 7)), ClientCheck::Duplicate(b"seven"));
+        assert_eq!(table.check(tag(1, 8)), ClientCheck::Duplicate(b"eight"));
     }
 
     #[test]
     fn s6_3_sequences_older_than_the_window_are_stale() {
-        let mut table = ClientSessions::with_limits(8, 2);
+        let mut table = ClientTable::with_limits(8, 2);
         for sequence in 1..=3 {
             table.record(tag(1, sequence), vec![sequence as u8]);
         }
-        assert_eq!(table.check(tag(1, 1)), SessionCheck::Stale);
-        assert_eq!(table.check(tag(1, 2)), SessionCheck::Duplicate(&[2]));
-        assert_eq!(table.check(tag(1, 3)), SessionCheck::Duplicate(&[3]));
+        assert_eq!(table.check(tag(1, 1)), ClientCheck::Stale);
+        assert_eq!(table.check(tag(1, 2)), ClientCheck::Duplicate(&[2]));
+        assert_eq!(table.check(tag(1, 3)), ClientCheck::Duplicate(&[3]));
         table.record(tag(1, 1), vec![9]);
         assert_eq!(
             table.check(tag(1, 1)),
-            SessionCheck::Stale,
+            ClientCheck::Stale,
             "recording a stale one changes nothing"
         );
     }
 
     #[test]
     fn s6_3_table_is_bounded_and_evicts_least_recently_used() {
-        let mut table = ClientSessions::with_limit(2);
+        let mut table = ClientTable::with_limit(2);
         table.record(tag(1, 1), vec![]);
         table.record(tag(2, 1), vec![]);
         table.record(tag(1, 2), vec![]);
@@ -222,9 +222,9 @@ mod tests {
         assert_eq!(table.len(), 2);
         assert_eq!(
             table.check(tag(2, 1)),
-            SessionCheck::New,
+            ClientCheck::New,
             "client 2 was evicted"
         );
-        assert_eq!(table.check(tag(1, 2)), SessionCheck::Duplicate(&[]));
+        assert_eq!(table.check(tag(1, 2)), ClientCheck::Duplicate(&[]));
     }
 }

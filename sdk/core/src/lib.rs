@@ -79,7 +79,7 @@ mod transfer;
 pub mod types;
 
 pub use client_sessions::{
-    ClientSessions, SessionCheck, CLIENT_SESSIONS_MAX_DEFAULT, CLIENT_WINDOW_LEN_DEFAULT,
+    ClientCheck, ClientTable, CLIENT_SESSIONS_MAX_DEFAULT, CLIENT_WINDOW_LEN_DEFAULT,
 };
 pub use config::{Config, ConfigError, ELECTION_TIMEOUT_TICKS_LIMIT};
 pub use election::FAILED_ROUNDS_DECAY_MAX;

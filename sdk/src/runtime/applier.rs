@@ -4,7 +4,7 @@
 use super::wire::{decode, encode, LogCommand};
 use super::{Origin, StateMachine, StateMachineError};
 use crate::raft::{
-    ClientSessions, ClientTag, Entry, EntryPayload, Index, Membership, NodeId, SessionCheck,
+    ClientCheck, ClientTable, ClientTag, Entry, EntryPayload, Index, Membership, NodeId,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 /// What a snapshot of a runtime node holds besides the application's own bytes.
 #[derive(Serialize, Deserialize)]
 struct SnapshotImage {
-    sessions: ClientSessions,
+    sessions: ClientTable,
     addresses: BTreeMap<NodeId, SocketAddr>,
     app: Vec<u8>,
 }
@@ -38,7 +38,7 @@ pub(crate) enum Applied {
 
 pub(crate) struct Applier<S> {
     pub(crate) state_machine: S,
-    sessions: ClientSessions,
+    sessions: ClientTable,
     pub(crate) addresses: BTreeMap<NodeId, SocketAddr>,
     pub(crate) applied_index: Index,
 }
@@ -47,7 +47,7 @@ impl<S: StateMachine> Applier<S> {
     pub(crate) fn new(state_machine: S) -> Self {
         Applier {
             state_machine,
-            sessions: ClientSessions::default(),
+            sessions: ClientTable::default(),
             addresses: BTreeMap::new(),
             applied_index: 0,
         }
@@ -100,13 +100,13 @@ impl<S: StateMachine> Applier<S> {
             return Applied::Quiet;
         };
         let result = match self.sessions.check(tag) {
-            SessionCheck::New => {
+            ClientCheck::New => {
                 let result = self.state_machine.apply(index, origin, bytes);
                 self.sessions.record(tag, result.clone());
                 Some(result)
             }
-            SessionCheck::Duplicate(cached) => Some(cached.to_vec()),
-            SessionCheck::Stale => None,
+            ClientCheck::Duplicate(cached) => Some(cached.to_vec()),
+            ClientCheck::Stale => None,
         };
         Applied::Command { tag, result }
     }

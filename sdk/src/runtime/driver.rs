@@ -39,7 +39,7 @@ const REMOVED_PEER_GRACE: Duration = Duration::from_secs(2);
 pub(crate) struct Channels<S: StateMachine> {
     pub(crate) commands: mpsc::Receiver<Command<S>>,
     pub(crate) events: broadcast::Sender<NodeEvent>,
-    pub(crate) session_inbox: mpsc::Sender<(NodeId, Vec<u8>)>,
+    pub(crate) player_inbox: mpsc::Sender<(NodeId, Vec<u8>)>,
     pub(crate) join_state: watch::Sender<JoinState>,
 }
 
@@ -98,7 +98,7 @@ pub(crate) struct Driver<S: StateMachine> {
     transport: Transport<Wire>,
     persist_jobs: Option<std::sync::mpsc::Sender<PersistJob>>,
     events: broadcast::Sender<NodeEvent>,
-    session_inbox: mpsc::Sender<(NodeId, Vec<u8>)>,
+    player_inbox: mpsc::Sender<(NodeId, Vec<u8>)>,
     /// This node's client id as it sends it in forwards (the leader binds it to us).
     client_id: u64,
     /// `bind_client_id(id, client_id)`: the client id of this node's proposals in the log.
@@ -157,7 +157,7 @@ impl<S: StateMachine> Driver<S> {
         let Channels {
             commands,
             events,
-            session_inbox,
+            player_inbox,
             join_state,
         } = channels;
         let id = identity.node_id();
@@ -250,7 +250,7 @@ impl<S: StateMachine> Driver<S> {
             transport,
             persist_jobs: Some(persist_jobs),
             events,
-            session_inbox,
+            player_inbox,
             client_id,
             bound_client_id: bind_client_id(id, client_id),
             next_sequence: 1,
@@ -464,8 +464,8 @@ impl<S: StateMachine> Driver<S> {
             }
             Wire::Forward { tag, command } => self.on_forward(from, tag, command),
             Wire::JoinRequest { addr } => self.on_join_request(from, addr),
-            Wire::Session(bytes) => {
-                if self.session_inbox.try_send((from, bytes)).is_err() {
+            Wire::Player(bytes) => {
+                if self.player_inbox.try_send((from, bytes)).is_err() {
                     tracing::debug!("session inbox full or closed; message dropped");
                 }
             }
@@ -602,7 +602,7 @@ impl<S: StateMachine> Driver<S> {
             Command::Status(reply) => {
                 let _ = reply.send(self.status());
             }
-            Command::SendSession { to, bytes } => self.transport.send(to, Wire::Session(bytes)),
+            Command::SendSession { to, bytes } => self.transport.send(to, Wire::Player(bytes)),
             Command::Shutdown(reply) => {
                 // The run loop intercepts shutdown before dispatching; answering here too
                 // keeps a caller from hanging if that ever changes.

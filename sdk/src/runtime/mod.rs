@@ -297,12 +297,12 @@ pub struct Node<S: StateMachine> {
     credentials: SessionCredentials,
     commands: mpsc::Sender<Command<S>>,
     events: broadcast::Sender<NodeEvent>,
-    session_inbox: SessionInbox,
+    player_inbox: PlayerInbox,
     join_state: watch::Receiver<JoinState>,
 }
 
 /// Session-layer messages from peers, as (sender, bytes); taken once by the layer above.
-type SessionInbox = Arc<Mutex<Option<mpsc::Receiver<(NodeId, Vec<u8>)>>>>;
+type PlayerInbox = Arc<Mutex<Option<mpsc::Receiver<(NodeId, Vec<u8>)>>>>;
 
 impl<S: StateMachine> Clone for Node<S> {
     fn clone(&self) -> Self {
@@ -313,7 +313,7 @@ impl<S: StateMachine> Clone for Node<S> {
             credentials: self.credentials.clone(),
             commands: self.commands.clone(),
             events: self.events.clone(),
-            session_inbox: self.session_inbox.clone(),
+            player_inbox: self.player_inbox.clone(),
             join_state: self.join_state.clone(),
         }
     }
@@ -325,7 +325,7 @@ const COMMAND_QUEUE_LEN_MAX: usize = 1024;
 const EVENT_QUEUE_LEN_MAX: usize = 1024;
 /// Session messages buffered for the layer above; past it they are dropped (and logged),
 /// which that layer tolerates because its senders retry.
-const SESSION_INBOX_LEN_MAX: usize = 4096;
+const PLAYER_INBOX_LEN_MAX: usize = 4096;
 
 impl<S: StateMachine> Node<S> {
     /// Starts a node: opens its storage, binds its transport, and enters the cluster as
@@ -339,7 +339,7 @@ impl<S: StateMachine> Node<S> {
     ) -> Result<Node<S>, NodeError> {
         let (commands_tx, commands_rx) = mpsc::channel(COMMAND_QUEUE_LEN_MAX);
         let (events_tx, _) = broadcast::channel(EVENT_QUEUE_LEN_MAX);
-        let (session_tx, session_rx) = mpsc::channel(SESSION_INBOX_LEN_MAX);
+        let (session_tx, session_rx) = mpsc::channel(PLAYER_INBOX_LEN_MAX);
         let (join_state_tx, join_state) = watch::channel(JoinState::Joining);
         let started = driver::Driver::start(
             config,
@@ -350,7 +350,7 @@ impl<S: StateMachine> Node<S> {
             driver::Channels {
                 commands: commands_rx,
                 events: events_tx.clone(),
-                session_inbox: session_tx,
+                player_inbox: session_tx,
                 join_state: join_state_tx,
             },
         )
@@ -362,7 +362,7 @@ impl<S: StateMachine> Node<S> {
             credentials,
             commands: commands_tx,
             events: events_tx,
-            session_inbox: Arc::new(Mutex::new(Some(session_rx))),
+            player_inbox: Arc::new(Mutex::new(Some(session_rx))),
             join_state,
         })
     }
@@ -499,7 +499,7 @@ impl<S: StateMachine> Node<S> {
     }
 
     /// Sends bytes to the session layer of node `to` (best effort, ordered per peer).
-    pub async fn send_session_message(&self, to: NodeId, bytes: Vec<u8>) -> Result<(), NodeError> {
+    pub async fn send_player_message(&self, to: NodeId, bytes: Vec<u8>) -> Result<(), NodeError> {
         self.commands
             .send(Command::SendSession { to, bytes })
             .await
@@ -508,8 +508,8 @@ impl<S: StateMachine> Node<S> {
 
     /// The stream of session-layer messages from peers, as (sender, bytes). It can be taken
     /// once; later calls return `None`.
-    pub fn take_session_messages(&self) -> Option<mpsc::Receiver<(NodeId, Vec<u8>)>> {
-        self.session_inbox
+    pub fn take_player_messages(&self) -> Option<mpsc::Receiver<(NodeId, Vec<u8>)>> {
+        self.player_inbox
             .lock()
             .ok()
             .and_then(|mut inbox| inbox.take())

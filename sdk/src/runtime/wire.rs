@@ -45,7 +45,7 @@ pub enum Wire {
     },
     /// Bytes for the layer above the runtime (the game session): player inputs and the
     /// like, which must reach the host fast and need not be in the log themselves.
-    Session(Vec<u8>),
+    Player(Vec<u8>),
     /// Answer to a request that only the leader can serve.
     Redirect {
         /// The leader as the answering node knows it.

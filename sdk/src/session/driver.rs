@@ -319,7 +319,7 @@ impl Task {
         };
         let _ = self.shared.node.set(node.clone());
         let mut node_events = node.events();
-        let Some(mut messages) = node.take_session_messages() else {
+        let Some(mut messages) = node.take_player_messages() else {
             self.shared
                 .core()
                 .handle_fatal("player messages already taken".into());
@@ -449,7 +449,7 @@ impl Task {
                     });
                 }
                 Action::Send { to, bytes } => {
-                    let _ = node.send_session_message(to, bytes).await;
+                    let _ = node.send_player_message(to, bytes).await;
                 }
                 Action::Barrier => {
                     let node = node.clone();

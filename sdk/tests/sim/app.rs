@@ -1,8 +1,8 @@
 //! The replicated application of the simulation: an append-only sequence of command
-//! effects, deduplicated through the core's `ClientSessions`, snapshotted with them.
+//! effects, deduplicated through the core's `ClientTable`, snapshotted with them.
 
 use super::log::{payload_digest, Fnv};
-use baton::raft::{ClientSessions, ClientTag, Entry, EntryPayload, Index, SessionCheck};
+use baton::raft::{ClientCheck, ClientTable, ClientTag, Entry, EntryPayload, Index};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
@@ -23,7 +23,7 @@ pub struct AppState {
     /// Last log index applied (or restored from a snapshot).
     pub applied_index: Index,
     /// Exactly-once bookkeeping: part of the replicated state, so it is in snapshots.
-    pub sessions: ClientSessions,
+    pub sessions: ClientTable,
     /// The effects, in order.
     pub sequence: Vec<AppliedCommand>,
     /// Running digest of every applied entry: equal at equal indexes on every replica.
@@ -104,11 +104,11 @@ impl StateMachine {
             return Ok(Applied::New { result: Vec::new() });
         };
         let outcome = match self.state.sessions.check(tag) {
-            SessionCheck::New => None,
-            SessionCheck::Duplicate(result) => Some(Applied::Duplicate {
+            ClientCheck::New => None,
+            ClientCheck::Duplicate(result) => Some(Applied::Duplicate {
                 result: result.to_vec(),
             }),
-            SessionCheck::Stale => Some(Applied::Stale),
+            ClientCheck::Stale => Some(Applied::Stale),
         };
         if let Some(outcome) = outcome {
             return Ok(outcome);
@@ -117,7 +117,7 @@ impl StateMachine {
             return Err((
                 "DedupAppliedOnce",
                 format!(
-                    "ClientSessions called {tag:?} new at {} but it was applied before",
+                    "ClientTable called {tag:?} new at {} but it was applied before",
                     entry.index
                 ),
             ));

@@ -2,7 +2,7 @@
 //! as the transport and storage use it).
 
 use crate::harness::Network;
-use baton_core::{ClientSessions, ClientTag, Message, SessionCheck};
+use baton_core::{ClientCheck, ClientTable, ClientTag, Message};
 
 fn round_trip<T: serde::Serialize + serde::de::DeserializeOwned>(value: &T) -> T {
     let config = bincode::config::standard();
@@ -57,7 +57,7 @@ fn every_message_of_a_busy_cluster_round_trips() {
 
 #[test]
 fn s6_3_sessions_table_round_trips_with_its_decisions() {
-    let mut table = ClientSessions::with_limit(2);
+    let mut table = ClientTable::with_limit(2);
     table.record(
         ClientTag {
             client_id: 1,
@@ -72,14 +72,14 @@ fn s6_3_sessions_table_round_trips_with_its_decisions() {
         },
         b"no".to_vec(),
     );
-    let decoded: ClientSessions = round_trip(&table);
+    let decoded: ClientTable = round_trip(&table);
     assert_eq!(decoded, table);
     assert_eq!(
         decoded.check(ClientTag {
             client_id: 1,
             sequence: 4
         }),
-        SessionCheck::Duplicate(b"ok")
+        ClientCheck::Duplicate(b"ok")
     );
     assert_eq!(decoded.limit(), 2);
 }

@@ -8,7 +8,7 @@
 //!   checks as `decode_frame`) and `decode_payload`s it;
 //! - a [`LogCommand`] is `encode`d into an entry's command data (and into
 //!   `Wire::Forward`), and the applier `decode`s it;
-//! - the session layer `encode`s its [`PlayerMessage`]s into `Wire::Session` and its
+//! - the session layer `encode`s its [`PlayerMessage`]s into `Wire::Player` and its
 //!   [`TickRecord`]s into `LogCommand::App`, and `decode`s them on arrival;
 //! - the transport's control frames ([`Hello`], [`ErrorFrame`]) use the frame codec.
 //!
@@ -231,7 +231,7 @@ fn wire() -> impl Strategy<Value = Wire> {
         // A forward carries the application's bytes; the leader wraps them.
         (client_tag(), bytes()).prop_map(|(tag, command)| Wire::Forward { tag, command }),
         socket_addr().prop_map(|addr| Wire::JoinRequest { addr }),
-        bytes().prop_map(Wire::Session),
+        bytes().prop_map(Wire::Player),
         (int(), option::of(socket_addr()))
             .prop_map(|(leader, addr)| Wire::Redirect { leader, addr }),
     ]
@@ -341,7 +341,7 @@ variant_names!(wire_variant, WIRE_VARIANTS, Wire {
     Wire::Raft(_),
     Wire::Forward { .. },
     Wire::JoinRequest { .. },
-    Wire::Session(_),
+    Wire::Player(_),
     Wire::Redirect { .. },
 });
 
@@ -564,11 +564,11 @@ proptest! {
         prop_assert_eq!(decode::<TickRecord>(&app), Some(record));
     }
 
-    /// Session messages ride in `Wire::Session` over the transport.
+    /// Session messages ride in `Wire::Player` over the transport.
     #[test]
     fn session_messages_survive_the_session_channel(message in session_message()) {
-        let sent = Wire::Session(encode(&message).unwrap());
-        let Wire::Session(bytes) = through_frame(FrameKind::Message, &sent)? else {
+        let sent = Wire::Player(encode(&message).unwrap());
+        let Wire::Player(bytes) = through_frame(FrameKind::Message, &sent)? else {
             return Err(TestCaseError::fail("not a session message"));
         };
         prop_assert_eq!(decode::<PlayerMessage>(&bytes), Some(message));
