@@ -365,8 +365,20 @@ impl Match<'_> {
         self.open_view();
         let mut next_kill_turn = self.args.first_kill_turn();
         let mut last_draw = Instant::now();
+        let mut marker = self.progress_marker();
+        let mut moved_at = Instant::now();
         loop {
             self.check_limit("the match to end")?;
+            let now_marker = self.progress_marker();
+            if now_marker != marker {
+                marker = now_marker;
+                moved_at = Instant::now();
+            } else if moved_at.elapsed() > STEP_LIMIT {
+                return Err(DemoError::Timeout {
+                    what: format!("the match to go on ({})", self.waiting_for()),
+                    limit: STEP_LIMIT,
+                });
+            }
             self.pump(Duration::from_millis(20));
             self.track_kills()?;
             if let Some(resumed) = self.last_resumed_turn() {
@@ -767,6 +779,41 @@ impl Match<'_> {
             .filter(|(_, micros, _)| *micros >= resumed_at)
             .map(|(turn, _, _)| *turn)
             .min()
+    }
+
+    /// Changes whenever the match moves: a turn, an order applied, a kill or its end.
+    fn progress_marker(&self) -> (u64, u64, usize, usize) {
+        let committed = self.alive().map(|index| self.seats[index].committed).sum();
+        let resumed = self
+            .kills
+            .iter()
+            .filter(|kill| kill.first_turn_after.is_some())
+            .count();
+        (self.turn(), committed, self.kills.len(), resumed)
+    }
+
+    /// What the match waits for, for a timeout's message.
+    fn waiting_for(&self) -> String {
+        let seats: Vec<String> = self
+            .alive()
+            .map(|index| {
+                let seat = &self.seats[index];
+                format!(
+                    "{}: turn {} orders {}/{} applied",
+                    seat.letter, seat.last_turn, seat.committed, seat.submitted
+                )
+            })
+            .collect();
+        let host = self
+            .host
+            .map(|host| self.seats[host].letter)
+            .unwrap_or('-');
+        format!(
+            "kills {}/{}, host {host}, {}",
+            self.kills.len(),
+            self.args.kills,
+            seats.join("; ")
+        )
     }
 
     fn finished(&self) -> bool {
