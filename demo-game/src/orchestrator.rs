@@ -64,7 +64,7 @@ pub struct MatchArgs {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// How long each bot thinks before an order, in milliseconds (paces the match).
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, default_value_t = 120)]
     pub think_ms: u64,
     /// Longest a turn waits for a player that has not ordered, in milliseconds.
     #[arg(long, default_value_t = 150)]
@@ -284,6 +284,7 @@ struct Match<'a> {
     migrations: usize,
     kills: Vec<Kill>,
     events: VecDeque<String>,
+    all_events: Vec<String>,
     view_state: Option<Territory>,
     terminal: Option<LiveTerminal>,
     last_progress_turn: u64,
@@ -331,6 +332,7 @@ fn play(
         migrations: 0,
         kills: Vec::new(),
         events: VecDeque::new(),
+        all_events: Vec::new(),
         view_state: None,
         terminal: None,
         last_progress_turn: 0,
@@ -958,6 +960,7 @@ impl Match<'_> {
         match self.display {
             Display::Plain => println!("{text}"),
             Display::Live => {
+                self.all_events.push(text.clone());
                 if self.events.len() == VIEW_EVENTS_MAX {
                     self.events.pop_front();
                 }
@@ -971,6 +974,7 @@ impl Match<'_> {
     fn say(&mut self, text: String) {
         match self.display {
             Display::Quiet => tracing::info!("{text}"),
+            Display::Live if self.terminal.is_some() => self.event(text),
             _ => println!("{text}"),
         }
     }
@@ -979,14 +983,22 @@ impl Match<'_> {
         if self.display != Display::Live {
             return;
         }
-        let options = ratatui::TerminalOptions {
-            viewport: ratatui::Viewport::Inline(view::BOARD_HEIGHT + 2),
-        };
-        let backend = ratatui::backend::CrosstermBackend::new(std::io::stdout());
-        match ratatui::Terminal::with_options(backend, options) {
+        // The alternate screen, not an inline viewport: an inline one must ask the
+        // terminal where its cursor is, and a terminal that never answers (a `script`
+        // log, some CI consoles) would hold the match up for seconds. Raw mode stays off
+        // so that Ctrl-C still interrupts the run.
+        let opened = ratatui::crossterm::execute!(
+            std::io::stdout(),
+            ratatui::crossterm::terminal::EnterAlternateScreen,
+            ratatui::crossterm::cursor::Hide
+        )
+        .and_then(|()| {
+            ratatui::Terminal::new(ratatui::backend::CrosstermBackend::new(std::io::stdout()))
+        });
+        match opened {
             Ok(terminal) => self.terminal = Some(terminal),
             Err(err) => {
-                // A terminal that does not answer the cursor query still gets the match.
+                self.close_view();
                 println!("no live view ({err}); plain progress instead");
                 self.display = Display::Plain;
             }
@@ -994,9 +1006,24 @@ impl Match<'_> {
     }
 
     fn close_view(&mut self) {
-        if let Some(mut terminal) = self.terminal.take() {
-            let _ = terminal.show_cursor();
-            println!();
+        if self.display != Display::Live {
+            return;
+        }
+        self.terminal = None;
+        let _ = ratatui::crossterm::execute!(
+            std::io::stdout(),
+            ratatui::crossterm::terminal::LeaveAlternateScreen,
+            ratatui::crossterm::cursor::Show
+        );
+        // What the live view showed, kept on the normal screen once it is gone.
+        if let Some(state) = &self.view_state {
+            println!("final board (turn {}):", state.turn);
+            for row in view::board_text(state) {
+                println!("  {row}");
+            }
+        }
+        for event in &self.all_events {
+            println!("{event}");
         }
     }
 
@@ -1081,8 +1108,13 @@ impl Match<'_> {
             .host
             .map(|host| state.seat_letter(self.seats[host].id))
             .unwrap_or('-');
+        let host_fitness = self
+            .host_id()
+            .and_then(|id| state.players.get(&id))
+            .map(|record| format!("{:.3}", f64::from(record.fitness) / 1000.0))
+            .unwrap_or_else(|| "-".into());
         let header = format!(
-            " turn {}/{}   host {host}   migrations {}   kills {}/{}",
+            " turn {}/{}   host {host} (fitness {host_fitness})   migrations {}   kills {}/{}",
             state.turn,
             self.args.turns,
             self.migrations,
@@ -1098,7 +1130,7 @@ impl Match<'_> {
                 let area = frame.area();
                 let [top, body] = Layout::default()
                     .direction(Direction::Vertical)
-                    .constraints([Constraint::Length(1), Constraint::Min(1)])
+                    .constraints([Constraint::Length(1), Constraint::Length(view::BOARD_HEIGHT)])
                     .areas(area);
                 frame.render_widget(Paragraph::new(header), top);
                 let [board, side] = Layout::default()

@@ -514,7 +514,7 @@ impl Ui {
             .direction(Direction::Vertical)
             .constraints([
                 Constraint::Length(3),
-                Constraint::Min(view::BOARD_HEIGHT),
+                Constraint::Length(view::BOARD_HEIGHT),
                 Constraint::Length(1),
             ])
             .areas(frame.area());
