@@ -19,6 +19,7 @@ use ratatui::Frame;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -209,6 +210,9 @@ fn start_bots(exe: &Path, args: &HostArgs, invite: &Invite, dir: &Path) -> Resul
             .arg("--idle-exit-turns")
             .arg(BOT_IDLE_EXIT_TURNS.to_string())
             .arg("--detached")
+            // A process group of its own: closing this terminal (SIGHUP) or Ctrl-C in it
+            // must not take the bots down with the window.
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))

@@ -8,8 +8,9 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Row, Table};
 
-/// Width of the board widget in cells, borders included (two columns per cell).
-pub const BOARD_WIDTH: u16 = GRID_SIDE as u16 * 2 + 1;
+/// Width of the board widget in cells: two columns per cell (a space, the letter), a
+/// space before the right border, and the borders.
+pub const BOARD_WIDTH: u16 = GRID_SIDE as u16 * 2 + 3;
 /// Height of the board widget in rows, borders included.
 pub const BOARD_HEIGHT: u16 = GRID_SIDE as u16 + 2;
 
