@@ -75,9 +75,16 @@ pub fn advertise(invite: &Invite, node_id: u64, port: u16) -> Result<LanAdvertis
     properties.push(("host", host_id.as_str()));
     let instance = format!("territory-{host_id}");
     let hostname = format!("baton-demo-{host_id}.local.");
-    let info = ServiceInfo::new(SERVICE_TYPE, &instance, &hostname, "", port, &properties[..])
-        .map_err(lan_error)?
-        .enable_addr_auto();
+    let info = ServiceInfo::new(
+        SERVICE_TYPE,
+        &instance,
+        &hostname,
+        "",
+        port,
+        &properties[..],
+    )
+    .map_err(lan_error)?
+    .enable_addr_auto();
     let fullname = info.get_fullname().to_string();
     daemon.register(info).map_err(lan_error)?;
     tracing::info!(%instance, "open session advertised on the LAN");

@@ -333,7 +333,10 @@ mod tests {
     #[test]
     fn first_claim_wins_and_seats_follow_first_input() {
         let mut state = Territory::default();
-        state.apply(&record(1, vec![(7, 1, order(0, 0, false)), (9, 1, order(0, 0, true))]));
+        state.apply(&record(
+            1,
+            vec![(7, 1, order(0, 0, false)), (9, 1, order(0, 0, true))],
+        ));
         assert_eq!(state.owners.get(&(0, 0)), Some(&7));
         assert_eq!(state.seat_letter(7), 'A');
         assert_eq!(state.seat_letter(9), 'B');

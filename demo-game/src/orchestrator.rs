@@ -25,7 +25,7 @@ use std::collections::{BTreeSet, VecDeque};
 use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{Receiver, Sender};
 use std::time::{Duration, Instant};
 
 /// Longest any one step of the match (a start, a failover, an answer) may take.
@@ -355,7 +355,9 @@ impl Match<'_> {
         ));
         self.spawn(None)?;
         let invite = self.seats[0].invite.clone();
-        self.say(format!("process 0 founded the session; invite code {invite}"));
+        self.say(format!(
+            "process 0 founded the session; invite code {invite}"
+        ));
         for _ in 1..players {
             self.spawn(Some(&invite))?;
         }
@@ -516,10 +518,7 @@ impl Match<'_> {
 
     /// Takes in what the players reported, waiting up to `wait` for the first report.
     fn pump(&mut self, wait: Duration) {
-        let mut next = match self.reports.recv_timeout(wait) {
-            Ok(report) => Some(report),
-            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
-        };
+        let mut next = self.reports.recv_timeout(wait).ok();
         while let Some((index, report)) = next {
             self.absorb(index, report);
             next = self.reports.try_recv().ok();
@@ -668,7 +667,11 @@ impl Match<'_> {
         let Some(host) = self.host else {
             return Ok(false);
         };
-        if self.kills.last().is_some_and(|kill| kill.first_turn_after.is_none()) {
+        if self
+            .kills
+            .last()
+            .is_some_and(|kill| kill.first_turn_after.is_none())
+        {
             return Ok(false);
         }
         let Some(witness) = self.alive().find(|index| *index != host) else {
@@ -806,10 +809,7 @@ impl Match<'_> {
                 )
             })
             .collect();
-        let host = self
-            .host
-            .map(|host| self.seats[host].letter)
-            .unwrap_or('-');
+        let host = self.host.map(|host| self.seats[host].letter).unwrap_or('-');
         format!(
             "kills {}/{}, host {host}, {}",
             self.kills.len(),
@@ -820,7 +820,10 @@ impl Match<'_> {
 
     fn finished(&self) -> bool {
         let kills_done = self.kills.len() >= self.args.kills
-            && self.kills.iter().all(|kill| kill.first_turn_after.is_some());
+            && self
+                .kills
+                .iter()
+                .all(|kill| kill.first_turn_after.is_some());
         kills_done
             && self.alive().all(|index| {
                 let seat = &self.seats[index];
@@ -855,9 +858,9 @@ impl Match<'_> {
             .unwrap_or(0);
         let common = usize::try_from(compared_turn).unwrap_or(usize::MAX);
         let hashes_equal = compared_turn >= self.args.turns
-            && states.windows(2).all(|pair| {
-                pair[0].1.history.get(..common) == pair[1].1.history.get(..common)
-            });
+            && states
+                .windows(2)
+                .all(|pair| pair[0].1.history.get(..common) == pair[1].1.history.get(..common));
 
         let mut lost_turns = BTreeSet::new();
         for kill in &self.kills {
@@ -927,8 +930,7 @@ impl Match<'_> {
                     .first_turn_after
                     .map(|first| {
                         Duration::from_micros(
-                            u64::try_from(first.saturating_sub(kill.at_micros))
-                                .unwrap_or(u64::MAX),
+                            u64::try_from(first.saturating_sub(kill.at_micros)).unwrap_or(u64::MAX),
                         )
                     })
                     .unwrap_or(Duration::ZERO);
@@ -1130,7 +1132,10 @@ impl Match<'_> {
                 let area = frame.area();
                 let [top, body] = Layout::default()
                     .direction(Direction::Vertical)
-                    .constraints([Constraint::Length(1), Constraint::Length(view::BOARD_HEIGHT)])
+                    .constraints([
+                        Constraint::Length(1),
+                        Constraint::Length(view::BOARD_HEIGHT),
+                    ])
                     .areas(area);
                 frame.render_widget(Paragraph::new(header), top);
                 let [board, side] = Layout::default()

@@ -106,10 +106,8 @@ pub async fn open_session(
     join: Option<&Invite>,
     config: SessionConfig,
 ) -> Result<Session<Territory>, DemoError> {
-    std::fs::create_dir_all(data_dir).map_err(DemoError::io(format!(
-        "creating {}",
-        data_dir.display()
-    )))?;
+    std::fs::create_dir_all(data_dir)
+        .map_err(DemoError::io(format!("creating {}", data_dir.display())))?;
     let identity = Identity::load_or_generate(&data_dir.join("identity"))
         .map_err(|err| DemoError::Session(err.into()))?;
     let session = match join {
@@ -127,7 +125,10 @@ fn id_list(ids: &BTreeSet<u64>) -> String {
     if ids.is_empty() {
         return "-".into();
     }
-    ids.iter().map(|id| hex_id(*id)).collect::<Vec<_>>().join(",")
+    ids.iter()
+        .map(|id| hex_id(*id))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Lower-case hex of `bytes`.

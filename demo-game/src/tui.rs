@@ -18,8 +18,8 @@ use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 use ratatui::Frame;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -361,17 +361,18 @@ impl Ui {
         event: SessionEvent,
     ) -> Result<(), DemoError> {
         match event {
-            SessionEvent::TickCommitted { tick } => {
-                if self.autoplay.is_some() && self.pending.is_none() && tick > self.ordered_after_turn
-                {
-                    let claim = {
-                        let bot = self.autoplay.as_mut();
-                        self.session
-                            .with_game(|state, _| bot.map(|bot| bot.choose(state)))
-                    };
-                    if let Some(claim) = claim {
-                        self.order(runtime, claim, false)?;
-                    }
+            SessionEvent::TickCommitted { tick }
+                if self.autoplay.is_some()
+                    && self.pending.is_none()
+                    && tick > self.ordered_after_turn =>
+            {
+                let claim = {
+                    let bot = self.autoplay.as_mut();
+                    self.session
+                        .with_game(|state, _| bot.map(|bot| bot.choose(state)))
+                };
+                if let Some(claim) = claim {
+                    self.order(runtime, claim, false)?;
                 }
             }
             SessionEvent::InputCommitted { sequence, tick } => {
@@ -482,7 +483,11 @@ impl Ui {
     }
 
     fn draw(&self, frame: &mut Frame) {
-        let node = self.node.lock().map(|node| node.clone()).unwrap_or_default();
+        let node = self
+            .node
+            .lock()
+            .map(|node| node.clone())
+            .unwrap_or_default();
         let state = self.session.with_game(|state, _| state.clone());
         let rows = view::player_rows(&state, node.host, Some(self.me));
         let host = match node.host {
@@ -534,7 +539,11 @@ impl Ui {
             .constraints([Constraint::Length(rows_height), Constraint::Min(3)])
             .areas(side);
         frame.render_widget(view::players(&rows), table);
-        let log_lines: Vec<Line> = self.log.iter().map(|line| Line::from(line.clone())).collect();
+        let log_lines: Vec<Line> = self
+            .log
+            .iter()
+            .map(|line| Line::from(line.clone()))
+            .collect();
         frame.render_widget(
             Paragraph::new(log_lines).block(Block::default().borders(Borders::ALL).title("log")),
             log,

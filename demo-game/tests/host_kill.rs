@@ -22,7 +22,16 @@ fn fields(line: &str) -> BTreeMap<String, String> {
 #[test]
 fn killing_the_host_twice_loses_no_committed_turn() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_baton-demo"))
-        .args(["--players", "5", "--turns", "30", "--kill-at", "10", "--kills", "2"])
+        .args([
+            "--players",
+            "5",
+            "--turns",
+            "30",
+            "--kill-at",
+            "10",
+            "--kills",
+            "2",
+        ])
         .args(["--seed", "7", "--think-ms", "20", "--turn-ms", "150"])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -75,7 +84,10 @@ fn killing_the_host_twice_loses_no_committed_turn() {
     assert_eq!(line["inputs_applied_once"], "true");
     assert_eq!(line["hashes_equal"], "true");
     let failover_ms: u64 = line["failover_ms"].parse().expect("milliseconds");
-    assert!(failover_ms > 0 && failover_ms < 30_000, "failover {failover_ms} ms");
+    assert!(
+        failover_ms > 0 && failover_ms < 30_000,
+        "failover {failover_ms} ms"
+    );
     assert_eq!(
         stdout.matches("SIGKILL host").count(),
         2,

@@ -37,7 +37,14 @@ fn start_bot(dir: &Path, name: &str, join: Option<&str>) -> Bot {
         .arg("player")
         .arg("--data-dir")
         .arg(dir.join(name))
-        .args(["--bind", "127.0.0.1:0", "--turn-ms", "400", "--think-ms", "50"]);
+        .args([
+            "--bind",
+            "127.0.0.1:0",
+            "--turn-ms",
+            "400",
+            "--think-ms",
+            "50",
+        ]);
     match join {
         Some(invite) => command.args(["--join", invite]),
         None => command.arg("--host"),
