@@ -522,7 +522,8 @@ impl Ui {
         let [top, body, keys] = Layout::default()
             .direction(Direction::Vertical)
             .constraints([
-                Constraint::Length(3),
+                // The invite code is long: let it wrap onto a fourth line on narrow screens.
+                Constraint::Length(4),
                 Constraint::Length(view::BOARD_HEIGHT),
                 Constraint::Length(1),
             ])
