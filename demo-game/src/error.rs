@@ -1,7 +1,6 @@
 //! What can go wrong in the demo, as one error type the binary turns into an exit code.
 
-use baton::runtime::NodeError;
-use baton::session::GameError;
+use baton::session::{GameError, SessionError};
 use std::time::Duration;
 
 /// A demo failure.
@@ -17,7 +16,7 @@ pub enum DemoError {
     },
     /// The Baton session failed.
     #[error("session: {0}")]
-    Session(#[from] NodeError),
+    Session(#[from] SessionError),
     /// A game state could not be encoded or decoded.
     #[error("game state: {0}")]
     Game(#[from] GameError),

@@ -18,7 +18,7 @@
 //! Commands: `status`, `state` (the whole game state, hex), `leave`, `quit`.
 
 use crate::{Bot, DemoError, Order, Territory};
-use baton::session::{Session, SessionConfig, SessionEvent, TickMode};
+use baton::session::{Session, SessionConfig, SessionError, SessionEvent, TickMode};
 use baton::storage::Durability;
 use baton::transport::{Identity, Invite};
 use std::collections::BTreeSet;
@@ -109,7 +109,7 @@ pub async fn open_session(
     std::fs::create_dir_all(data_dir)
         .map_err(DemoError::io(format!("creating {}", data_dir.display())))?;
     let identity = Identity::load_or_generate(&data_dir.join("identity"))
-        .map_err(|err| DemoError::Session(err.into()))?;
+        .map_err(|err| DemoError::Session(SessionError::Node(err.into())))?;
     let session = match join {
         None => Session::host(config, identity, Territory::default()).await?,
         Some(invite) => Session::join(invite, config, identity, Territory::default()).await?,
@@ -256,10 +256,11 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
 async fn leave(session: &Session<Territory>) -> Result<(), DemoError> {
     let outcome = session.leave().await;
     match &outcome {
-        Ok(()) => println!("left"),
+        Ok(outcome) => println!("left {outcome:?}"),
         Err(err) => println!("error {err}"),
     }
-    Ok(outcome?)
+    outcome?;
+    Ok(())
 }
 
 enum Answer {

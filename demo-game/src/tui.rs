@@ -9,7 +9,7 @@ use crate::player::{open_session, own_fitness, session_config, unix_micros};
 use crate::view;
 use crate::{lan, Bot, Claim, DemoError, Order, Territory, GRID_SIDE};
 use baton::raft::{NodeId, Role};
-use baton::session::{Session, SessionEvent};
+use baton::session::{LeaveOutcome, Session, SessionEvent};
 use baton::transport::Invite;
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
 use ratatui::layout::{Constraint, Direction, Layout};
@@ -280,11 +280,23 @@ fn play(
             .await
             .map_err(|_| "the handoff took too long; stopped without it".to_string())
             .and_then(|left| left.map_err(|err| err.to_string()))
+            .map(|outcome| match outcome {
+                LeaveOutcome::HandedOver { to } => {
+                    format!("handed the host over to {to:016x}; the others play on")
+                }
+                LeaveOutcome::Removed => "the others play on".to_string(),
+                LeaveOutcome::RemovedWithoutSuccessor => {
+                    "nobody was caught up to take over; the others elect a host".to_string()
+                }
+                LeaveOutcome::SessionEnded => {
+                    "you were the last voter: the session ended".to_string()
+                }
+            })
     });
     ratatui::restore();
     outcome?;
     match left {
-        Ok(()) => println!("left the session; the others play on"),
+        Ok(how) => println!("left the session: {how}"),
         Err(reason) => println!("left the session: {reason}"),
     }
     Ok(())
