@@ -98,12 +98,18 @@ pub struct PlayerRecord {
     pub fitness: u16,
     /// A person gave at least one of its orders.
     pub human: bool,
-    /// Inputs of this player applied, whatever their bytes.
+    /// Inputs of this player applied, whatever their bytes, over all its incarnations.
     pub inputs_applied: u64,
-    /// Highest input sequence number applied.
+    /// The incarnation of its last input (a player that starts again with the same
+    /// identity numbers its inputs from 1 under a greater one).
+    pub incarnation: u64,
+    /// Inputs applied within that incarnation.
+    pub incarnation_inputs_applied: u64,
+    /// Highest input sequence number applied within that incarnation.
     pub last_sequence: u64,
-    /// Inputs applied whose sequence was not the previous one plus one: a duplicate or a
-    /// gap. The session promises zero; the demo checks it instead of trusting it.
+    /// Inputs applied whose sequence was not the previous one plus one (a duplicate or a
+    /// gap), or from an older incarnation. The session promises zero; the demo checks it
+    /// instead of trusting it.
     pub inputs_out_of_order: u64,
     /// Turn of the player's last order.
     pub last_order_turn: u64,
@@ -156,7 +162,8 @@ impl Territory {
     /// Every player's inputs were applied once each, in sequence, with no gap.
     pub fn inputs_applied_once(&self) -> bool {
         self.players.values().all(|record| {
-            record.inputs_out_of_order == 0 && record.inputs_applied == record.last_sequence
+            record.inputs_out_of_order == 0
+                && record.incarnation_inputs_applied == record.last_sequence
         })
     }
 
@@ -186,10 +193,16 @@ impl Territory {
             seat: seats,
             ..PlayerRecord::default()
         });
-        if input.sequence != record.last_sequence + 1 {
+        if input.incarnation > record.incarnation {
+            record.incarnation = input.incarnation;
+            record.incarnation_inputs_applied = 0;
+            record.last_sequence = 0;
+        }
+        if input.incarnation < record.incarnation || input.sequence != record.last_sequence + 1 {
             record.inputs_out_of_order += 1;
         }
         record.inputs_applied += 1;
+        record.incarnation_inputs_applied += 1;
         record.last_sequence = record.last_sequence.max(input.sequence);
         record
     }
@@ -226,6 +239,7 @@ impl Game for Territory {
             }
             self.mix(&[
                 input.player,
+                input.incarnation,
                 input.sequence,
                 u64::from(claim.x),
                 u64::from(claim.y),
@@ -300,6 +314,7 @@ mod tests {
                 .into_iter()
                 .map(|(player, sequence, data)| PlayerInput {
                     player,
+                    incarnation: 1,
                     sequence,
                     data,
                 })
@@ -355,6 +370,21 @@ mod tests {
         let mut gap = Territory::default();
         gap.apply(&record(1, vec![(7, 2, order(0, 0, false))]));
         assert!(!gap.inputs_applied_once());
+    }
+
+    #[test]
+    fn a_new_incarnation_numbers_from_one_again() {
+        let mut state = Territory::default();
+        state.apply(&record(1, vec![(7, 1, order(0, 0, false))]));
+        let mut restarted = record(2, vec![(7, 1, order(1, 0, false))]);
+        restarted.inputs[0].incarnation = 2;
+        state.apply(&restarted);
+        assert!(state.inputs_applied_once());
+        assert_eq!(state.players[&7].inputs_applied, 2);
+        let mut stale = record(3, vec![(7, 2, order(2, 0, false))]);
+        stale.inputs[0].incarnation = 1;
+        state.apply(&stale);
+        assert!(!state.inputs_applied_once());
     }
 
     #[test]
