@@ -404,8 +404,14 @@ impl Ui {
             }
             SessionEvent::HostChanged { host: Some(host) } => {
                 let letter = self.session.with_game(|state, _| state.seat_letter(host));
+                // No letter before the host's first order is applied.
+                let letter = if letter == '?' {
+                    String::new()
+                } else {
+                    format!("{letter} ")
+                };
                 let turn = self.turn();
-                self.note(format!("turn {turn}: host is now {letter} {host:016x}"));
+                self.note(format!("turn {turn}: host is now {letter}{host:016x}"));
             }
             SessionEvent::HostChanged { host: None } => {
                 self.note("host gone: electing a new one ...".into());
@@ -534,8 +540,8 @@ impl Ui {
         let [top, body, keys] = Layout::default()
             .direction(Direction::Vertical)
             .constraints([
-                // The invite code is long: let it wrap onto a fourth line on narrow screens.
-                Constraint::Length(4),
+                // The invite code is long: let it wrap over two more lines on narrow screens.
+                Constraint::Length(5),
                 Constraint::Length(view::BOARD_HEIGHT),
                 Constraint::Length(1),
             ])
