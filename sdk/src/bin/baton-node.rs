@@ -18,7 +18,6 @@ use baton::storage::Durability;
 use baton::transport::{Identity, Invite, SessionCredentials};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::sync::Arc;
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::Semaphore;
@@ -51,53 +50,38 @@ impl StateMachine for ValueList {
     }
 }
 
+/// A Baton node as a process, driven by line commands on stdin (see the file's docs).
+#[derive(Debug, clap::Parser)]
+#[command(name = "baton-node", version)]
 struct Args {
+    /// Where the node keeps its identity and (unless --memory) its durable log.
+    #[arg(long)]
     data_dir: PathBuf,
+    /// QUIC bind address.
+    #[arg(long, default_value = "127.0.0.1:0")]
     bind: SocketAddr,
+    /// Address announced to the cluster, if not the bind address.
+    #[arg(long)]
     advertise: Option<SocketAddr>,
+    /// Found a new cluster.
+    #[arg(long, conflicts_with = "join", required_unless_present = "join")]
+    new: bool,
+    /// Join the cluster of this invite code (or restart from --data-dir).
+    #[arg(long, value_name = "INVITE")]
     join: Option<Invite>,
-    durability: Durability,
+    /// Keep the log in memory only (no durability).
+    #[arg(long)]
+    memory: bool,
 }
 
-fn parse_args() -> Result<Args, String> {
-    let mut data_dir = None;
-    let mut bind = SocketAddr::from(([127, 0, 0, 1], 0));
-    let mut advertise = None;
-    let mut join = None;
-    let mut new = false;
-    let mut durability = Durability::Durable;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
-        match arg.as_str() {
-            "--data-dir" => data_dir = Some(PathBuf::from(value()?)),
-            "--bind" => bind = value()?.parse().map_err(|err| format!("--bind: {err}"))?,
-            "--advertise" => {
-                advertise = Some(
-                    value()?
-                        .parse()
-                        .map_err(|err| format!("--advertise: {err}"))?,
-                )
-            }
-            "--join" => {
-                join = Some(Invite::from_str(&value()?).map_err(|err| format!("--join: {err}"))?)
-            }
-            "--new" => new = true,
-            "--memory" => durability = Durability::Memory,
-            other => return Err(format!("unknown argument {other}")),
+impl Args {
+    fn durability(&self) -> Durability {
+        if self.memory {
+            Durability::Memory
+        } else {
+            Durability::Durable
         }
     }
-    if new == join.is_some() {
-        return Err("give exactly one of --new and --join <invite>".into());
-    }
-    let data_dir = data_dir.ok_or("--data-dir is required")?;
-    Ok(Args {
-        data_dir,
-        bind,
-        advertise,
-        join,
-        durability,
-    })
 }
 
 fn parse_id(text: &str) -> Result<NodeId, String> {
@@ -117,7 +101,7 @@ async fn main() {
 }
 
 async fn run() -> Result<(), String> {
-    let args = parse_args()?;
+    let args = <Args as clap::Parser>::parse();
     std::fs::create_dir_all(&args.data_dir).map_err(|err| err.to_string())?;
     let identity = Identity::load_or_generate(&args.data_dir.join("identity"))
         .map_err(|err| err.to_string())?;
@@ -133,10 +117,11 @@ async fn run() -> Result<(), String> {
     let mut config = NodeConfig::default();
     config.transport.bind = args.bind;
     config.advertise_addr = args.advertise;
-    let storage_dir = (args.durability != Durability::Memory).then(|| args.data_dir.join("raft"));
+    let durability = args.durability();
+    let storage_dir = (durability != Durability::Memory).then(|| args.data_dir.join("raft"));
     config.storage = StorageSettings {
         data_dir: storage_dir,
-        durability: args.durability,
+        durability,
     };
     let node = Node::start(
         config,
