@@ -573,6 +573,21 @@ impl SessionCore {
         }
         match applied {
             Applied::Tick(record) => self.apply_record(record, now),
+            Applied::Restored { base, tail } if base.tick <= self.progress.last_tick => {
+                // A node that lagged behind the leader's log, not behind the image: it
+                // already applied the committed ticks up to `last_tick`, which are the
+                // tail's (one committed history). Restoring the image would rewind the
+                // game and apply those ticks a second time; only the newer ones apply.
+                let last = self.progress.last_tick;
+                tracing::info!(
+                    tick = base.tick,
+                    last,
+                    "snapshot behind the game; applying its newer records only"
+                );
+                for record in tail.into_iter().filter(|record| record.tick > last) {
+                    self.apply_record(record, now);
+                }
+            }
             Applied::Restored { base, tail } => {
                 tracing::info!(tick = base.tick, tail = tail.len(), "restoring a snapshot");
                 self.progress = base.progress.clone();
