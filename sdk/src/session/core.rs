@@ -406,11 +406,18 @@ impl SessionCore {
             return None;
         }
         let mut due = self.next_policy.min(self.next_retry);
-        if self.hosting == Hosting::Ready {
-            due = due.min(match self.config.tick_mode {
-                TickMode::FixedRate { .. } => self.next_tick_at,
-                TickMode::TurnBased { turn_timeout } => self.turn_started + turn_timeout,
-            });
+        match self.config.tick_mode {
+            TickMode::FixedRate { .. } if self.hosting == Hosting::Ready => {
+                due = due.min(self.next_tick_at);
+            }
+            // The turn timer only starts a tick from Idle: while one is with the game or
+            // proposed, an expired timer would be due at once, again and again (a spin).
+            TickMode::TurnBased { turn_timeout }
+                if self.hosting == Hosting::Ready && self.stage == TickStage::Idle =>
+            {
+                due = due.min(self.turn_started + turn_timeout);
+            }
+            _ => {}
         }
         if let Some(leaving) = &self.leaving {
             due = due.min(leaving.deadline);
