@@ -38,9 +38,23 @@ fn say(line: std::fmt::Arguments<'_>) {
     let _ = writeln!(err, "{line}");
 }
 
+/// The run's options: `BATON_SESSION_SIM_FRESH_REJOIN=1` lets departed players come
+/// back with an empty store (see `Options::fresh_rejoin`).
+fn options(trace: bool) -> Options {
+    Options {
+        trace,
+        fresh_rejoin: env_u64("BATON_SESSION_SIM_FRESH_REJOIN") == Some(1),
+    }
+}
+
 fn replay_command(seed: u64) -> String {
+    let fresh = if options(false).fresh_rejoin {
+        "BATON_SESSION_SIM_FRESH_REJOIN=1 "
+    } else {
+        ""
+    };
     format!(
-        "BATON_SESSION_SIM_SEED={seed} cargo test --release -p baton --test session_simulation -- session_simulation_seeds"
+        "{fresh}BATON_SESSION_SIM_SEED={seed} cargo test --release -p baton --test session_simulation -- session_simulation_seeds"
     )
 }
 
@@ -66,7 +80,7 @@ fn run_many(start: u64, count: u64, threads: usize) -> (Vec<SeedReport>, u64, St
                 if seed >= end {
                     return;
                 }
-                let report = run_seed(seed, Options { trace: false });
+                let report = run_seed(seed, options(false));
                 {
                     let mut totals = totals.lock().unwrap();
                     totals.0 += report.steps;
@@ -89,7 +103,7 @@ fn run_many(start: u64, count: u64, threads: usize) -> (Vec<SeedReport>, u64, St
 fn session_simulation_seeds() {
     let started = Instant::now();
     if let Some(seed) = env_u64("BATON_SESSION_SIM_SEED") {
-        let report = run_seed(seed, Options { trace: true });
+        let report = run_seed(seed, options(true));
         report_violation(&report);
         say(format_args!(
             "seed {seed}: {} steps, {} ms simulated; {}",
@@ -137,8 +151,8 @@ fn session_simulation_seeds() {
 /// A seed replays exactly: the same steps, the same simulated time, the same outcome.
 #[test]
 fn a_seed_replays_exactly() {
-    let first = run_seed(3, Options { trace: false });
-    let second = run_seed(3, Options { trace: false });
+    let first = run_seed(3, options(false));
+    let second = run_seed(3, options(false));
     assert_eq!(first.steps, second.steps);
     assert_eq!(first.sim_ms, second.sim_ms);
     assert_eq!(first.stats.ticks, second.stats.ticks);

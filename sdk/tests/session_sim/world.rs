@@ -78,6 +78,12 @@ pub fn derive_seed(seed: u64, stream: u64) -> u64 {
 pub struct Options {
     /// Print every event of the run.
     pub trace: bool,
+    /// A departed player comes back with an empty store (as a game without a disk
+    /// would) instead of the store it left with. Off by default: a node with an empty
+    /// log grants its vote to a removed node still campaigning with a stale
+    /// configuration naming it, which can then lead and replace committed ticks (seed
+    /// 234 with this on; a Raft-core issue, see `docs/simulation.md`).
+    pub fresh_rejoin: bool,
 }
 
 /// Counters of what a run exercised.
@@ -260,6 +266,12 @@ struct Live {
     /// The instant (ms) the one valid `Wake` event is for.
     wake_at: u64,
     leaving: bool,
+    /// A joiner (or a rejoiner, whose kept store may still name it in a stale
+    /// configuration) knocks until it applies a configuration that includes it.
+    joining: bool,
+    /// The last index of the log the node booted with: configurations up to it are
+    /// the node's own stale ones, not news from a leader.
+    boot_last_index: Index,
 }
 
 struct Player {
@@ -269,11 +281,15 @@ struct Player {
     life: u32,
     live: Option<Live>,
     tick_ms: u64,
+    /// The game asked to leave: a restart (the leaver crashed, perhaps after it was
+    /// removed) asks again, as a game that was quitting would.
+    leave_requested: bool,
 }
 
 pub struct World {
     pub seed: u64,
     pub trace: bool,
+    options: Options,
     pub now_ms: u64,
     pub step: u64,
     base: Instant,
@@ -350,12 +366,14 @@ impl World {
                     live: None,
                     tick_ms: chaos_rng
                         .random_range(profile.raft_tick_ms - 1..=profile.raft_tick_ms + 1),
+                    leave_requested: false,
                 }
             })
             .collect();
         World {
             seed,
             trace: options.trace,
+            options,
             now_ms: 0,
             step: 0,
             base: Instant::now(),
@@ -438,7 +456,7 @@ impl World {
         for slot in 0..self.players.len() {
             if self.players[slot].phase == Phase::Running {
                 let id = self.players[slot].id;
-                self.boot(id, false)?;
+                self.boot(id, false, false)?;
             }
         }
         for id in 1..=self.players.len() as NodeId {
@@ -560,7 +578,7 @@ impl World {
             Ev::Restart(id) => {
                 let slot = self.slot(id).unwrap_or(0);
                 if self.players[slot].phase == Phase::Crashed {
-                    self.boot(id, false)?;
+                    self.boot(id, false, false)?;
                 }
                 Ok(())
             }
@@ -581,10 +599,13 @@ impl World {
     /// Starts a player: from its durable state (a founder, or a restart after a crash),
     /// or from an empty store (`fresh`: a joiner, or a departed player coming back). Each
     /// start is a new life with a greater incarnation, as the runtime's wall clock gives.
-    fn boot(&mut self, id: NodeId, fresh: bool) -> Result<(), Violation> {
+    fn boot(&mut self, id: NodeId, fresh: bool, rejoin: bool) -> Result<(), Violation> {
         let slot = self.slot(id).unwrap_or(0);
         if fresh {
             self.players[slot].durable = PersistedState::default();
+        }
+        if rejoin {
+            self.players[slot].leave_requested = false;
         }
         self.players[slot].life += 1;
         let life = self.players[slot].life;
@@ -610,6 +631,7 @@ impl World {
         core.handle_role(raft.role(), raft.leader_id(), now);
         let member =
             raft.membership().voters.contains(&id) || raft.membership().learners.contains(&id);
+        let joining = !member || rejoin;
         let player = &mut self.players[slot];
         player.phase = Phase::Running;
         player.live = Some(Live {
@@ -627,6 +649,8 @@ impl World {
             next_read: 1,
             wake_at: u64::MAX,
             leaving: false,
+            joining,
+            boot_last_index: log::last_index(&durable),
         });
         let tick_ms = player.tick_ms;
         trace!(
@@ -639,8 +663,14 @@ impl World {
             }
         );
         self.schedule(self.now_ms + tick_ms, Ev::RaftTick(id, life));
-        if !member {
+        if joining {
             self.schedule(self.now_ms + 1, Ev::JoinKnock(id, life));
+        }
+        if self.players[slot].leave_requested {
+            if let Some(live) = self.players[slot].live.as_mut() {
+                live.leaving = live.core.leave(now).is_ok();
+            }
+            trace!(self, "player {id} leaves again after its restart");
         }
         self.pump(id)
     }
@@ -693,6 +723,15 @@ impl World {
             self.stats.messages_lost += 1;
             return Ok(());
         }
+        if self.trace {
+            if let baton::raft::MessageBody::RequestVoteResponse { pre_vote, granted } = &msg.body {
+                trace!(
+                    self,
+                    "vote {from}->{to} term {} pre_vote {pre_vote} granted {granted}",
+                    msg.term
+                );
+            }
+        }
         let Some(live) = self.live(to, None) else {
             return Ok(());
         };
@@ -704,8 +743,7 @@ impl World {
         let Some(live) = self.live(id, Some(life)) else {
             return Ok(());
         };
-        let membership = live.raft.membership();
-        if membership.voters.contains(&id) || membership.learners.contains(&id) {
+        if !live.joining {
             return Ok(());
         }
         let others: Vec<NodeId> = self.running().into_iter().filter(|o| *o != id).collect();
@@ -878,6 +916,10 @@ impl World {
                 .restore(&snapshot.data)
                 .map_err(|e| Violation::new("SnapshotRestore", format!("node {id}: {e}")))?;
             let index = snapshot.meta.last_index;
+            let membership = &snapshot.meta.membership;
+            if membership.voters.contains(&id) || membership.learners.contains(&id) {
+                live.joining = false;
+            }
             live.applied = index;
             live.last_compact = index;
             // Proposals the snapshot skipped: their fate is unknown here.
@@ -980,6 +1022,10 @@ impl World {
         match &entry.payload {
             EntryPayload::Noop => {}
             EntryPayload::Membership(membership) => {
+                let news = entry.index > live.boot_last_index;
+                if news && (membership.voters.contains(&id) || membership.learners.contains(&id)) {
+                    live.joining = false;
+                }
                 live.core.handle_membership(membership.clone(), now);
                 if let Some((term, _)) = live.changes.remove(&entry.index) {
                     let result = if term == entry.term {
@@ -1418,6 +1464,10 @@ impl World {
             live.leaving = true;
             self.stats.leaves += 1;
         }
+        if result.is_ok() {
+            let slot = self.slot(leaver).unwrap_or(0);
+            self.players[slot].leave_requested = true;
+        }
         trace!(
             self,
             "FAULT player {leaver} leaves (hosting {hosting}): {result:?}"
@@ -1452,9 +1502,11 @@ impl World {
             return Ok(());
         }
         let joiner = candidates[self.chaos_rng.random_range(0..candidates.len())];
+        let slot = self.slot(joiner).unwrap_or(0);
+        let fresh = self.players[slot].phase == Phase::Unborn || self.options.fresh_rejoin;
         self.stats.joins += 1;
         trace!(self, "FAULT player {joiner} joins");
-        self.boot(joiner, true)
+        self.boot(joiner, fresh, true)
     }
 
     /// A member forwards a record it made up: the next tick, crediting another player
@@ -1520,7 +1572,7 @@ impl World {
         for slot in 0..self.players.len() {
             let id = self.players[slot].id;
             match self.players[slot].phase {
-                Phase::Crashed => self.boot(id, false)?,
+                Phase::Crashed => self.boot(id, false, false)?,
                 Phase::Running => {
                     if let Some(live) = self.live(id, None) {
                         live.core.set_game_score(1.0);
