@@ -1232,6 +1232,15 @@ impl SessionCore {
         if self.stopped {
             return;
         }
+        if status.membership != self.membership && !status.membership.voters.is_empty() {
+            // A configuration that arrived inside a snapshot is never reported as applied:
+            // without this a host that caught up by snapshot would take a member who
+            // joined before it for a stranger and drop its inputs for good.
+            self.handle_membership(status.membership.clone(), now);
+            if self.stopped {
+                return;
+            }
+        }
         let voter_links: Vec<_> = status
             .peer_links
             .iter()
