@@ -73,6 +73,15 @@ impl Oracle {
             .map(|f| f.hash_after)
     }
 
+    /// The highest sequence of `player`'s incarnation that a committed tick applied.
+    pub fn committed_max(&self, player: NodeId, incarnation: u64) -> Option<u64> {
+        self.input_tick
+            .keys()
+            .filter(|(p, inc, _)| *p == player && *inc == incarnation)
+            .map(|(_, _, sequence)| *sequence)
+            .max()
+    }
+
     pub fn submit(&mut self, input: InputId, data: Vec<u8>) -> Result<(), Violation> {
         if self.submitted.insert(input, data).is_some() {
             return Err(Violation::new(

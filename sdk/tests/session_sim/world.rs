@@ -25,7 +25,8 @@ use baton::raft::{
 };
 use baton::runtime::{NodeStatus, Origin, StateMachine};
 use baton::session::{
-    Action, Event, MachinePort, Outcome, PlayerInput, SessionCore, SessionMachine, TickRecord,
+    Action, Event, LeaveOutcome, MachinePort, Outcome, PlayerInput, SessionCore, SessionMachine,
+    TickRecord,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -49,7 +50,8 @@ pub const STEPS_PER_SEED_MAX: u64 = 3_000_000;
 pub const PUMP_ROUNDS_MAX: usize = 256;
 /// Readies taken from one node in a row before it is a loop.
 pub const READY_DRAIN_MAX: usize = 64;
-/// Longest a membership change may stay unanswered before the runtime gives up (ms).
+/// Longest a membership change or a read may stay unanswered before the runtime gives
+/// up (ms; the runtime's `proposal_timeout`).
 pub const POLICY_TIMEOUT_MS: u64 = 3_000;
 /// A joiner knocks on a random player this often until it is a member (ms).
 pub const JOIN_KNOCK_MS: u64 = 100;
@@ -103,6 +105,7 @@ pub struct Stats {
     pub compactions: u64,
     pub messages_lost: u64,
     pub overruns: u64,
+    pub sessions_ended: u64,
     pub liveness_ms: u64,
 }
 
@@ -122,6 +125,7 @@ impl Stats {
         self.compactions += other.compactions;
         self.messages_lost += other.messages_lost;
         self.overruns += other.overruns;
+        self.sessions_ended += other.sessions_ended;
         self.liveness_ms = self.liveness_ms.max(other.liveness_ms);
     }
 }
@@ -132,7 +136,7 @@ impl fmt::Display for Stats {
             f,
             "ticks {} inputs {} acked {} hostings {} crashes {} leaves {} left {} unfit-hosts {} \
              joins {} forgeries {} restores {} compactions {} lost-messages {} overruns {} \
-             slowest-liveness {} ms",
+             sessions-ended {} slowest-liveness {} ms",
             self.ticks,
             self.inputs,
             self.acked,
@@ -147,6 +151,7 @@ impl fmt::Display for Stats {
             self.compactions,
             self.messages_lost,
             self.overruns,
+            self.sessions_ended,
             self.liveness_ms
         )
     }
@@ -260,8 +265,8 @@ struct Live {
     changes: BTreeMap<Index, (Term, u64)>,
     /// A transfer under way: (target, deadline ms).
     transfer: Option<(NodeId, u64)>,
-    /// Barriers: request id, and its read index once confirmed.
-    reads: BTreeMap<u64, Option<Index>>,
+    /// Barriers: request id, its read index once confirmed, and its deadline (ms).
+    reads: BTreeMap<u64, (Option<Index>, u64)>,
     next_read: u64,
     /// The instant (ms) the one valid `Wake` event is for.
     wake_at: u64,
@@ -284,6 +289,8 @@ struct Player {
     /// The game asked to leave: a restart (the leaver crashed, perhaps after it was
     /// removed) asks again, as a game that was quitting would.
     leave_requested: bool,
+    /// A join under way survives a crash: the restarted node keeps knocking.
+    join_pending: bool,
 }
 
 pub struct World {
@@ -367,6 +374,7 @@ impl World {
                     tick_ms: chaos_rng
                         .random_range(profile.raft_tick_ms - 1..=profile.raft_tick_ms + 1),
                     leave_requested: false,
+                    join_pending: false,
                 }
             })
             .collect();
@@ -631,7 +639,8 @@ impl World {
         core.handle_role(raft.role(), raft.leader_id(), now);
         let member =
             raft.membership().voters.contains(&id) || raft.membership().learners.contains(&id);
-        let joining = !member || rejoin;
+        let joining = !member || rejoin || self.players[slot].join_pending;
+        self.players[slot].join_pending = joining;
         let player = &mut self.players[slot];
         player.phase = Phase::Running;
         player.live = Some(Live {
@@ -710,6 +719,18 @@ impl World {
             live.changes.remove(&index);
             expired.push(Outcome::Policy(Err("membership change timed out".into())));
         }
+        // Like the runtime's proposal_timeout on reads: a read the core never answers
+        // (its quorum shrank under it, say) fails, and the core asks again.
+        let stale: Vec<u64> = live
+            .reads
+            .iter()
+            .filter(|(_, (_, deadline))| *deadline <= now_ms)
+            .map(|(request, _)| *request)
+            .collect();
+        for request in stale {
+            live.reads.remove(&request);
+            expired.push(Outcome::Barrier(Err("read timed out".into())));
+        }
         for outcome in expired {
             live.core.handle_outcome(outcome, now);
         }
@@ -744,6 +765,8 @@ impl World {
             return Ok(());
         };
         if !live.joining {
+            let slot = self.slot(id).unwrap_or(0);
+            self.players[slot].join_pending = false;
             return Ok(());
         }
         let others: Vec<NodeId> = self.running().into_iter().filter(|o| *o != id).collect();
@@ -952,7 +975,7 @@ impl World {
             return Ok(());
         };
         for read in ready.read_states {
-            if let Some(slot) = live.reads.get_mut(&read.request_id) {
+            if let Some((slot, _)) = live.reads.get_mut(&read.request_id) {
                 *slot = Some(read.index);
             }
         }
@@ -1074,7 +1097,7 @@ impl World {
         let done: Vec<u64> = live
             .reads
             .iter()
-            .filter(|(_, index)| index.is_some_and(|index| index <= applied))
+            .filter(|(_, (index, _))| index.is_some_and(|index| index <= applied))
             .map(|(request, _)| *request)
             .collect();
         for request in &done {
@@ -1157,7 +1180,8 @@ impl World {
                 live.next_read += 1;
                 match live.raft.read_index(request) {
                     Ok(()) => {
-                        live.reads.insert(request, None);
+                        live.reads
+                            .insert(request, (None, now_ms + POLICY_TIMEOUT_MS));
                     }
                     Err(err) => later = Some(Outcome::Barrier(Err(err.to_string()))),
                 }
@@ -1191,6 +1215,14 @@ impl World {
             Action::SetFitness(fitness) => live.raft.set_fitness(fitness),
             Action::SaveImage(image) => live.port.save_image(image),
             Action::Stop => {
+                // The game hears what the core said last (Left, a warning) first.
+                while let Some(event) = self.players[slot]
+                    .live
+                    .as_mut()
+                    .and_then(|live| live.core.poll_event())
+                {
+                    self.on_game_event(id, event)?;
+                }
                 self.players[slot].live = None;
                 self.players[slot].phase = Phase::Departed;
                 self.stats.left += 1;
@@ -1307,6 +1339,16 @@ impl World {
                 ))
             }
             Event::TickOverrun { .. } => self.stats.overruns += 1,
+            Event::Left(LeaveOutcome::SessionEnded) => {
+                // The last voter left with nobody caught up to take over, as documented:
+                // there is no session left to demand progress from.
+                trace!(
+                    self,
+                    "player {id} hears Left(SessionEnded): the session is over"
+                );
+                self.stats.sessions_ended += 1;
+                self.finished = true;
+            }
             other => trace!(self, "player {id} hears {other:?}"),
         }
         Ok(())
@@ -1620,10 +1662,39 @@ impl World {
             }
             Err(why) if self.now_ms > heal_at + LIVENESS_BOUND_MS => Err(Violation::new(
                 "Liveness",
-                format!("{LIVENESS_BOUND_MS} ms after the heal: {why}"),
+                format!(
+                    "{LIVENESS_BOUND_MS} ms after the heal: {why}; {}",
+                    self.describe()
+                ),
             )),
             Err(_) => Ok(()),
         }
+    }
+
+    /// Each running player's state, for a liveness failure.
+    fn describe(&self) -> String {
+        let mut out = String::new();
+        for player in &self.players {
+            let Some(live) = &player.live else { continue };
+            out += &format!(
+                "[player {} {:?} term {} leader {:?} voters {:?} learners {:?} commit {} last {} applied {} reads {:?} hosting {} leaving {} pending {} tick {}] ",
+                player.id,
+                live.raft.role(),
+                live.raft.term(),
+                live.raft.leader_id(),
+                live.raft.membership().voters,
+                live.raft.membership().learners,
+                live.raft.commit_index(),
+                live.raft.last_index(),
+                live.applied,
+                live.reads,
+                live.core.is_hosting(),
+                live.leaving,
+                live.core.inputs_pending(),
+                live.game.tick,
+            );
+        }
+        out
     }
 
     /// The liveness goal: a host, ticks committed since the heal, and every player that
@@ -1654,8 +1725,10 @@ impl World {
             }
             if live.core.inputs_pending() > 0 {
                 return Err(format!(
-                    "player {id} has {} inputs not committed",
-                    live.core.inputs_pending()
+                    "player {id} has {} inputs not committed (incarnation {}, highest committed sequence {:?})",
+                    live.core.inputs_pending(),
+                    live.core.incarnation(),
+                    self.oracle.committed_max(id, live.core.incarnation())
                 ));
             }
             if live.game.tick != last || self.oracle.hash_at(last) != Some(live.game.hash) {
