@@ -409,11 +409,18 @@ impl SessionCore {
             return None;
         }
         let mut due = self.next_policy.min(self.next_retry);
-        if self.hosting == Hosting::Ready {
-            due = due.min(match self.config.tick_mode {
-                TickMode::FixedRate { .. } => self.next_tick_at,
-                TickMode::TurnBased { turn_timeout } => self.turn_started + turn_timeout,
-            });
+        match self.config.tick_mode {
+            TickMode::FixedRate { .. } if self.hosting == Hosting::Ready => {
+                due = due.min(self.next_tick_at);
+            }
+            // The turn timer only starts a tick from Idle: while one is with the game or
+            // proposed, an expired timer would be due at once, again and again (a spin).
+            TickMode::TurnBased { turn_timeout }
+                if self.hosting == Hosting::Ready && self.stage == TickStage::Idle =>
+            {
+                due = due.min(self.turn_started + turn_timeout);
+            }
+            _ => {}
         }
         if let Some(leaving) = &self.leaving {
             due = due.min(leaving.deadline);
@@ -573,6 +580,21 @@ impl SessionCore {
         }
         match applied {
             Applied::Tick(record) => self.apply_record(record, now),
+            Applied::Restored { base, tail } if base.tick <= self.progress.last_tick => {
+                // A node that lagged behind the leader's log, not behind the image: it
+                // already applied the committed ticks up to `last_tick`, which are the
+                // tail's (one committed history). Restoring the image would rewind the
+                // game and apply those ticks a second time; only the newer ones apply.
+                let last = self.progress.last_tick;
+                tracing::info!(
+                    tick = base.tick,
+                    last,
+                    "snapshot behind the game; applying its newer records only"
+                );
+                for record in tail.into_iter().filter(|record| record.tick > last) {
+                    self.apply_record(record, now);
+                }
+            }
             Applied::Restored { base, tail } => {
                 tracing::info!(tick = base.tick, tail = tail.len(), "restoring a snapshot");
                 self.progress = base.progress.clone();
@@ -1232,6 +1254,15 @@ impl SessionCore {
         self.status_in_flight = false;
         if self.stopped {
             return;
+        }
+        if status.membership != self.membership && !status.membership.voters.is_empty() {
+            // A configuration that arrived inside a snapshot is never reported as applied:
+            // without this a host that caught up by snapshot would take a member who
+            // joined before it for a stranger and drop its inputs for good.
+            self.handle_membership(status.membership.clone(), now);
+            if self.stopped {
+                return;
+            }
         }
         let voter_links: Vec<_> = status
             .peer_links
