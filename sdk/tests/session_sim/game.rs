@@ -6,7 +6,7 @@ use super::log::Fnv;
 use baton::session::TickRecord;
 
 /// The hash of the state before tick 1, the same on every player.
-pub const GENESIS_HASH: u64 = 0x5eed_0f_ba70_u64;
+pub const GENESIS_HASH: u64 = 0x005e_ed0f_ba70_u64;
 
 /// One player's game state in one life of that player.
 #[derive(Clone, Debug)]

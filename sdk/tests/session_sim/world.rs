@@ -1793,5 +1793,6 @@ fn node_status(live: &Live) -> NodeStatus {
         fitness: status.fitness,
         progress: live.raft.progress(),
         peer_links: Vec::new(),
+        dialed_peers: Vec::new(),
     }
 }
