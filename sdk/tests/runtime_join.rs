@@ -4,7 +4,7 @@
 
 mod support;
 
-use baton::runtime::{Bootstrap, Node, NodeError, NodeEvent};
+use baton::runtime::{Bootstrap, Node, NodeError};
 use baton::transport::{Identity, SessionCredentials, SessionSecret};
 use std::time::{Duration, Instant};
 use support::runtime::{any_port, node_config, TestNode, ValueList};
@@ -38,7 +38,6 @@ async fn assert_refused(credentials: SessionCredentials, host: &TestNode) {
         },
     )
     .await;
-    let mut events = joiner.events();
     let started = Instant::now();
     let outcome = joiner.joined(JOIN_WAIT).await;
     let took = started.elapsed();
@@ -47,11 +46,8 @@ async fn assert_refused(credentials: SessionCredentials, host: &TestNode) {
         "expected a refusal, got {outcome:?}"
     );
     assert!(took < JOIN_WAIT / 4, "the refusal took {took:?}");
-    let mut heard = false;
-    while let Ok(event) = events.try_recv() {
-        heard |= matches!(event, NodeEvent::JoinRefused(_));
-    }
-    assert!(heard, "a JoinRefused event was broadcast");
+    // The `JoinRefused` event may be broadcast before anyone could subscribe (the refusal
+    // takes one handshake); `joined` reads a watch channel, so it cannot miss it.
     // Asked again later, the answer stands.
     assert!(matches!(
         joiner.joined(Duration::from_millis(10)).await,

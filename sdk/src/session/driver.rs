@@ -281,7 +281,7 @@ fn wall_clock_micros() -> u64 {
 /// What the task hears back from the node about actions it started.
 enum Report {
     Outcome(Outcome),
-    Status(Result<NodeStatus, String>),
+    Status(Result<Box<NodeStatus>, String>),
     /// A joiner's entry into the configuration, refused, or not yet after a while.
     Joined(Result<(), NodeError>),
 }
@@ -485,7 +485,11 @@ impl Task {
                     let node = node.clone();
                     let reports = reports.clone();
                     tokio::spawn(async move {
-                        let status = node.status().await.map_err(|err| err.to_string());
+                        let status = node
+                            .status()
+                            .await
+                            .map(Box::new)
+                            .map_err(|err| err.to_string());
                         let _ = reports.send(Report::Status(status));
                     });
                 }
