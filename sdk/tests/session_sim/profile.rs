@@ -25,9 +25,12 @@ pub enum Fault {
     Partition,
     /// Every link delivers again.
     HealPartitions,
+    /// An old player message arrives again, seconds late (a duplicate held back, say
+    /// from a player's earlier incarnation).
+    Replay,
 }
 
-pub const FAULTS: [Fault; 8] = [
+pub const FAULTS: [Fault; 9] = [
     Fault::Crash,
     Fault::Leave,
     Fault::Unfit,
@@ -36,6 +39,7 @@ pub const FAULTS: [Fault; 8] = [
     Fault::Weather,
     Fault::Partition,
     Fault::HealPartitions,
+    Fault::Replay,
 ];
 
 #[derive(Clone, Debug)]

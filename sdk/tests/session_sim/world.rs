@@ -55,6 +55,8 @@ pub const READY_DRAIN_MAX: usize = 64;
 pub const POLICY_TIMEOUT_MS: u64 = 3_000;
 /// A joiner knocks on a random player this often until it is a member (ms).
 pub const JOIN_KNOCK_MS: u64 = 100;
+/// Player messages kept for the replay fault.
+const REPLAYABLE_MESSAGES_MAX: usize = 64;
 /// Election timeout of the Raft nodes, in their ticks (the core's default range).
 const ELECTION_TICKS_MAX: u64 = 20;
 
@@ -311,6 +313,8 @@ pub struct World {
     oracle: Oracle,
     heal_at: Option<u64>,
     tick_at_heal: u64,
+    /// The newest player messages sent, for the replay fault.
+    sent_player: std::collections::VecDeque<(NodeId, NodeId, Vec<u8>)>,
     finished: bool,
     pub stats: Stats,
 }
@@ -396,6 +400,7 @@ impl World {
             oracle: Oracle::default(),
             heal_at: None,
             tick_at_heal: 0,
+            sent_player: Default::default(),
             finished: false,
             stats: Stats::default(),
         }
@@ -1363,6 +1368,12 @@ impl World {
 
     /// Routes one message (Raft, player, forward or join) through the seeded network.
     fn send(&mut self, from: NodeId, to: NodeId, event: Ev) {
+        if let Ev::Player { bytes, .. } = &event {
+            if self.sent_player.len() >= REPLAYABLE_MESSAGES_MAX {
+                self.sent_player.pop_front();
+            }
+            self.sent_player.push_back((from, to, bytes.clone()));
+        }
         let times = self.network.route(from, to, self.now_ms);
         if times.is_empty() {
             self.stats.messages_lost += 1;
@@ -1444,6 +1455,16 @@ impl World {
                 };
                 self.network.partition(&side, &all);
                 trace!(self, "FAULT partition {side:?} from the rest");
+                Ok(())
+            }
+            Fault::Replay => {
+                if self.sent_player.is_empty() {
+                    return Ok(());
+                }
+                let pick = self.chaos_rng.random_range(0..self.sent_player.len());
+                let (from, to, bytes) = self.sent_player[pick].clone();
+                trace!(self, "FAULT an old message {from}->{to} arrives again");
+                self.schedule(self.now_ms + 1, Ev::Player { from, to, bytes });
                 Ok(())
             }
             Fault::HealPartitions => {
