@@ -291,6 +291,9 @@ fn play(
                 LeaveOutcome::SessionEnded => {
                     "you were the last voter: the session ended".to_string()
                 }
+                LeaveOutcome::TimedOut => {
+                    "the handoff did not finish in time; stopped without it".to_string()
+                }
             })
     });
     ratatui::restore();

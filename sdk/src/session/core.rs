@@ -143,6 +143,9 @@ pub enum LeaveOutcome {
     RemovedWithoutSuccessor,
     /// This player was the only voter and nobody could take over: the session ended.
     SessionEnded,
+    /// The leave did not finish within [`LEAVE_TIMEOUT`] (no host answered, or the
+    /// handoff kept failing): the player stopped without it, as if it had crashed.
+    TimedOut,
 }
 
 /// Why the session refused a call of the game's.
@@ -878,11 +881,9 @@ impl SessionCore {
             .is_some_and(|leaving| now >= leaving.deadline)
         {
             self.leaving = None;
-            // Fatal, not a warning: the game waits for a final event to know it is over.
-            self.handle_fatal(format!(
-                "the leave did not finish within {LEAVE_TIMEOUT:?}; stopped without it"
-            ));
-            self.actions.push_back(Action::Stop);
+            // A final event, not a warning: the game waits for one to know it is over.
+            self.events.push_back(Event::Left(LeaveOutcome::TimedOut));
+            self.stop();
             return;
         }
         if now >= self.next_retry {
