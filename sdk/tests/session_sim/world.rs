@@ -85,8 +85,8 @@ pub struct Options {
     /// A departed player comes back with an empty store (as a game without a disk
     /// would) instead of the store it left with. Off by default: a node with an empty
     /// log grants its vote to a removed node still campaigning with a stale
-    /// configuration naming it, which can then lead and replace committed ticks (seed
-    /// 234 with this on; a Raft-core issue, see `docs/simulation.md`).
+    /// configuration naming it, which can then lead and replace committed ticks (a
+    /// Raft-core issue; seeds in `docs/simulation.md`, "Open findings").
     pub fresh_rejoin: bool,
 }
 
