@@ -3,21 +3,15 @@
 
 mod support;
 
-use baton::raft::NodeId;
 use baton::session::{LeaveOutcome, Session, TickMode};
 use baton::transport::FaultController;
 use std::time::Duration;
 use support::game::Ledger;
-use support::sessions::{assert_replicas_agree, config, eventually, host_of, start_session};
+use support::sessions::{
+    config, eventually, host_of, index_of, play_on_and_agree_with_departed, start_session,
+};
 
 const FAST: TickMode = TickMode::FixedRate { hz: 60 };
-
-fn index_of(sessions: &[Session<Ledger>], id: NodeId) -> usize {
-    sessions
-        .iter()
-        .position(|session| session.id() == id)
-        .expect("a player of the session")
-}
 
 /// Leaves the current host and checks it handed over to someone still playing and is
 /// gone from the configuration the others hold.
@@ -54,15 +48,9 @@ async fn leaving_hosts_hand_over_on_a_link_with_25_ms_of_latency_each_way() {
     for _ in 0..3 {
         leave_host(&mut sessions, &mut departed).await;
     }
-    let from = sessions[0].with_game(|_, tick| tick);
-    eventually("the game to go on", || async {
-        sessions
-            .iter()
-            .all(|session| session.with_game(|_, tick| tick > from + 10))
-    })
-    .await;
-    let everyone: Vec<_> = sessions.iter().chain(departed.iter()).collect();
-    assert_replicas_agree(&everyone);
+    let live: Vec<_> = sessions.iter().collect();
+    let departed: Vec<_> = departed.iter().collect();
+    play_on_and_agree_with_departed(&live, &departed, 10).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -77,15 +65,9 @@ async fn a_host_leaving_right_after_a_voter_died_hands_over_to_a_live_one() {
     dead.stop().await;
     let mut departed = vec![dead];
     leave_host(&mut sessions, &mut departed).await;
-    let from = sessions[0].with_game(|_, tick| tick);
-    eventually("the game to go on", || async {
-        sessions
-            .iter()
-            .all(|session| session.with_game(|_, tick| tick > from + 10))
-    })
-    .await;
-    let everyone: Vec<_> = sessions.iter().chain(departed.iter()).collect();
-    assert_replicas_agree(&everyone);
+    let live: Vec<_> = sessions.iter().collect();
+    let departed: Vec<_> = departed.iter().collect();
+    play_on_and_agree_with_departed(&live, &departed, 10).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

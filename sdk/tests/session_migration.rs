@@ -11,18 +11,11 @@ use baton::transport::fault::FaultController;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use support::sessions::{
-    assert_inputs_applied_once, assert_replicas_agree, config, eventually, host_of, longest_gap,
-    play_on_and_agree, record_ticks, start_session, start_session_with,
+    assert_inputs_applied_once, assert_replicas_agree, config, eventually, host_of, index_of,
+    longest_gap, play_on_and_agree, record_ticks, start_session, start_session_with,
 };
 
 const FAST: TickMode = TickMode::FixedRate { hz: 30 };
-
-fn index_of(sessions: &[baton::session::Session<support::game::Ledger>], id: NodeId) -> usize {
-    sessions
-        .iter()
-        .position(|session| session.id() == id)
-        .expect("a member")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_whose_game_score_drops_hands_over_to_the_fittest_voter() {

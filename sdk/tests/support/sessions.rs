@@ -189,12 +189,31 @@ pub fn longest_gap(ticks: &[(u64, std::time::Instant)]) -> Duration {
 /// Waits until every one of `sessions` has applied `ticks` more ticks than the first has
 /// now, then checks that they all agree tick by tick.
 pub async fn play_on_and_agree(sessions: &[&Session<Ledger>], ticks: u64) {
-    let from = sessions[0].with_game(|_, tick| tick);
+    play_on_and_agree_with_departed(sessions, &[], ticks).await;
+}
+
+/// Like [`play_on_and_agree`], and the players who left or crashed must agree with the
+/// others on every tick they applied: a committed tick they held and the others lost
+/// shows as a disagreement.
+pub async fn play_on_and_agree_with_departed(
+    live: &[&Session<Ledger>],
+    departed: &[&Session<Ledger>],
+    ticks: u64,
+) {
+    let from = live[0].with_game(|_, tick| tick);
     eventually("the game to go on", || async {
-        sessions
-            .iter()
+        live.iter()
             .all(|session| session.with_game(|_, now| now > from + ticks))
     })
     .await;
-    assert_replicas_agree(sessions);
+    let everyone: Vec<_> = live.iter().chain(departed).copied().collect();
+    assert_replicas_agree(&everyone);
+}
+
+/// The position of player `id` in `sessions`.
+pub fn index_of(sessions: &[Session<Ledger>], id: NodeId) -> usize {
+    sessions
+        .iter()
+        .position(|session| session.id() == id)
+        .expect("a player of the session")
 }
