@@ -287,6 +287,20 @@ struct InboxQueue {
     inputs: BTreeMap<u64, Vec<u8>>,
 }
 
+impl InboxQueue {
+    /// The sequence number of this queue's next input the replicated state will admit,
+    /// given the player's `mark`; `None` if the queue's incarnation is superseded.
+    fn first_needed(&self, mark: crate::session::InputMark) -> Option<u64> {
+        if self.incarnation == mark.incarnation {
+            Some(mark.sequence + 1)
+        } else if self.incarnation > mark.incarnation {
+            Some(1)
+        } else {
+            None
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Leaving {
     deadline: Instant,
@@ -999,13 +1013,11 @@ impl SessionCore {
         } else if incarnation < queue.incarnation {
             return;
         }
-        let applied = if incarnation == mark.incarnation {
-            mark.sequence
-        } else {
-            0
-        };
+        // The queue's incarnation is the message's, never older than the mark (checked
+        // above), so the queue always needs something.
+        let first = queue.first_needed(mark).unwrap_or(u64::MAX);
         for (sequence, data) in inputs {
-            if sequence > applied && data.len() <= bytes_max && queue.inputs.len() < limit {
+            if sequence >= first && data.len() <= bytes_max && queue.inputs.len() < limit {
                 queue.inputs.entry(sequence).or_insert(data);
             }
         }
@@ -1057,13 +1069,9 @@ impl SessionCore {
         self.inbox
             .iter()
             .filter(|(player, queue)| {
-                let mark = self.progress.mark(**player);
-                let first = if queue.incarnation == mark.incarnation {
-                    mark.sequence + 1
-                } else {
-                    1
-                };
-                queue.inputs.contains_key(&first)
+                queue
+                    .first_needed(self.progress.mark(**player))
+                    .is_some_and(|first| queue.inputs.contains_key(&first))
             })
             .count()
     }
@@ -1077,12 +1085,7 @@ impl SessionCore {
             .saturating_sub(self.config.tick_payload_bytes_max + RECORD_OVERHEAD_BYTES);
         let mut inputs = Vec::new();
         for (player, queue) in &self.inbox {
-            let mark = self.progress.mark(*player);
-            let first = if queue.incarnation == mark.incarnation {
-                mark.sequence + 1
-            } else if queue.incarnation > mark.incarnation {
-                1
-            } else {
+            let Some(first) = queue.first_needed(self.progress.mark(*player)) else {
                 continue;
             };
             let contiguous = (first..)

@@ -339,12 +339,7 @@ impl Task {
         }
         // The node started before this task subscribed: events it sent in between (a
         // founder becomes leader at once) are read from its status instead.
-        if let Ok(status) = node.status().await {
-            let now = Instant::now();
-            let mut core = self.shared.core();
-            core.handle_membership(status.membership.clone(), now);
-            core.handle_role(status.role, status.leader, now);
-        }
+        self.resync(&node).await;
         loop {
             if self.carry_out(&node, &port, &reports_tx).await {
                 break;
@@ -363,12 +358,7 @@ impl Task {
                     Ok(event) => self.on_node_event(event),
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
                         tracing::warn!(missed, "session fell behind the node's events; resynchronising");
-                        if let Ok(status) = node.status().await {
-                            let now = Instant::now();
-                            let mut core = self.shared.core();
-                            core.handle_membership(status.membership.clone(), now);
-                            core.handle_role(status.role, status.leader, now);
-                        }
+                        self.resync(&node).await;
                     }
                     Err(broadcast::error::RecvError::Closed) => {
                         self.shared.core().handle_fatal("the node stopped".into());
@@ -403,6 +393,16 @@ impl Task {
         self.shared.announce();
         let _ = tokio::time::timeout(SHUTDOWN_TIMEOUT, node.shutdown()).await;
         tracing::debug!("session task ended");
+    }
+
+    /// Reads role and membership from the node's status, for events this task missed.
+    async fn resync(&self, node: &Node<SessionMachine>) {
+        if let Ok(status) = node.status().await {
+            let now = Instant::now();
+            let mut core = self.shared.core();
+            core.handle_membership(status.membership.clone(), now);
+            core.handle_role(status.role, status.leader, now);
+        }
     }
 
     fn on_node_event(&self, event: NodeEvent) {

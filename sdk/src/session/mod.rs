@@ -587,12 +587,8 @@ impl<G: Game> GameThread<G> {
                 Err(_) => {
                     let reason = "the game panicked".to_string();
                     tracing::error!(reason, "session stopping");
-                    let handle = self.handle.clone();
-                    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                        runtime.spawn(async move { handle.stop().await });
-                    } else {
-                        futures_stop(&handle);
-                    }
+                    // The session task shuts the node down once it sees the core stopped.
+                    self.handle.stop_soon();
                     let _ = self.events.send(SessionEvent::Fatal(reason.clone()));
                     Ended::Fatal(reason)
                 }
@@ -662,8 +658,7 @@ impl<G: Game> GameThread<G> {
                     Ok(()) => self.notify(SessionEvent::Restored { tick }),
                     Err(err) => {
                         let reason = format!("the game refused the snapshot at tick {tick}: {err}");
-                        let handle = self.handle.clone();
-                        futures_stop(&handle);
+                        self.handle.stop_soon();
                         self.notify(SessionEvent::Fatal(reason.clone()));
                         return Some(Ended::Fatal(reason));
                     }
@@ -693,9 +688,4 @@ impl<G: Game> GameThread<G> {
         }
         None
     }
-}
-
-/// Asks the session to stop without waiting (from a thread outside the runtime).
-fn futures_stop(handle: &SessionHandle) {
-    handle.stop_soon();
 }
