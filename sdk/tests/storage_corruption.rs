@@ -320,3 +320,78 @@ fn an_unfinished_first_open_starts_fresh_but_a_garbled_sole_segment_is_refused()
         StorageError::CorruptRecord { offset: 0, .. }
     ));
 }
+
+/// Sets the version character of a file's magic to `version`, as a release with another
+/// storage format would have written it, and returns the bytes it then holds.
+fn restamp_magic(path: &Path, version: u8) -> Vec<u8> {
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes[7] = version;
+    std::fs::write(path, &bytes).unwrap();
+    bytes
+}
+
+#[test]
+fn a_log_segment_of_another_format_version_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    write_history(dir.path());
+    // The last segment: damage there would be cut back as a torn tail, so this is where a
+    // misread would destroy a newer release's data.
+    let last = last_segment(dir.path());
+    let stamped = restamp_magic(&last, b'2');
+    match open_error(dir.path()) {
+        StorageError::UnsupportedFormat {
+            path,
+            found,
+            supported,
+        } => {
+            assert_eq!(path, last);
+            assert_eq!(
+                (found.as_str(), supported.as_str()),
+                ("BATONWL2", "BATONWL1")
+            );
+        }
+        other => panic!("expected UnsupportedFormat, got {other}"),
+    }
+    assert_eq!(
+        std::fs::read(&last).unwrap(),
+        stamped,
+        "the segment was changed"
+    );
+}
+
+#[test]
+fn a_snapshot_file_of_another_format_version_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut store = open_small(dir.path());
+        append(&mut store, &entries(1..=10, 1, 20));
+        store
+            .persist(&PersistBatch {
+                hard_state: None,
+                snapshot: Some(&snapshot(8, 1)),
+                entries: &[],
+            })
+            .unwrap();
+    }
+    let file = snapshot_files(dir.path()).pop().unwrap();
+    let stamped = restamp_magic(&file, b'2');
+    match open_error(dir.path()) {
+        StorageError::UnsupportedFormat {
+            path,
+            found,
+            supported,
+        } => {
+            assert_eq!(path, file);
+            assert_eq!(
+                (found.as_str(), supported.as_str()),
+                ("BATONSN2", "BATONSN1")
+            );
+        }
+        other => panic!("expected UnsupportedFormat, got {other}"),
+    }
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        stamped,
+        "the snapshot was changed"
+    );
+}

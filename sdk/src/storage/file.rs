@@ -44,7 +44,7 @@ use super::record::{
 use super::snapshot_file::{
     list_snapshot_files, read_snapshot_file, snapshot_file_name, sync_dir, write_snapshot,
 };
-use super::{BatchError, Durability, PersistBatch, Storage, StorageError};
+use super::{foreign_format_version, BatchError, Durability, PersistBatch, Storage, StorageError};
 use baton_core::{Entry, EntryPayload, HardState, Index, PersistedState, Snapshot, Term};
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
@@ -61,7 +61,7 @@ pub const SEGMENT_BYTES_MIN: u64 = 1024;
 /// Write buffers above this capacity are released after use instead of kept for reuse.
 const WRITE_BUFFER_RETAINED_BYTES_MAX: usize = 8 << 20;
 
-const SEGMENT_MAGIC: &[u8; 8] = b"BATONWL1";
+pub(crate) const SEGMENT_MAGIC: &[u8; 8] = b"BATONWL1";
 const SEGMENT_MAGIC_BYTES: u64 = SEGMENT_MAGIC.len() as u64;
 const LOCK_FILE: &str = "LOCK";
 
@@ -822,6 +822,15 @@ fn replay_segment(
         offset: offset as u64,
         reason,
     };
+    if let Some(found) = foreign_format_version(&bytes, SEGMENT_MAGIC) {
+        // Another format version is not a torn tail: truncating it would destroy a newer
+        // release's log.
+        return Err(StorageError::UnsupportedFormat {
+            path: path.to_path_buf(),
+            found,
+            supported: String::from_utf8_lossy(SEGMENT_MAGIC).into_owned(),
+        });
+    }
     let mut failure: Option<(usize, String)> = None;
     if bytes.get(..SEGMENT_MAGIC.len()) != Some(SEGMENT_MAGIC.as_slice()) {
         failure = Some((0, "missing or damaged segment magic".to_string()));

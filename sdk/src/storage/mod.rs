@@ -274,6 +274,31 @@ pub enum StorageError {
     /// The configuration cannot work.
     #[error("invalid storage configuration: {0}")]
     InvalidConfig(String),
+    /// A file is Baton's but in a storage format version this build does not read (written by
+    /// a newer release, most likely). Refused whole, never read as damage and never truncated.
+    #[error("{path} is in storage format {found}; this build of Baton reads {supported} (open it with the release that wrote it)")]
+    UnsupportedFormat {
+        /// The file.
+        path: PathBuf,
+        /// The format it is written in (its magic).
+        found: String,
+        /// The format this build reads.
+        supported: String,
+    },
+}
+
+/// Bytes of the magic that opens every segment and snapshot file: a 7-byte family name and
+/// one version character.
+const MAGIC_BYTES: usize = 8;
+
+/// The magic `bytes` open with if it is of `magic`'s family but another version (a file
+/// of another storage format version), else `None`. A file shorter than the magic, or not
+/// of the family at all, is left to the caller's damage checks.
+pub(crate) fn foreign_format_version(bytes: &[u8], magic: &[u8; MAGIC_BYTES]) -> Option<String> {
+    let found = bytes.get(..MAGIC_BYTES)?;
+    let same_family = found[..MAGIC_BYTES - 1] == magic[..MAGIC_BYTES - 1];
+    (same_family && found[MAGIC_BYTES - 1] != magic[MAGIC_BYTES - 1])
+        .then(|| String::from_utf8_lossy(found).into_owned())
 }
 
 impl StorageError {

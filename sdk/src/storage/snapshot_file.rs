@@ -16,7 +16,7 @@
 //! name. The log's snapshot marker says which snapshot is current; the store deletes the
 //! others (older ones once the marker is durable, newer orphans of a crash on open).
 
-use super::StorageError;
+use super::{foreign_format_version, StorageError};
 use baton_core::{Index, Snapshot, Term};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 /// Name the snapshot is written under before it is renamed into place.
 pub const SNAPSHOT_TEMP_FILE: &str = "snapshot.tmp";
 
-const MAGIC: &[u8; 8] = b"BATONSN1";
+pub(crate) const MAGIC: &[u8; 8] = b"BATONSN1";
 const HEADER_BYTES: usize = 24;
 /// Largest snapshot the decoder accepts; a larger length field is damage.
 pub const SNAPSHOT_BYTES_MAX: usize = 1 << 34;
@@ -182,6 +182,13 @@ pub fn read_snapshot_file(
     last_term: Term,
 ) -> Result<Snapshot, StorageError> {
     let bytes = fs::read(path).map_err(|error| StorageError::io("read", path, error))?;
+    if let Some(found) = foreign_format_version(&bytes, MAGIC) {
+        return Err(StorageError::UnsupportedFormat {
+            path: path.to_path_buf(),
+            found,
+            supported: String::from_utf8_lossy(MAGIC).into_owned(),
+        });
+    }
     let corrupt = |offset: u64, reason: String| StorageError::CorruptSnapshot {
         path: path.to_path_buf(),
         offset,
