@@ -66,3 +66,7 @@ pub mod runtime;
 pub mod session;
 pub mod storage;
 pub mod transport;
+
+/// Golden files of every wire message and on-disk record (`sdk/testdata/`).
+#[cfg(test)]
+mod golden;

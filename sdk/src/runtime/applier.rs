@@ -12,10 +12,10 @@ use std::net::SocketAddr;
 
 /// What a snapshot of a runtime node holds besides the application's own bytes.
 #[derive(Serialize, Deserialize)]
-struct SnapshotImage {
-    sessions: ClientTable,
-    addresses: BTreeMap<NodeId, SocketAddr>,
-    app: Vec<u8>,
+pub(crate) struct SnapshotImage {
+    pub(crate) sessions: ClientTable,
+    pub(crate) addresses: BTreeMap<NodeId, SocketAddr>,
+    pub(crate) app: Vec<u8>,
 }
 
 /// The outcome of applying one entry, for the driver to act on.

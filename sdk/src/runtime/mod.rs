@@ -7,7 +7,7 @@
 //! linearizable reads, membership changes, leadership transfer, fitness, status and events.
 
 mod address;
-mod applier;
+pub(crate) mod applier;
 mod driver;
 mod persist;
 mod validate;

@@ -21,7 +21,7 @@
 mod core;
 mod driver;
 pub mod fitness;
-mod replica;
+pub(crate) mod replica;
 
 use crate::raft::{Fitness, NodeId};
 use crate::runtime::{Node, NodeConfig, NodeError, NodeStatus};

@@ -112,9 +112,9 @@ pub struct GameImage {
 
 /// A runtime snapshot of a session: the newest game image and the records after it.
 #[derive(Serialize, Deserialize)]
-struct SnapshotImage {
-    base: GameImage,
-    tail: Vec<TickRecord>,
+pub(crate) struct SnapshotImage {
+    pub(crate) base: GameImage,
+    pub(crate) tail: Vec<TickRecord>,
 }
 
 /// What the session core hears from the replicated state, in apply order.

@@ -71,7 +71,7 @@ pub mod fault;
 pub mod frame;
 
 mod credentials;
-mod handshake;
+pub(crate) mod handshake;
 mod identity;
 mod stream;
 mod tls;
