@@ -316,6 +316,34 @@ enum PolicyKind {
     Transfer { target: NodeId, leaving: bool },
 }
 
+/// What one player's session knows of itself right now, without asking the node: for a
+/// game's menus and overlays, and for the C ABI's `baton_status`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionView {
+    /// This player's id.
+    pub id: NodeId,
+    /// The host it knows of (`None` while an election runs).
+    pub host: Option<NodeId>,
+    /// Whether this player hosts and is producing ticks.
+    pub hosting: bool,
+    /// Whether this player is a voter of the configuration it knows.
+    pub voter: bool,
+    /// Voters of the configuration it knows.
+    pub voters: usize,
+    /// Learners of the configuration it knows.
+    pub learners: usize,
+    /// The last tick it has seen applied (the game may not have polled it yet).
+    pub last_tick: u64,
+    /// Its inputs submitted and not yet committed.
+    pub inputs_pending: usize,
+    /// Its fitness as last measured.
+    pub fitness: Fitness,
+    /// Whether a graceful leave is under way.
+    pub leaving: bool,
+    /// Whether the session has stopped.
+    pub stopped: bool,
+}
+
 /// One player's session, sans-IO. See the module documentation for the call order.
 pub struct SessionCore {
     config: SessionConfig,
@@ -475,6 +503,23 @@ impl SessionCore {
     /// This player's incarnation.
     pub fn incarnation(&self) -> u64 {
         self.incarnation
+    }
+
+    /// What this player knows of its session right now.
+    pub fn view(&self) -> SessionView {
+        SessionView {
+            id: self.me,
+            host: self.host,
+            hosting: self.is_hosting(),
+            voter: self.membership.voters.contains(&self.me),
+            voters: self.membership.voters.len(),
+            learners: self.membership.learners.len(),
+            last_tick: self.progress.last_tick,
+            inputs_pending: self.pending.len(),
+            fitness: self.fitness,
+            leaving: self.leaving.is_some(),
+            stopped: self.stopped,
+        }
     }
 
     // ---- the game's calls ---------------------------------------------------------

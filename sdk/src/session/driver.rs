@@ -7,7 +7,7 @@
 //! behind one lock that is held for a single call, never across I/O or game code, so a
 //! slow frame in the game delays its own answers and nothing else.
 
-use super::core::{Action, CallError, Event, Outcome, SessionCore};
+use super::core::{Action, CallError, Event, Outcome, SessionCore, SessionView};
 use super::replica::{MachinePort, SessionMachine, TICK_APPLIED};
 use super::{SessionConfig, SessionError};
 use crate::raft::NodeId;
@@ -165,11 +165,29 @@ impl SessionHandle {
     /// The next event, waiting up to `timeout` for one (for a thread that has nothing
     /// else to do; a game loop calls [`poll_event`](Self::poll_event) each frame instead).
     pub fn wait_event(&self, timeout: Duration) -> Option<Event> {
+        self.wait_for(timeout, SessionCore::poll_event)
+    }
+
+    /// Blocks until an event is waiting or `timeout` passed, without taking it; returns
+    /// whether one is waiting. For threads with nothing else to do (tools, tests, a
+    /// binding's blocking helper), never for a game's frame.
+    pub fn wait_queued(&self, timeout: Duration) -> bool {
+        self.wait_for(timeout, |core| (core.events_queued() > 0).then_some(()))
+            .is_some()
+    }
+
+    /// Waits, up to `timeout`, for `check` to find something in the core; it runs again
+    /// each time events are queued.
+    fn wait_for<T>(
+        &self,
+        timeout: Duration,
+        mut check: impl FnMut(&mut SessionCore) -> Option<T>,
+    ) -> Option<T> {
         let deadline = Instant::now() + timeout;
         let mut core = self.shared.core();
         loop {
-            if let Some(event) = core.poll_event() {
-                return Some(event);
+            if let Some(found) = check(&mut core) {
+                return Some(found);
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -266,6 +284,11 @@ impl SessionHandle {
     /// Inputs submitted and not yet committed.
     pub fn inputs_pending(&self) -> usize {
         self.shared.core().inputs_pending()
+    }
+
+    /// What this player knows of its session right now (never blocks on the node).
+    pub fn view(&self) -> SessionView {
+        self.shared.core().view()
     }
 }
 

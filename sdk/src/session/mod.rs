@@ -34,7 +34,7 @@ use tokio::sync::{broadcast, oneshot};
 #[cfg(test)]
 pub(crate) use self::core::PlayerMessage;
 pub use self::core::{
-    Action, CallError, Event, GameImageHandoff, LeaveOutcome, Outcome, SessionCore,
+    Action, CallError, Event, GameImageHandoff, LeaveOutcome, Outcome, SessionCore, SessionView,
     INPUT_OVERHEAD_BYTES, LEAVE_TIMEOUT, RECORD_OVERHEAD_BYTES, TICK_INPUTS_PER_PLAYER_MAX,
 };
 pub use driver::SessionHandle;
