@@ -347,8 +347,8 @@ typedef struct baton_event {
   size_t inputs_len;
 } baton_event;
 
-// What one player knows of its session right now (`baton_status`).
-typedef struct baton_status {
+// What one player knows of its session right now (`baton_session_status`).
+typedef struct baton_session_status {
   // This player's id.
   uint64_t id;
   // The host's id, when `host_set` is 1.
@@ -373,7 +373,7 @@ typedef struct baton_status {
   uint32_t leaving;
   // 1 once the session has stopped.
   uint32_t stopped;
-} baton_status;
+} baton_session_status;
 
 #ifdef __cplusplus
 extern "C" {
@@ -482,7 +482,7 @@ baton_result baton_stop(baton_session session);
 //
 // # Safety
 // `status` must be writable.
-baton_result baton_status(baton_session session, struct baton_status *status);
+baton_result baton_status(baton_session session, struct baton_session_status *status);
 
 // Writes the session's invite code (ASCII, not NUL-terminated) to `buffer` and its
 // length to `*len`. With `buffer` NULL and `capacity` 0, writes only the length.

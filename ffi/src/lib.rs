@@ -699,14 +699,14 @@ pub extern "C" fn baton_stop(session: baton_session) -> baton_result {
 #[no_mangle]
 pub unsafe extern "C" fn baton_status(
     session: baton_session,
-    status: *mut baton_status,
+    status: *mut baton_session_status,
 ) -> baton_result {
     boundary(|| {
         let entry = registry::get(session)?;
         let status = out("status", status)?;
         let view = entry.session.view();
         let wide = |value: usize| u32::try_from(value).unwrap_or(u32::MAX);
-        let filled = baton_status {
+        let filled = baton_session_status {
             id: view.id,
             host: view.host.unwrap_or(0),
             host_set: view.host.is_some() as u32,

@@ -243,10 +243,10 @@ pub struct baton_config {
     pub identity_path_len: usize,
 }
 
-/// What one player knows of its session right now (`baton_status`).
+/// What one player knows of its session right now (`baton_session_status`).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]
-pub struct baton_status {
+pub struct baton_session_status {
     /// This player's id.
     pub id: u64,
     /// The host's id, when `host_set` is 1.
