@@ -228,8 +228,7 @@ fn address(name: &'static str, text: &str) -> Result<SocketAddr, Error> {
 /// # Safety
 /// The config's pointer-and-length pairs must be valid (see [`bytes`]).
 unsafe fn session_config(config: &baton_config) -> Result<(SessionConfig, Identity), Error> {
-    let mut session = SessionConfig::default();
-    session.tick_mode = match config.tick_mode {
+    let tick_mode = match config.tick_mode {
         mode if mode == baton_tick_mode::FixedRate as u32 => {
             TickMode::FixedRate { hz: config.tick_hz }
         }
@@ -243,14 +242,18 @@ unsafe fn session_config(config: &baton_config) -> Result<(SessionConfig, Identi
             ))
         }
     };
-    session.lockstep = flag("lockstep", config.lockstep)?;
-    session.max_voters = config.max_voters as usize;
-    session.inputs_in_flight_max = config.inputs_in_flight_max as usize;
-    session.input_bytes_max = config.input_bytes_max as usize;
-    session.tick_payload_bytes_max = config.tick_payload_bytes_max as usize;
-    session.tick_record_bytes_max = config.tick_record_bytes_max as usize;
-    session.events_queued_max = config.events_queued_max as usize;
-    session.snapshot_interval_ticks = config.snapshot_interval_ticks;
+    let mut session = SessionConfig {
+        tick_mode,
+        lockstep: flag("lockstep", config.lockstep)?,
+        max_voters: config.max_voters as usize,
+        inputs_in_flight_max: config.inputs_in_flight_max as usize,
+        input_bytes_max: config.input_bytes_max as usize,
+        tick_payload_bytes_max: config.tick_payload_bytes_max as usize,
+        tick_record_bytes_max: config.tick_record_bytes_max as usize,
+        events_queued_max: config.events_queued_max as usize,
+        snapshot_interval_ticks: config.snapshot_interval_ticks,
+        ..SessionConfig::default()
+    };
     if config.reserved != 0 {
         return Err(Error::argument("reserved", "must be 0"));
     }
