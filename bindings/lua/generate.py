@@ -114,8 +114,9 @@ def lua_names(prefix: str, constants: list[tuple[str, int]]) -> str:
     return "{\n" + "\n".join(rows) + "\n}"
 
 
-def generate() -> str:
-    lines, defines = preprocess(strip_comments(HEADER.read_text()))
+def generate(header: str) -> str:
+    """baton_h.lua's text for the header's text."""
+    lines, defines = preprocess(strip_comments(header))
     declarations = "\n".join(lines)
     declarations = declarations.replace('extern "C" {', "")
     if "__" in declarations:
@@ -145,7 +146,7 @@ def generate() -> str:
 
 def main() -> int:
     try:
-        text = generate()
+        text = generate(HEADER.read_text())
     except HeaderError as error:
         print(f"generate.py: {HEADER}: {error}", file=sys.stderr)
         return 1

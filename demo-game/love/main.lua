@@ -59,6 +59,7 @@ local game = {
     state = territory.new(),
     log = {},
     migrations = {},
+    gone = {},      -- player id -> why it is no longer in the session
     intervals = {},
     started_at = 0,
 }
@@ -200,6 +201,9 @@ local function close_migration()
     game.migration = nil
     migration.pause_ms = math.floor((now() - migration.started) * 1000 + 0.5)
     migration.at = now()
+    if migration.election then
+        game.gone[migration.from] = "lost"
+    end
     table.insert(game.migrations, migration)
     local cause = migration.election and "election" or "handoff"
     local turns = migration.pace and string.format(" (%.1f turns)", migration.pause_ms / 1000 / migration.pace) or ""
@@ -317,6 +321,7 @@ function HANDLERS.player_joined(event)
 end
 
 function HANDLERS.player_left(event)
+    game.gone[event.player] = game.gone[event.player] or "left"
     note("left: " .. name(event.player))
 end
 
@@ -567,6 +572,9 @@ local function draw_board()
     local state = game.state
     local mx, my = love.mouse.getPosition()
     local hx, hy = cell_at(mx, my)
+    if options.bot then
+        hx = nil -- nobody points at a bot's board
+    end
     love.graphics.setFont(fonts.small)
     for y = 0, territory.SIDE - 1 do
         for x = 0, territory.SIDE - 1 do
@@ -632,8 +640,13 @@ local function draw_panel()
             local player = game.state.players[id]
             colour(seat)
             love.graphics.rectangle("fill", x, y + 2, 12, 12, 2)
-            love.graphics.setColor(1, 1, 1)
+            if game.gone[id] then
+                love.graphics.setColor(0.5, 0.5, 0.55)
+            else
+                love.graphics.setColor(1, 1, 1)
+            end
             local marks = (id == game.host and "  HOST" or "") .. (id == game.me and "  you" or "")
+                .. (game.gone[id] and "  " .. game.gone[id] or "")
             love.graphics.print(string.format("%s %s   %.3f   %3d%s", territory.letter(game.state, id), id,
                 player.fitness / 1000, scores[id] or 0, marks), x + 18, y)
             y = y + 18

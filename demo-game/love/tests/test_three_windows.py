@@ -1,0 +1,190 @@
+"""Three LÖVE windows play Territory on one X server (Xvfb) in bot mode; the host's
+process is killed with SIGKILL mid-game; the other two must finish with equal state
+hashes, hold every turn the killed host reported committed with the hash it reported,
+and show the migration. A screenshot of a survivor's window after the migration is
+kept under the test's output (target/love-test/), and copied to docs/img/ with
+BATON_BLESS=1.
+
+Nothing is taken on a window's word that can be checked against another's: each
+reports on stdout every turn it applied with the board's hash after it (flushed per
+line, so what the killed host said before it died is in the pipe), and at the end its
+whole hash history.
+"""
+
+import os
+import pathlib
+import shutil
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[3]
+GAME = ROOT / "demo-game" / "love"
+TARGET = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+OUT = TARGET / "love-test"
+SCREENSHOT_DOC = ROOT / "docs" / "img" / "love-migration.png"
+
+TURNS = 45
+KILL_AFTER_TURN = 15
+WAIT_SECONDS_MAX = 90
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("love") is None or shutil.which("Xvfb") is None,
+    reason="love and Xvfb are needed (apt-get install love xvfb)",
+)
+
+
+class Window:
+    """One LÖVE process and the lines it reported, read as they come."""
+
+    def __init__(self, label, args, env):
+        self.label = label
+        self.lines = []
+        self.lock = threading.Lock()
+        self.stderr = open(OUT / f"{label}.stderr", "w")
+        self.process = subprocess.Popen(["love", str(GAME), "--bot", *args], env=env, stdout=subprocess.PIPE,
+                                        stderr=self.stderr, text=True)
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        with open(OUT / f"{self.label}.stdout", "w") as log:
+            for line in self.process.stdout:
+                log.write(line)
+                log.flush()
+                with self.lock:
+                    self.lines.append(line.split())
+
+    def reports(self, kind):
+        with self.lock:
+            return [words[1:] for words in self.lines if words and words[0] == kind]
+
+    def last(self, kind):
+        found = self.reports(kind)
+        return found[-1] if found else None
+
+    def turns(self):
+        return {int(words[0]): words[1] for words in self.reports("turn")}
+
+    def describe(self):
+        turn = self.last("turn")
+        return f"{self.label}: turn {turn[0] if turn else '-'}, exit {self.process.poll()}"
+
+
+def wait_for(what, condition, windows):
+    deadline = time.monotonic() + WAIT_SECONDS_MAX
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        for window in windows:
+            code = window.process.poll()
+            if code not in (None, -signal.SIGKILL):
+                raise AssertionError(f"{window.label} exited with {code} while waiting for {what}; "
+                                     f"see {OUT}/{window.label}.stderr")
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}: " + "; ".join(w.describe() for w in windows))
+
+
+def start_x_server():
+    """An Xvfb of our own on a free display (it prints the number it took)."""
+    read, write = os.pipe()
+    server = subprocess.Popen(["Xvfb", "-displayfd", str(write), "-screen", "0", "1280x1024x24", "-nolisten", "tcp"],
+                              pass_fds=(write,), stderr=subprocess.DEVNULL)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        display = pipe.readline().strip()
+    assert display, "Xvfb did not start"
+    return server, f":{display}"
+
+
+def test_three_windows_lose_the_host_and_finish_alike():
+    shutil.rmtree(OUT, ignore_errors=True)
+    OUT.mkdir(parents=True)
+    library = TARGET / "debug" / "libbaton.so"
+    assert library.exists(), f"{library} is missing: cargo build -p baton-ffi"
+    server, display = start_x_server()
+    # XDG_DATA_HOME puts LÖVE's save directory (where screenshots go) under the output.
+    env = dict(os.environ, DISPLAY=display, BATON_LIB=str(library), XDG_DATA_HOME=str(OUT / "data"))
+    common = ["--turns", str(TURNS), "--invite-file", str(OUT / "invite"), "--exit-file", str(OUT / "exit")]
+    windows = []
+    try:
+        windows.append(Window("window-0", ["--host", "--seed", "1", *common], env))
+        wait_for("the founder's invite", lambda: (OUT / "invite").exists(), windows)
+        for i in (1, 2):
+            windows.append(Window(f"window-{i}", ["--seed", str(i + 1), "--screenshot", f"migration-{i}.png", *common],
+                                  env))
+        ids = {}
+        wait_for("three players", lambda: all(w.last("ready") for w in windows), windows)
+        for window in windows:
+            ids[window.last("ready")[0]] = window
+
+        # Kill whichever window hosts, once the others are voters and the game is on.
+        def hosting_and_playing():
+            hosts = {w.last("host")[0] if w.last("host") else None for w in windows}
+            return (len(hosts) == 1 and next(iter(hosts)) in ids
+                    and all(len(w.turns()) > KILL_AFTER_TURN and w.reports("committed") for w in windows))
+
+        wait_for(f"turn {KILL_AFTER_TURN} with one host", hosting_and_playing, windows)
+        victim = ids[windows[1].last("host")[0]]
+        victim.process.send_signal(signal.SIGKILL)
+        victim.process.wait(10)
+        victim.reader.join(10)
+        reported = victim.turns()
+        survivors = [w for w in windows if w is not victim]
+        killed_id = victim.last("ready")[0]
+
+        wait_for(f"the survivors' final reports (turn {TURNS})", lambda: all(w.last("final") for w in survivors),
+                 windows)
+        wait_for("a screenshot after the migration", lambda: any(w.last("screenshot") for w in survivors), windows)
+
+        finals = [w.last("final") for w in survivors]
+        histories = [final[3].split(",") for final in finals]
+        for window, final in zip(survivors, finals):
+            assert final[1] == "1", f"{window.label}: an input was not applied exactly once"
+            assert int(final[0]) >= TURNS
+        common_turns = min(len(h) for h in histories)
+        assert common_turns >= TURNS
+        assert histories[0][:common_turns] == histories[1][:common_turns], "the survivors' boards differ"
+        lost = [turn for turn, digest in reported.items()
+                if any(len(h) < turn or h[turn - 1] != digest for h in histories)]
+        assert reported and not lost, f"committed turns lost: {lost}"
+
+        migrations = [w.last("migration") for w in survivors]
+        for window, migration in zip(survivors, migrations):
+            assert migration, f"{window.label} showed no migration"
+            assert migration[0] == killed_id and migration[1] in ids and migration[1] != killed_id
+            assert migration[2] == "election", "a killed host is replaced by an election"
+        assert migrations[0][1] == migrations[1][1], "the survivors name the same new host"
+        new_hosts = [w for w in survivors if w.reports("became-host")]
+        assert new_hosts == [ids[migrations[0][1]]], "exactly the new host says it took over"
+
+        shot = pathlib.Path(next(w.last("screenshot") for w in survivors if w.last("screenshot"))[0])
+        wait_for("the screenshot file", lambda: shot.exists() and shot.stat().st_size > 0, windows)
+        time.sleep(0.2)  # LÖVE writes it at the end of a frame
+        assert shot.read_bytes()[:8] == PNG_MAGIC
+        shutil.copy(shot, OUT / "love-migration.png")
+        if os.environ.get("BATON_BLESS") == "1":
+            SCREENSHOT_DOC.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(shot, SCREENSHOT_DOC)
+
+        summary = (f"love: windows=3 turns={common_turns} migrations=1 committed_turns_reported={len(reported)} "
+                   f"committed_turns_lost={len(lost)} hashes_equal=true pause_ms={migrations[0][3]},{migrations[1][3]} "
+                   f"screenshot={OUT / 'love-migration.png'}")
+        (OUT / "summary.txt").write_text(summary + "\n")
+        print(summary)
+
+        (OUT / "exit").write_text("done\n")
+        for window in survivors:
+            assert window.process.wait(20) == 0, f"{window.label} did not quit cleanly"
+    finally:
+        for window in windows:
+            if window.process.poll() is None:
+                window.process.kill()
+                window.process.wait()
+            window.stderr.close()
+        server.terminate()
+        server.wait()
