@@ -23,7 +23,8 @@
 -- prints as "call: NAME: message" with the library's own message). The few results a
 -- game meets in normal play are return values instead: `submit_input` gives nil and the
 -- reason while the window is full or the session has stopped, `commit_tick` and
--- `answer_snapshot` give false when hosting moved on before the answer.
+-- `answer_snapshot` give false when hosting moved on or the session stopped before the
+-- answer.
 --
 -- The library is found through BATON_LIB (a path to libbaton.so), else `baton.load(path)`
 -- before the first call, else the repository's target/debug or target/release, else the
@@ -299,12 +300,19 @@ function Session:submit_input(data)
     return tonumber(self.sequence[0])
 end
 
+-- A request polled before the session moved on (hosting passed to another player, or
+-- the session stopped: a leave finished, say) can no longer be answered. That is normal
+-- play, not a fault of the game, so the answers say false instead of raising.
+local function request_gone(code)
+    return code == RESULT.no_such_request or code == RESULT.stopped
+end
+
 --- Answers RUN_TICK `tick` with a payload (a Lua string, may be empty): true, or
--- false when hosting moved on before the answer.
+-- false when hosting moved on (or the session stopped) before the answer.
 function Session:commit_tick(tick, payload)
     payload = payload or ""
     local code = lib.baton_commit_tick(self.cell[0], tick, #payload > 0 and payload or nil, #payload)
-    if code == RESULT.no_such_request then
+    if request_gone(code) then
         return false
     end
     check(code, "baton_commit_tick")
@@ -312,10 +320,10 @@ function Session:commit_tick(tick, payload)
 end
 
 --- Answers MAKE_SNAPSHOT `tick` with the state's bytes: true, or false when the request
--- is gone.
+-- is gone (as for commit_tick).
 function Session:answer_snapshot(tick, snapshot)
     local code = lib.baton_answer_snapshot(self.cell[0], tick, #snapshot > 0 and snapshot or nil, #snapshot)
-    if code == RESULT.no_such_request then
+    if request_gone(code) then
         return false
     end
     check(code, "baton_answer_snapshot")

@@ -18,6 +18,8 @@
 --     host <id>|-                               the host changed (- while electing)
 --     became-host <turn>                        this player hosts from turn
 --     committed <sequence> <turn>               an order of ours was applied
+--     promoted                                  this player votes now
+--     player-left <id>                          a player left the session
 --     migration <from> <to> <cause> <pause-ms> <turn>   play went on under another host
 --     final <turn> <inputs-once> <hash> <h1,h2,...>     --turns reached; every hash so far
 --     screenshot <path>                         a PNG of the window after the migration
@@ -201,14 +203,17 @@ local function close_migration()
     game.migration = nil
     migration.pause_ms = math.floor((now() - migration.started) * 1000 + 0.5)
     migration.at = now()
-    if migration.election then
+    table.insert(game.migrations, migration)
+    -- A host that leaves hands over first and is removed before play resumes, so its
+    -- PLAYER_LEFT has come by now; an election with no such departure means it was lost.
+    migration.planned = game.gone[migration.from] == "left" or not migration.election
+    if not migration.planned then
         game.gone[migration.from] = "lost"
     end
-    table.insert(game.migrations, migration)
-    local cause = migration.election and "election" or "handoff"
+    local cause = migration.planned and "handoff" or "election"
     local turns = migration.pace and string.format(" (%.1f turns)", migration.pause_ms / 1000 / migration.pace) or ""
     note(string.format("turn %d: host %s -> %s (%s); play paused %d ms%s", migration.turn, name(migration.from),
-        name(migration.to), migration.election and "host lost, election" or "planned handoff", migration.pause_ms, turns))
+        name(migration.to), migration.planned and "planned handoff" or "host lost, election", migration.pause_ms, turns))
     report("migration", migration.from, migration.to, cause, migration.pause_ms, migration.turn)
     if options.screenshot and not game.screenshot_turn then
         game.screenshot_turn = game.state.turn + 2
@@ -323,10 +328,12 @@ end
 function HANDLERS.player_left(event)
     game.gone[event.player] = game.gone[event.player] or "left"
     note("left: " .. name(event.player))
+    report("player-left", event.player)
 end
 
 function HANDLERS.promoted()
     note("you vote now")
+    report("promoted")
 end
 
 function HANDLERS.demoted()
@@ -669,7 +676,7 @@ local function draw_panel()
         local turns = migration.pace and string.format(" = %.1f turns", migration.pause_ms / 1000 / migration.pace) or ""
         love.graphics.printf(string.format("HOST MIGRATED at turn %d\n%s took over from %s (%s)\nplay paused %d ms%s",
             migration.turn, name(migration.to), name(migration.from),
-            migration.election and "host lost" or "planned handoff", migration.pause_ms, turns), x + 8, y + 6, 334)
+            migration.planned and "planned handoff" or "host lost", migration.pause_ms, turns), x + 8, y + 6, 334)
         y = y + 72
     end
     love.graphics.setFont(fonts.small)

@@ -82,6 +82,11 @@ function tests.a_session_starts_and_ticks()
     assert(committed.tick <= state.turn, "committed means applied")
     assert(state.owners[territory.cell(3, 4)] == session:status().id, "the claim was won")
     session:stop()
+    -- A request or input after the session stopped is normal play at a leave, not a fault.
+    local value, reason = session:submit_input(territory.order(0, 0, 0, false))
+    assert(value == nil and reason == "stopped", tostring(reason))
+    assert(session:commit_tick(state.turn + 1, "") == false)
+    assert(session:answer_snapshot(state.turn, territory.encode(state)) == false)
     session:close()
 end
 

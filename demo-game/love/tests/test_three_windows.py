@@ -1,9 +1,11 @@
-"""Three LÖVE windows play Territory on one X server (Xvfb) in bot mode; the host's
-process is killed with SIGKILL mid-game; the other two must finish with equal state
-hashes, hold every turn the killed host reported committed with the hash it reported,
-and show the migration. A screenshot of a survivor's window after the migration is
-kept under the test's output (target/love-test/), and copied to docs/img/ with
-BATON_BLESS=1.
+"""Three LÖVE windows play Territory on one X server (Xvfb) in bot mode, and the host
+goes mid-game: its process killed with SIGKILL (a crash: the others elect a new host),
+or its window closed (a planned handoff: SIGTERM reaches LÖVE as SDL_QUIT, the event a
+window manager's close button sends, so love.quit leaves). The other two must finish
+with equal state hashes, hold every turn the departed host reported committed with the
+hash it reported, and show the migration and its cause. A screenshot of a survivor's
+window after the crash is kept under the test's output (target/love-test/), and copied
+to docs/img/ with BATON_BLESS=1.
 
 Nothing is taken on a window's word that can be checked against another's: each
 reports on stdout every turn it applied with the board's hash after it (flushed per
@@ -24,7 +26,7 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 GAME = ROOT / "demo-game" / "love"
 TARGET = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
-OUT = TARGET / "love-test"
+OUTPUT = TARGET / "love-test"
 SCREENSHOT_DOC = ROOT / "docs" / "img" / "love-migration.png"
 
 TURNS = 45
@@ -41,18 +43,19 @@ pytestmark = pytest.mark.skipif(
 class Window:
     """One LÖVE process and the lines it reported, read as they come."""
 
-    def __init__(self, label, args, env):
+    def __init__(self, out, label, args, env):
+        self.out = out
         self.label = label
         self.lines = []
         self.lock = threading.Lock()
-        self.stderr = open(OUT / f"{label}.stderr", "w")
+        self.stderr = open(out / f"{label}.stderr", "w")
         self.process = subprocess.Popen(["love", str(GAME), "--bot", *args], env=env, stdout=subprocess.PIPE,
                                         stderr=self.stderr, text=True)
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
 
     def _read(self):
-        with open(OUT / f"{self.label}.stdout", "w") as log:
+        with open(self.out / f"{self.label}.stdout", "w") as log:
             for line in self.process.stdout:
                 log.write(line)
                 log.flush()
@@ -82,9 +85,9 @@ def wait_for(what, condition, windows):
             return
         for window in windows:
             code = window.process.poll()
-            if code not in (None, -signal.SIGKILL):
+            if code is not None:
                 raise AssertionError(f"{window.label} exited with {code} while waiting for {what}; "
-                                     f"see {OUT}/{window.label}.stderr")
+                                     f"see {window.out}/{window.label}.stderr")
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}: " + "; ".join(w.describe() for w in windows))
 
@@ -101,46 +104,52 @@ def start_x_server():
     return server, f":{display}"
 
 
-def test_three_windows_lose_the_host_and_finish_alike():
-    shutil.rmtree(OUT, ignore_errors=True)
-    OUT.mkdir(parents=True)
+def play_and_lose_the_host(how):
+    """Plays a 3-window match in which the host goes by `how` ("kill" or "close"); checks
+    what every match must show, and returns the survivors and the new host's id."""
+    out = OUTPUT / how
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
     library = TARGET / "debug" / "libbaton.so"
     assert library.exists(), f"{library} is missing: cargo build -p baton-ffi"
     server, display = start_x_server()
     # XDG_DATA_HOME puts LÖVE's save directory (where screenshots go) under the output.
-    env = dict(os.environ, DISPLAY=display, BATON_LIB=str(library), XDG_DATA_HOME=str(OUT / "data"))
-    common = ["--turns", str(TURNS), "--invite-file", str(OUT / "invite"), "--exit-file", str(OUT / "exit")]
+    env = dict(os.environ, DISPLAY=display, BATON_LIB=str(library), XDG_DATA_HOME=str(out / "data"))
+    common = ["--turns", str(TURNS), "--invite-file", str(out / "invite"), "--exit-file", str(out / "exit")]
     windows = []
     try:
-        windows.append(Window("window-0", ["--host", "--seed", "1", *common], env))
-        wait_for("the founder's invite", lambda: (OUT / "invite").exists(), windows)
+        windows.append(Window(out, "window-0", ["--host", "--seed", "1", *common], env))
+        wait_for("the founder's invite", lambda: (out / "invite").exists(), windows)
         for i in (1, 2):
-            windows.append(Window(f"window-{i}", ["--seed", str(i + 1), "--screenshot", f"migration-{i}.png", *common],
-                                  env))
-        ids = {}
+            windows.append(Window(out, f"window-{i}",
+                                  ["--seed", str(i + 1), "--screenshot", f"migration-{i}.png", *common], env))
         wait_for("three players", lambda: all(w.last("ready") for w in windows), windows)
-        for window in windows:
-            ids[window.last("ready")[0]] = window
+        ids = {w.last("ready")[0]: w for w in windows}
 
-        # Kill whichever window hosts, once the others are voters and the game is on.
+        # The host goes once the joiners vote (so two of three voters remain) and every
+        # window has played and had an order committed.
         def hosting_and_playing():
             hosts = {w.last("host")[0] if w.last("host") else None for w in windows}
             return (len(hosts) == 1 and next(iter(hosts)) in ids
+                    and all(w.reports("promoted") for w in windows[1:])
                     and all(len(w.turns()) > KILL_AFTER_TURN and w.reports("committed") for w in windows))
 
         wait_for(f"turn {KILL_AFTER_TURN} with one host", hosting_and_playing, windows)
-        victim = ids[windows[1].last("host")[0]]
-        victim.process.send_signal(signal.SIGKILL)
-        victim.process.wait(10)
-        victim.reader.join(10)
-        reported = victim.turns()
-        survivors = [w for w in windows if w is not victim]
-        killed_id = victim.last("ready")[0]
+        departed = ids[windows[1].last("host")[0]]
+        departed.process.send_signal(signal.SIGKILL if how == "kill" else signal.SIGTERM)
+        code = departed.process.wait(20)
+        departed.reader.join(10)
+        if how == "kill":
+            assert code == -signal.SIGKILL
+        else:
+            assert code == 0, "the closed window quits cleanly once it has left"
+            assert departed.last("stopped") == ["left:", "handed_over"], departed.last("stopped")
+        reported = departed.turns()
+        survivors = [w for w in windows if w is not departed]
+        departed_id = departed.last("ready")[0]
 
         wait_for(f"the survivors' final reports (turn {TURNS})", lambda: all(w.last("final") for w in survivors),
-                 windows)
-        wait_for("a screenshot after the migration", lambda: any(w.last("screenshot") for w in survivors), windows)
-
+                 survivors)
         finals = [w.last("final") for w in survivors]
         histories = [final[3].split(",") for final in finals]
         for window, final in zip(survivors, finals):
@@ -154,30 +163,24 @@ def test_three_windows_lose_the_host_and_finish_alike():
         assert reported and not lost, f"committed turns lost: {lost}"
 
         migrations = [w.last("migration") for w in survivors]
+        cause = "election" if how == "kill" else "handoff"
         for window, migration in zip(survivors, migrations):
             assert migration, f"{window.label} showed no migration"
-            assert migration[0] == killed_id and migration[1] in ids and migration[1] != killed_id
-            assert migration[2] == "election", "a killed host is replaced by an election"
+            assert migration[0] == departed_id and migration[1] in ids and migration[1] != departed_id
+            assert migration[2] == cause, f"{window.label}: the migration's cause: {migration[2]}, not {cause}"
         assert migrations[0][1] == migrations[1][1], "the survivors name the same new host"
         new_hosts = [w for w in survivors if w.reports("became-host")]
         assert new_hosts == [ids[migrations[0][1]]], "exactly the new host says it took over"
 
-        shot = pathlib.Path(next(w.last("screenshot") for w in survivors if w.last("screenshot"))[0])
-        wait_for("the screenshot file", lambda: shot.exists() and shot.stat().st_size > 0, windows)
-        time.sleep(0.2)  # LÖVE writes it at the end of a frame
-        assert shot.read_bytes()[:8] == PNG_MAGIC
-        shutil.copy(shot, OUT / "love-migration.png")
-        if os.environ.get("BATON_BLESS") == "1":
-            SCREENSHOT_DOC.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(shot, SCREENSHOT_DOC)
-
-        summary = (f"love: windows=3 turns={common_turns} migrations=1 committed_turns_reported={len(reported)} "
-                   f"committed_turns_lost={len(lost)} hashes_equal=true pause_ms={migrations[0][3]},{migrations[1][3]} "
-                   f"screenshot={OUT / 'love-migration.png'}")
-        (OUT / "summary.txt").write_text(summary + "\n")
+        summary = (f"love ({how} the host): windows=3 turns={common_turns} migrations=1 cause={cause} "
+                   f"committed_turns_reported={len(reported)} committed_turns_lost={len(lost)} hashes_equal=true "
+                   f"pause_ms={migrations[0][3]},{migrations[1][3]}")
+        (out / "summary.txt").write_text(summary + "\n")
         print(summary)
+        if how == "kill":
+            keep_screenshot(survivors)
 
-        (OUT / "exit").write_text("done\n")
+        (out / "exit").write_text("done\n")
         for window in survivors:
             assert window.process.wait(20) == 0, f"{window.label} did not quit cleanly"
     finally:
@@ -188,3 +191,24 @@ def test_three_windows_lose_the_host_and_finish_alike():
             window.stderr.close()
         server.terminate()
         server.wait()
+
+
+def keep_screenshot(survivors):
+    """A survivor's window two turns after the migration, as a PNG under the output."""
+    wait_for("a screenshot after the migration", lambda: any(w.last("screenshot") for w in survivors), survivors)
+    shot = pathlib.Path(next(w.last("screenshot") for w in survivors if w.last("screenshot"))[0])
+    wait_for("the screenshot file", lambda: shot.exists() and shot.stat().st_size > 0, survivors)
+    time.sleep(0.2)  # LÖVE writes it at the end of a frame
+    assert shot.read_bytes()[:8] == PNG_MAGIC
+    shutil.copy(shot, OUTPUT / "love-migration.png")
+    if os.environ.get("BATON_BLESS") == "1":
+        SCREENSHOT_DOC.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, SCREENSHOT_DOC)
+
+
+def test_killing_the_host_process_elects_another_and_loses_no_turn():
+    play_and_lose_the_host("kill")
+
+
+def test_closing_the_host_window_hands_over_and_loses_no_turn():
+    play_and_lose_the_host("close")
