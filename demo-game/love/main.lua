@@ -17,6 +17,7 @@
 --     restore <n> <hash>                        the state was replaced by a snapshot of turn n
 --     host <id>|-                               the host changed (- while electing)
 --     became-host <turn>                        this player hosts from turn
+--     clicked <x> <y> <sequence>                a click on the board became an order
 --     committed <sequence> <turn>               an order of ours was applied
 --     promoted                                  this player votes now
 --     player-left <id>                          a player left the session
@@ -380,10 +381,15 @@ local function play_bot()
         return
     end
     local since = game.last_apply_at or game.started_at
-    if (game.ordered_after_turn or -1) >= game.state.turn or now() - since < options.think_ms / 1000 then
+    if game.click_pending or (game.ordered_after_turn or -1) >= game.state.turn
+        or now() - since < options.think_ms / 1000 then
         return
     end
-    order(game.choose(game.state))
+    -- The bot plays as a person does: a left click on the cell's centre, through LÖVE's
+    -- event queue, so the tests drive the same path the mouse does.
+    local x, y = game.choose(game.state)
+    game.click_pending = true
+    love.event.push("mousepressed", BOARD_X + (x + 0.5) * CELL, BOARD_Y + (y + 0.5) * CELL, 1, false, 1)
 end
 
 local function check_final()
@@ -528,16 +534,23 @@ function love.mousepressed(x, y, button)
         end
         return
     end
+    local human = not game.click_pending
+    game.click_pending = false
     local cx, cy = cell_at(x, y)
     if not cx or not game.started then
         return
     end
     if game.state.owners[territory.cell(cx, cy)] then
-        note("that cell is taken")
+        if human then
+            note("that cell is taken")
+        end
     elseif game.pending then
         note("one order waits at a time")
-    elseif order(cx, cy, true) then
-        note(string.format("ordered: claim (%d,%d) next turn", cx, cy))
+    elseif order(cx, cy, human) then
+        report("clicked", cx, cy, game.pending.sequence)
+        if human then
+            note(string.format("ordered: claim (%d,%d) next turn", cx, cy))
+        end
     end
 end
 

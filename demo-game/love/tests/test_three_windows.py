@@ -162,6 +162,11 @@ def play_and_lose_the_host(how):
                 if any(len(h) < turn or h[turn - 1] != digest for h in histories)]
         assert reported and not lost, f"committed turns lost: {lost}"
 
+        for window in survivors:
+            clicked = {words[2] for words in window.reports("clicked")}
+            committed = {words[0] for words in window.reports("committed")}
+            assert committed and committed <= clicked, f"{window.label}: an order did not come from a click"
+
         migrations = [w.last("migration") for w in survivors]
         cause = "election" if how == "kill" else "handoff"
         for window, migration in zip(survivors, migrations):
