@@ -39,8 +39,24 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl NodeProcess {
     pub fn spawn(name: &str, data_dir: &Path, bind: &str, start: Start<'_>) -> NodeProcess {
-        let command = Command::new(env!("CARGO_BIN_EXE_baton-node"));
-        Self::launch(command, name, data_dir, bind, start)
+        Self::spawn_binary(
+            Path::new(env!("CARGO_BIN_EXE_baton-node")),
+            name,
+            data_dir,
+            bind,
+            start,
+        )
+    }
+
+    /// Starts `binary`, a `baton-node` of this or another release.
+    pub fn spawn_binary(
+        binary: &Path,
+        name: &str,
+        data_dir: &Path,
+        bind: &str,
+        start: Start<'_>,
+    ) -> NodeProcess {
+        Self::launch(Command::new(binary), name, data_dir, bind, start)
     }
 
     /// Starts the node inside network namespace `netns`. `ip netns exec` execs the node in
