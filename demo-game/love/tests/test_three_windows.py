@@ -20,6 +20,7 @@ import signal
 import subprocess
 import threading
 import time
+import zlib
 
 import pytest
 
@@ -33,6 +34,11 @@ TURNS = 45
 KILL_AFTER_TURN = 15
 WAIT_SECONDS_MAX = 90
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+WINDOW_SIZE = (980, 680)
+# A pixel inside the red "HOST MIGRATED" box of a fresh migration, and its colour
+# (main.lua: PANEL_X 588, the box at y 168 to 230, fill 0.6, 0.15, 0.2).
+MIGRATION_BOX_PIXEL = (930, 224)
+MIGRATION_BOX_RGB = (153, 38, 51)
 
 pytestmark = pytest.mark.skipif(
     shutil.which("love") is None or shutil.which("Xvfb") is None,
@@ -198,13 +204,55 @@ def play_and_lose_the_host(how):
         server.wait()
 
 
+def decode_png(data):
+    """Width, height and a pixel(x, y) lookup of an 8-bit RGB or RGBA PNG (what LÖVE writes)."""
+    assert data[:8] == PNG_MAGIC, "not a PNG"
+    at, chunks, header = 8, [], None
+    while at < len(data):
+        length = int.from_bytes(data[at:at + 4], "big")
+        kind, body = data[at + 4:at + 8], data[at + 8:at + 8 + length]
+        if kind == b"IHDR":
+            header = body
+        elif kind == b"IDAT":
+            chunks.append(body)
+        at += 12 + length
+    width, height = int.from_bytes(header[0:4], "big"), int.from_bytes(header[4:8], "big")
+    depth, colour, interlace = header[8], header[9], header[12]
+    assert depth == 8 and colour in (2, 6) and interlace == 0, f"unexpected PNG format {header.hex()}"
+    step = 4 if colour == 6 else 3
+    raw, stride = zlib.decompress(b"".join(chunks)), width * step
+    rows, previous = [], bytearray(stride)
+    for y in range(height):
+        kind, row = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for i in range(stride):
+            left = row[i - step] if i >= step else 0
+            up, corner = previous[i], previous[i - step] if i >= step else 0
+            if kind == 1:
+                row[i] = (row[i] + left) & 255
+            elif kind == 2:
+                row[i] = (row[i] + up) & 255
+            elif kind == 3:
+                row[i] = (row[i] + (left + up) // 2) & 255
+            elif kind == 4:
+                guess = left + up - corner
+                best = min((abs(guess - left), 0, left), (abs(guess - up), 1, up), (abs(guess - corner), 2, corner))
+                row[i] = (row[i] + best[2]) & 255
+        rows.append(row)
+        previous = row
+    return width, height, lambda x, y: tuple(rows[y][x * step:(x + 1) * step])
+
+
 def keep_screenshot(survivors):
     """A survivor's window two turns after the migration, as a PNG under the output."""
     wait_for("a screenshot after the migration", lambda: any(w.last("screenshot") for w in survivors), survivors)
     shot = pathlib.Path(next(w.last("screenshot") for w in survivors if w.last("screenshot"))[0])
     wait_for("the screenshot file", lambda: shot.exists() and shot.stat().st_size > 0, survivors)
     time.sleep(0.2)  # LÖVE writes it at the end of a frame
-    assert shot.read_bytes()[:8] == PNG_MAGIC
+    width, height, pixel = decode_png(shot.read_bytes())
+    # The whole window (conf.lua's size), with the migration's red box drawn where
+    # main.lua puts it (right of the board, under the three players' rows).
+    assert (width, height) == WINDOW_SIZE
+    assert pixel(*MIGRATION_BOX_PIXEL)[:3] == MIGRATION_BOX_RGB, pixel(*MIGRATION_BOX_PIXEL)
     shutil.copy(shot, OUTPUT / "love-migration.png")
     if os.environ.get("BATON_BLESS") == "1":
         SCREENSHOT_DOC.parent.mkdir(parents=True, exist_ok=True)
