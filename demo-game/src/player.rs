@@ -18,6 +18,7 @@
 //! Commands: `status`, `state` (the whole game state, hex), `leave`, `quit`.
 
 use crate::{Bot, DemoError, Order, Territory};
+use baton::internet::{InternetConfig, PathKind};
 use baton::session::{Session, SessionConfig, SessionError, SessionEvent, TickMode};
 use baton::storage::Durability;
 use baton::transport::{Identity, Invite};
@@ -44,6 +45,10 @@ pub struct PlayerArgs {
     /// Address announced to the other players, if not the bind address.
     #[arg(long)]
     pub advertise: Option<SocketAddr>,
+    /// Play across the Internet through this rendezvous service (UDP address): punch
+    /// through NATs, relay through the studio's TURN server when punching cannot work.
+    #[arg(long)]
+    pub rendezvous: Option<SocketAddr>,
     /// Found a new session and host it.
     #[arg(long, conflicts_with = "join", required_unless_present = "join")]
     pub host: bool,
@@ -131,6 +136,24 @@ fn id_list(ids: &BTreeSet<u64>) -> String {
         .join(",")
 }
 
+/// Each connected peer as `id:direct|relayed:rtt-microseconds`, comma-separated (`-` if none).
+fn links(peer_links: &[(u64, baton::transport::LinkStats)]) -> String {
+    if peer_links.is_empty() {
+        return "-".into();
+    }
+    peer_links
+        .iter()
+        .map(|(id, link)| {
+            let path = match link.path {
+                PathKind::Direct => "direct",
+                PathKind::Relayed => "relayed",
+            };
+            format!("{}:{path}:{}", hex_id(*id), link.rtt.as_micros())
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// Lower-case hex of `bytes`.
 pub fn to_hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
@@ -164,7 +187,8 @@ struct Bookkeeping {
 /// Runs the bot player until `quit`, `leave`, the end of stdin (unless detached), or — with
 /// `idle_exit_turns` — until people stopped playing.
 pub async fn run(args: PlayerArgs) -> Result<(), DemoError> {
-    let config = session_config(&args.data_dir, args.bind, args.advertise, args.turn_ms);
+    let mut config = session_config(&args.data_dir, args.bind, args.advertise, args.turn_ms);
+    config.node.transport.internet = args.rendezvous.map(InternetConfig::new);
     let session = open_session(&args.data_dir, args.join.as_ref(), config).await?;
     let invite = session.invite();
     let addr = invite
@@ -273,7 +297,7 @@ async fn answer(session: &Session<Territory>, books: &Bookkeeping, line: &str) -
     match line {
         "status" => Answer::Reply(match session.status().await {
             Ok(status) => format!(
-                "status turn={} host={} role={:?} voters={} learners={} fitness={} submitted={} committed={}",
+                "status turn={} host={} role={:?} voters={} learners={} fitness={} submitted={} committed={} links={} public={}",
                 status.last_tick,
                 status.node.leader.map(hex_id).unwrap_or_else(|| "-".into()),
                 status.node.role,
@@ -282,6 +306,13 @@ async fn answer(session: &Session<Territory>, books: &Bookkeeping, line: &str) -
                 status.node.fitness.0,
                 books.submitted,
                 books.committed,
+                links(&status.node.peer_links),
+                status
+                    .node
+                    .internet
+                    .and_then(|internet| internet.public_addr())
+                    .map(|addr| addr.to_string())
+                    .unwrap_or_else(|| "-".into()),
             ),
             Err(err) => format!("error {err}"),
         }),

@@ -62,6 +62,7 @@
 pub use baton_core as raft;
 
 pub mod discovery;
+pub mod internet;
 pub mod runtime;
 pub mod session;
 pub mod storage;

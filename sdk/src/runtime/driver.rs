@@ -205,7 +205,12 @@ impl<S: StateMachine> Driver<S> {
         let (transport, inbound) =
             Transport::<Wire>::bind(identity, credentials, config.transport.clone()).await?;
         let addr = transport.local_addr();
-        let announced = config.advertise_addr.unwrap_or(addr);
+        // Behind a NAT the bound address is useless to others; the public one the
+        // rendezvous service observed (or the relay's) is where they can reach us.
+        let announced = config
+            .advertise_addr
+            .or_else(|| transport.public_addr())
+            .unwrap_or(addr);
         for (peer, peer_addr) in &applier.addresses {
             if *peer != id {
                 transport.add_peer(*peer, *peer_addr);
@@ -1150,6 +1155,7 @@ impl<S: StateMachine> Driver<S> {
             fitness: raft.fitness,
             progress: self.core.progress(),
             peer_links,
+            internet: self.transport.internet_status(),
             dialed_peers: self.transport.dialed_peers(),
         }
     }

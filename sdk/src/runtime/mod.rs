@@ -100,6 +100,9 @@ pub struct NodeConfig {
     /// IP and a non-zero port. `None` announces the bound address; if that is unspecified
     /// (`0.0.0.0`, `[::]`), the node that records it takes the IP it sees the node's
     /// connection come from, with the bound port (`docs/protocol.md`, "Addresses").
+    /// A node that plays over the Internet (`transport.internet`) and has no
+    /// `advertise_addr` announces its public address as the rendezvous service saw it, or
+    /// its relayed address when it relays (`docs/internet-play.md`).
     pub advertise_addr: Option<SocketAddr>,
     /// Compact the log once this many entries were applied since the last snapshot.
     pub snapshot_interval_entries: u64,
@@ -188,8 +191,11 @@ pub struct NodeStatus {
     /// On the leader: every other member's replication progress and reported fitness.
     pub progress: Vec<PeerProgress>,
     /// What QUIC measured of the connection to each connected peer (round trip, packets
-    /// sent and lost).
+    /// sent and lost), and whether it is direct or relayed.
     pub peer_links: Vec<(NodeId, LinkStats)>,
+    /// When the node plays over the Internet: its public address as the rendezvous service
+    /// saw it, its relayed address if it relays.
+    pub internet: Option<crate::internet::InternetStatus>,
     /// The peers the transport keeps (re)connecting to, with the address it dials: the
     /// members of the address book (and a joiner being admitted), never a removed node.
     pub dialed_peers: Vec<(NodeId, SocketAddr)>,
@@ -377,8 +383,8 @@ impl<S: StateMachine> Node<S> {
         self.addr
     }
 
-    /// What this node announces to the cluster: [`NodeConfig::advertise_addr`] if set, the
-    /// bound address otherwise.
+    /// What this node announces to the cluster: [`NodeConfig::advertise_addr`] if set, else
+    /// its public address when it plays over the Internet, else the bound address.
     pub fn advertise_addr(&self) -> SocketAddr {
         self.announced
     }

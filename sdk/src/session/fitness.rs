@@ -279,6 +279,7 @@ mod tests {
             rtt: Duration::from_millis(1),
             sent_packets: sent,
             lost_packets: lost,
+            path: crate::internet::PathKind::Direct,
         }
     }
 

@@ -89,16 +89,59 @@ pub struct SessionCredentials {
 impl SessionCredentials {
     /// New random credentials from the operating system's CSPRNG (via `rand`'s thread RNG,
     /// which is reseeded from the OS).
+    ///
+    /// The session id is derived from the secret ([`SessionId::of_key`] of its
+    /// [`rendezvous_key`](SessionSecret::rendezvous_key)), so a rendezvous service can check
+    /// that whoever registers under the id holds the session's key, without ever seeing the
+    /// secret and without remembering anything.
     pub fn generate() -> SessionCredentials {
-        let mut rng = rand::rng();
-        let mut id = [0u8; SESSION_ID_BYTES];
         let mut secret = [0u8; SESSION_SECRET_BYTES];
-        rng.fill_bytes(&mut id);
-        rng.fill_bytes(&mut secret);
+        rand::rng().fill_bytes(&mut secret);
+        let secret = SessionSecret(secret);
         SessionCredentials {
-            session_id: SessionId(id),
-            secret: SessionSecret(secret),
+            session_id: SessionId::of_key(&secret.rendezvous_key()),
+            secret,
         }
+    }
+}
+
+/// Length of a [`RendezvousKey`] in bytes.
+pub const RENDEZVOUS_KEY_BYTES: usize = 32;
+
+/// What a player shows a rendezvous service to register under its session id: a one-way
+/// function of the session secret (HMAC-SHA256 of a fixed label), so the service learns
+/// neither the secret nor anything that passes the session's join proof.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct RendezvousKey(pub [u8; RENDEZVOUS_KEY_BYTES]);
+
+impl fmt::Debug for RendezvousKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RendezvousKey(<redacted>)")
+    }
+}
+
+impl SessionSecret {
+    /// The key this session registers with at a rendezvous service.
+    pub fn rendezvous_key(&self) -> RendezvousKey {
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.0);
+        let tag = ring::hmac::sign(&key, b"baton rendezvous key v1");
+        let mut out = [0u8; RENDEZVOUS_KEY_BYTES];
+        out.copy_from_slice(tag.as_ref());
+        RendezvousKey(out)
+    }
+}
+
+impl SessionId {
+    /// The session id that belongs to a rendezvous key: the first bytes of
+    /// SHA-256(label | key). Anyone can check it; only a holder of the key can present it.
+    pub fn of_key(key: &RendezvousKey) -> SessionId {
+        let mut context = digest::Context::new(&digest::SHA256);
+        context.update(b"baton session id v1");
+        context.update(&key.0);
+        let hash = context.finish();
+        let mut id = [0u8; SESSION_ID_BYTES];
+        id.copy_from_slice(&hash.as_ref()[..SESSION_ID_BYTES]);
+        SessionId(id)
     }
 }
 
@@ -369,6 +412,19 @@ mod tests {
         let code = sample().to_string();
         assert!("baton1-".parse::<Invite>().is_err());
         assert!(code[..code.len() - 5].parse::<Invite>().is_err());
+    }
+
+    #[test]
+    fn generated_ids_belong_to_their_secret_and_nothing_else() {
+        let a = SessionCredentials::generate();
+        let b = SessionCredentials::generate();
+        assert_eq!(a.session_id, SessionId::of_key(&a.secret.rendezvous_key()));
+        assert_ne!(a.session_id, SessionId::of_key(&b.secret.rendezvous_key()));
+        assert_ne!(a.secret.rendezvous_key().0, a.secret.0, "the key is not the secret");
+        assert_eq!(
+            format!("{:?}", a.secret.rendezvous_key()),
+            "RendezvousKey(<redacted>)"
+        );
     }
 
     #[test]

@@ -79,7 +79,7 @@ mod tls;
 #[doc(hidden)]
 pub mod testing;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::marker::PhantomData;
 use std::net::SocketAddr;
@@ -88,7 +88,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
-use quinn::{Connection, ConnectionError, Endpoint, SendStream, VarInt};
+use quinn::{AsyncUdpSocket, Connection, ConnectionError, Endpoint, SendStream, VarInt};
 use rand::Rng;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -96,14 +96,16 @@ use tokio::sync::{mpsc, watch, Notify, Semaphore};
 use tokio::task::{AbortHandle, JoinSet};
 
 pub use credentials::{
-    Invite, InviteError, SessionCredentials, SessionId, SessionSecret, INVITE_ADDRS_MAX,
-    INVITE_PREFIX, SESSION_ID_BYTES, SESSION_SECRET_BYTES,
+    Invite, InviteError, RendezvousKey, SessionCredentials, SessionId, SessionSecret,
+    INVITE_ADDRS_MAX, INVITE_PREFIX, RENDEZVOUS_KEY_BYTES, SESSION_ID_BYTES, SESSION_SECRET_BYTES,
 };
 pub use fault::{FaultController, FaultStats};
 pub use frame::{FrameError, ALPN, PROTOCOL_MAJOR, PROTOCOL_MINOR};
 pub use handshake::HandshakeError;
 pub use identity::{node_id_of_cert, CertParseError, Identity};
 
+use crate::internet::socket::{Routes, SharedSocket};
+use crate::internet::{Agent, InternetConfig, InternetStatus, PathKind, Punch, PUNCH_QUEUE_MAX};
 use crate::raft::NodeId;
 use frame::{decode_payload, encode_frame, encode_payload, ErrorFrame, FrameKind};
 use handshake::{Authenticated, LocalHello, Role};
@@ -275,6 +277,8 @@ pub struct LinkStats {
     pub sent_packets: u64,
     /// Packets QUIC declared lost (never acknowledged in time).
     pub lost_packets: u64,
+    /// Whether the connection goes straight to the peer or through a TURN relay.
+    pub path: PathKind,
 }
 
 /// Transport settings. `Default` gives values suited to a game session on a LAN or the
@@ -306,6 +310,10 @@ pub struct TransportConfig {
     pub handshakes_in_flight_max: usize,
     /// Test support: inject faults under QUIC.
     pub faults: Option<FaultController>,
+    /// Play over the Internet: register with this rendezvous service from the node's one
+    /// socket, punch through NATs toward the members it names, relay through TURN when
+    /// punching cannot work. Default `None` (LAN and forwarded ports only).
+    pub internet: Option<InternetConfig>,
 }
 
 impl Default for TransportConfig {
@@ -323,6 +331,7 @@ impl Default for TransportConfig {
             connect_timeout: Duration::from_secs(10),
             handshakes_in_flight_max: 64,
             faults: None,
+            internet: None,
         }
     }
 }
@@ -387,6 +396,7 @@ struct Link {
     peer_incarnation: u64,
     dialer: NodeId,
     remote: SocketAddr,
+    path: PathKind,
 }
 
 impl Link {
@@ -433,7 +443,16 @@ struct Inner<M> {
     shutdown: watch::Sender<bool>,
     next_link_serial: AtomicU64,
     handshakes: Arc<Semaphore>,
+    internet: Option<InternetLink>,
+    /// Peers a punch round is dialing now (at most one round per peer).
+    punching: Mutex<HashSet<NodeId>>,
     _message: PhantomData<fn() -> M>,
+}
+
+/// The transport's view of its Internet agent.
+struct InternetLink {
+    routes: Routes,
+    status: watch::Receiver<InternetStatus>,
 }
 
 /// A node's QUIC transport. Cheap to clone; all clones drive the same endpoint.
@@ -503,12 +522,16 @@ fn make_server_config(
 }
 
 /// Opens a UDP endpoint on `bind`, wrapped in the fault injector when `faults` is set.
+/// The QUIC endpoint on a socket bound to `bind`, with fault injection under it when
+/// `faults` is set. With `routes` (Internet play) the socket is shared with the node's
+/// agent (`internet::socket`); the socket the agent sends on is returned with the endpoint.
 pub(crate) fn open_endpoint(
     bind: SocketAddr,
     identity: &Identity,
     server: Option<quinn::ServerConfig>,
     faults: Option<&FaultController>,
-) -> Result<Endpoint, TransportError> {
+    routes: Option<&Routes>,
+) -> Result<(Endpoint, Option<Arc<dyn AsyncUdpSocket>>), TransportError> {
     let io = |context: &'static str| move |source| TransportError::Io { context, source };
     let socket = std::net::UdpSocket::bind(bind).map_err(io("binding the UDP socket"))?;
     let runtime: Arc<dyn quinn::Runtime> = Arc::new(quinn::TokioRuntime);
@@ -519,23 +542,35 @@ pub(crate) fn open_endpoint(
     endpoint_config.cid_generator(move || {
         Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
     });
-    match faults {
-        None => Endpoint::new(endpoint_config, server, socket, runtime)
-            .map_err(io("creating the QUIC endpoint")),
-        Some(controller) => {
-            let plain = runtime
-                .wrap_udp_socket(socket)
-                .map_err(io("wrapping the UDP socket"))?;
-            let faulty = fault::FaultySocket::new(
-                plain,
+    if faults.is_none() && routes.is_none() {
+        let endpoint = Endpoint::new(endpoint_config, server, socket, runtime)
+            .map_err(io("creating the QUIC endpoint"))?;
+        return Ok((endpoint, None));
+    }
+    let mut wrapped = runtime
+        .wrap_udp_socket(socket)
+        .map_err(io("wrapping the UDP socket"))?;
+    if let Some(controller) = faults {
+        wrapped = Arc::new(
+            fault::FaultySocket::new(
+                wrapped,
                 controller.clone(),
                 tokio::runtime::Handle::current(),
             )
-            .map_err(io("wrapping the UDP socket"))?;
-            Endpoint::new_with_abstract_socket(endpoint_config, server, Arc::new(faulty), runtime)
-                .map_err(io("creating the QUIC endpoint"))
-        }
+            .map_err(io("wrapping the UDP socket"))?,
+        );
     }
+    let (quic_socket, service_socket): (Arc<dyn AsyncUdpSocket>, _) = match routes {
+        Some(routes) => (
+            Arc::new(SharedSocket::new(wrapped.clone(), routes.clone())),
+            Some(wrapped),
+        ),
+        None => (wrapped, None),
+    };
+    let endpoint =
+        Endpoint::new_with_abstract_socket(endpoint_config, server, quic_socket, runtime)
+            .map_err(io("creating the QUIC endpoint"))?;
+    Ok((endpoint, service_socket))
 }
 
 fn short_reason(reason: &str) -> &[u8] {
@@ -597,11 +632,37 @@ where
         let quic = Arc::new(quic_transport_config(&config)?);
         let server = make_server_config(&identity, quic.clone())?;
         let client_config = make_client_config(&identity, ALPN, quic)?;
-        let endpoint = open_endpoint(config.bind, &identity, Some(server), config.faults.as_ref())?;
+        let routes = config.internet.as_ref().map(|_| Routes::new());
+        let (endpoint, service_socket) = open_endpoint(
+            config.bind,
+            &identity,
+            Some(server),
+            config.faults.as_ref(),
+            routes.as_ref().map(|(routes, _)| routes),
+        )?;
         let local_addr = endpoint.local_addr().map_err(|source| TransportError::Io {
             context: "reading the local address",
             source,
         })?;
+        let mut agent = None;
+        let internet = match (config.internet.clone(), routes, service_socket) {
+            (Some(internet), Some((routes, inbox)), Some(socket)) => {
+                let (punch_tx, punch_rx) = mpsc::channel(PUNCH_QUEUE_MAX);
+                let (parts, status) = Agent::new(
+                    internet,
+                    socket,
+                    routes.clone(),
+                    inbox,
+                    credentials.clone(),
+                    identity.node_id(),
+                    local_addr,
+                    punch_tx,
+                );
+                agent = Some((parts, punch_rx));
+                Some(InternetLink { routes, status })
+            }
+            _ => None,
+        };
         let (events_tx, events_rx) = mpsc::channel(config.events_queue_max);
         let inner = Arc::new(Inner {
             endpoint,
@@ -623,10 +684,19 @@ where
             runtime: tokio::runtime::Handle::current(),
             shutdown: watch::channel(false).0,
             next_link_serial: AtomicU64::new(1),
+            internet,
+            punching: Mutex::new(HashSet::new()),
             _message: PhantomData,
         });
         let acceptor = inner.clone();
         inner.spawn(async move { acceptor.run_acceptor().await });
+        if let Some((mut agent, punch_rx)) = agent {
+            // The public address must be known before the node announces one.
+            agent.first_registration().await;
+            inner.spawn(agent.run());
+            let puncher = inner.clone();
+            inner.spawn(async move { puncher.run_puncher(punch_rx).await });
+        }
         tracing::info!(
             node = format_args!("{:016x}", inner.node_id),
             addr = %local_addr,
@@ -643,6 +713,37 @@ where
     /// This node's id (derived from its identity key).
     pub fn node_id(&self) -> NodeId {
         self.inner.node_id
+    }
+
+    /// What the node knows of its place on the Internet, if it plays over the Internet.
+    pub fn internet_status(&self) -> Option<InternetStatus> {
+        self.inner
+            .internet
+            .as_ref()
+            .map(|internet| internet.status.borrow().clone())
+    }
+
+    /// Where players on the Internet should dial this node (its relayed address when it
+    /// relays, else the one the rendezvous service observed), once known.
+    pub fn public_addr(&self) -> Option<SocketAddr> {
+        self.internet_status()?.public_addr()
+    }
+
+    /// Datagrams sent and received directly and through the relay, if the node plays over
+    /// the Internet.
+    pub fn path_counters(&self) -> Option<crate::internet::PathCounters> {
+        self.inner
+            .internet
+            .as_ref()
+            .map(|internet| internet.routes.counters())
+    }
+
+    /// Dials `id` at each of `addrs` at once, as the other side does toward us, so that
+    /// both NATs see outgoing packets and let the other's in (hole punching). The first
+    /// connection to authenticate is kept; a duplicate is closed by the usual rule. Does
+    /// nothing if `id` is connected or a punch round toward it is still running.
+    pub fn punch(&self, id: NodeId, addrs: Vec<SocketAddr>) {
+        self.inner.punch(id, addrs);
     }
 
     /// Records where `id` can be reached; the transport connects (and reconnects) on its own.
@@ -736,6 +837,7 @@ where
                 rtt: l.conn.rtt(),
                 sent_packets: path.sent_packets,
                 lost_packets: path.lost_packets,
+                path: l.path,
             }
         })
     }
@@ -1035,6 +1137,56 @@ where
         Ok(peer)
     }
 
+    async fn run_puncher(self: Arc<Self>, mut requests: mpsc::Receiver<Punch>) {
+        // Ends when the agent stops (its sender dropped) or at shutdown (aborted).
+        while let Some((peer, candidates)) = requests.recv().await {
+            let addrs = candidates.iter().map(|c| c.addr).collect();
+            self.punch(peer, addrs);
+        }
+    }
+
+    fn punch(self: &Arc<Self>, peer: NodeId, mut addrs: Vec<SocketAddr>) {
+        if peer == self.node_id || self.is_shut_down() || self.has_live_link(peer) {
+            return;
+        }
+        addrs.sort_unstable();
+        addrs.dedup();
+        addrs.truncate(crate::internet::rendezvous::CANDIDATES_MAX);
+        {
+            let mut punching = self.punching.lock().unwrap_or_else(|p| p.into_inner());
+            if !punching.insert(peer) {
+                return;
+            }
+        }
+        tracing::debug!(peer = format_args!("{peer:016x}"), ?addrs, "punching");
+        let inner = self.clone();
+        self.spawn(async move {
+            let mut dials = JoinSet::new();
+            for addr in addrs {
+                let dialer = inner.clone();
+                dials.spawn(async move { (addr, dialer.dial(addr, Some(peer)).await) });
+            }
+            // Every dial runs to its end: one aborted inside `install` would leave a link
+            // without its reader.
+            while let Some(done) = dials.join_next().await {
+                match done {
+                    Ok((addr, Ok(_))) => {
+                        tracing::info!(peer = format_args!("{peer:016x}"), %addr, "punched through")
+                    }
+                    Ok((addr, Err(e))) => {
+                        tracing::debug!(peer = format_args!("{peer:016x}"), %addr, error = %e, "punch dial failed")
+                    }
+                    Err(_) => {}
+                }
+            }
+            inner
+                .punching
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&peer);
+        });
+    }
+
     fn has_live_link(&self, peer: NodeId) -> bool {
         let state = self.lock_state();
         state
@@ -1061,9 +1213,15 @@ where
             recv,
             peer_incarnation,
         } = auth;
+        let remote = conn.remote_address();
+        let path = self
+            .internet
+            .as_ref()
+            .map_or(PathKind::Direct, |internet| internet.routes.path_of(remote));
         let link = Arc::new(Link {
             serial: self.next_link_serial.fetch_add(1, Ordering::Relaxed),
-            remote: conn.remote_address(),
+            remote,
+            path,
             conn,
             send: Mutex::new(Some(send)),
             peer_incarnation,
@@ -1134,7 +1292,7 @@ where
                 addr: link.remote,
             });
         }
-        tracing::info!(peer = format_args!("{peer:016x}"), addr = %link.remote, "peer connected");
+        tracing::info!(peer = format_args!("{peer:016x}"), addr = %link.remote, path = ?link.path, "peer connected");
         for event in events {
             // A dropped receiver means nobody listens; the transport keeps working regardless.
             let _ = self.events.send(event).await;

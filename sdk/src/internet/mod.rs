@@ -1,0 +1,61 @@
+//! Play across the Internet: players behind home NATs find each other through a rendezvous
+//! service, punch through their NATs with QUIC itself, or relay over UDP through a TURN
+//! server when they cannot (see `docs/internet-play.md`).
+//!
+//! # Shape
+//!
+//! - [`socket`]: the node's one UDP socket, shared by quinn and the services, sorting what
+//!   arrives by source address and first byte (RFC 9443) and wrapping relayed traffic in
+//!   TURN ChannelData.
+//! - [`rendezvous`]: the rendezvous protocol and the service's soft state (the
+//!   `baton-rendezvous` binary runs it).
+//! - the agent (internal): registers the node, learns its reflexive address, hands the
+//!   transport the candidates to punch toward.
+//!
+//! A node plays over the Internet when its [`TransportConfig::internet`] is set:
+//!
+//! ```no_run
+//! use baton::internet::InternetConfig;
+//! use baton::transport::TransportConfig;
+//!
+//! let mut transport = TransportConfig::default();
+//! transport.bind = "0.0.0.0:0".parse().unwrap();
+//! transport.internet = Some(InternetConfig::new("192.0.2.1:3479".parse().unwrap()));
+//! ```
+//!
+//! [`TransportConfig::internet`]: crate::transport::TransportConfig::internet
+
+mod agent;
+pub mod rendezvous;
+pub mod socket;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+pub use agent::InternetStatus;
+pub(crate) use agent::{Agent, Punch, PUNCH_QUEUE_MAX};
+pub use socket::{PathCounters, PathKind};
+
+/// How a node reaches the Internet services.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InternetConfig {
+    /// The rendezvous service (UDP).
+    pub rendezvous: SocketAddr,
+    /// How often the node refreshes its registration (also keeps its NAT mapping toward the
+    /// service alive). Default 5 s, well inside the service's 30 s expiry.
+    pub register_interval: Duration,
+    /// How long starting the node waits for the first answer of the service before going on
+    /// without a public address. Default 3 s.
+    pub first_registration_timeout: Duration,
+}
+
+impl InternetConfig {
+    /// Defaults for the rendezvous service at `rendezvous`.
+    pub fn new(rendezvous: SocketAddr) -> InternetConfig {
+        InternetConfig {
+            rendezvous,
+            register_interval: Duration::from_secs(5),
+            first_registration_timeout: Duration::from_secs(3),
+        }
+    }
+}
