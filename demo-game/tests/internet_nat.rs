@@ -1,0 +1,399 @@
+//! Sessions across real kernel NATs. The test builds its own little Internet out of network
+//! namespaces: a "public" namespace holding the rendezvous service (and coturn), one router
+//! namespace per home doing masquerade with nftables, and one home namespace per player
+//! behind it. Each player is a `baton-demo player` process inside its home, bound to
+//! `0.0.0.0:4000`, that knows nothing but the rendezvous service's address and the invite.
+//!
+//! - `masquerade` keeps the source port and maps it the same way for every destination
+//!   (endpoint-independent mapping): the pair must punch through and talk directly.
+//! - Filtering is the kernel's conntrack: a router lets in only replies to what went out,
+//!   and drops every unsolicited UDP datagram aimed at itself, so nothing gets through
+//!   unless both sides punch.
+//!
+//! Without root, `ip` or `nft` the tests print `SKIPPED <test>: <reason>` and pass.
+
+#[path = "../../sdk/tests/support/netns.rs"]
+mod netns;
+
+use netns::{run, Namespace};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Every wait is bounded by this; on a quiet machine each step takes a few seconds.
+const STEP_LIMIT: Duration = Duration::from_secs(60);
+const RENDEZVOUS: &str = "192.0.2.1:3479";
+const PLAYER_BIND: &str = "0.0.0.0:4000";
+
+/// How a home router maps its players' ports.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Nat {
+    /// `masquerade`: one mapping per local port, whatever the destination.
+    Cone,
+}
+
+/// The namespaces of one test: dropped (deleted) after every process in them.
+struct Internet {
+    public: Namespace,
+    routers: Vec<Namespace>,
+    homes: Vec<Namespace>,
+}
+
+fn nft(ns: &Namespace, dir: &Path, name: &str, script: &str) -> Result<(), String> {
+    let path = dir.join(format!("{name}-{}.nft", ns.name()));
+    std::fs::write(&path, script).map_err(|e| e.to_string())?;
+    ns.exec("nft", &["-f", path.to_str().unwrap_or_default()])
+        .map(|_| ())
+}
+
+impl Internet {
+    /// The public namespace and one home (router + player namespace) per entry of `nats`,
+    /// or why this machine cannot build them.
+    fn build(dir: &Path, nats: &[Nat]) -> Result<Internet, String> {
+        run("nft", &["--version"]).map_err(|e| format!("`nft` (nftables) unavailable ({e})"))?;
+        let public = Namespace::create("bi-pub")?;
+        let mut internet = Internet {
+            public,
+            routers: Vec::new(),
+            homes: Vec::new(),
+        };
+        let public = &internet.public;
+        public.exec("sysctl", &["-qw", "net.ipv4.ip_forward=1"])?;
+        // The services live on addresses of their own, as public servers do.
+        public.ip(&["addr", "add", "192.0.2.1/32", "dev", "lo"])?;
+        public.ip(&["addr", "add", "192.0.2.2/32", "dev", "lo"])?;
+        for (i, nat) in nats.iter().enumerate() {
+            let n = i + 1;
+            let router = Namespace::create(&format!("bi-r{n}"))?;
+            let home = Namespace::create(&format!("bi-h{n}"))?;
+            // wan: router ↔ public, 203.0.n.0/24; lan: home ↔ router, 10.0.n.0/24.
+            router.ip(&[
+                "link", "add", "wan", "type", "veth", "peer", "name", &format!("r{n}"),
+                "netns", public.name(),
+            ])?;
+            router.ip(&[
+                "link", "add", "lan", "type", "veth", "peer", "name", "eth0", "netns",
+                home.name(),
+            ])?;
+            router.ip(&["addr", "add", &format!("203.0.{n}.2/24"), "dev", "wan"])?;
+            router.ip(&["addr", "add", &format!("10.0.{n}.1/24"), "dev", "lan"])?;
+            router.ip(&["link", "set", "wan", "up"])?;
+            router.ip(&["link", "set", "lan", "up"])?;
+            router.ip(&["route", "add", "default", "via", &format!("203.0.{n}.1")])?;
+            router.exec("sysctl", &["-qw", "net.ipv4.ip_forward=1"])?;
+            public.ip(&["addr", "add", &format!("203.0.{n}.1/24"), "dev", &format!("r{n}")])?;
+            public.ip(&["link", "set", &format!("r{n}"), "up"])?;
+            home.ip(&["addr", "add", &format!("10.0.{n}.2/24"), "dev", "eth0"])?;
+            home.ip(&["link", "set", "eth0", "up"])?;
+            home.ip(&["route", "add", "default", "via", &format!("10.0.{n}.1")])?;
+            let masquerade = match nat {
+                Nat::Cone => "masquerade",
+            };
+            // A kernel without nf_tables would make the NAT a silent no-op: refuse to pretend.
+            router
+                .exec("nft", &["list", "ruleset"])
+                .map_err(|e| format!("nftables unusable in a namespace ({e})"))?;
+            let rules = format!(
+                "table ip home {{
+                    chain post {{
+                        type nat hook postrouting priority srcnat; policy accept;
+                        oifname \"wan\" {masquerade}
+                    }}
+                    chain input {{
+                        type filter hook input priority filter; policy accept;
+                        iifname \"wan\" meta l4proto udp drop
+                    }}
+                }}\n"
+            );
+            if let Err(e) = nft(&router, dir, "nat", &rules) {
+                panic!("the router's nftables rules were refused: {e}");
+            }
+            internet.routers.push(router);
+            internet.homes.push(home);
+        }
+        Ok(internet)
+    }
+}
+
+/// A child process whose stdout lines are collected as they come; killed when dropped.
+struct Proc {
+    name: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Proc {
+    fn spawn(name: &str, ns: &Namespace, program: &Path, args: &[&str]) -> Proc {
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", ns.name()])
+            .arg(program)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {name}: {e}"));
+        let stdout = child.stdout.take().expect("stdout pipe");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        let label = name.to_string();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if !line.starts_with("turn ") && !line.starts_with("submitted ") && !line.starts_with("committed ") {
+                    eprintln!("[{label}] {line}");
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Proc {
+            name: name.to_string(),
+            stdin: child.stdin.take(),
+            child,
+            lines,
+        }
+    }
+
+    /// The first line starting with `prefix`, waiting for it.
+    fn wait_line(&self, prefix: &str) -> String {
+        let started = Instant::now();
+        loop {
+            if let Some(line) = self.lines.lock().unwrap().iter().find(|l| l.starts_with(prefix)) {
+                return line.clone();
+            }
+            assert!(
+                started.elapsed() < STEP_LIMIT,
+                "{} never said `{prefix}`",
+                self.name
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn send(&mut self, command: &str) {
+        if let Some(stdin) = self.stdin.as_mut() {
+            let _ = writeln!(stdin, "{command}");
+        }
+    }
+
+    /// The fields of a fresh `status` answer.
+    fn status(&mut self) -> BTreeMap<String, String> {
+        let before = self.lines.lock().unwrap().len();
+        self.send("status");
+        let started = Instant::now();
+        loop {
+            let found = self.lines.lock().unwrap()[before..]
+                .iter()
+                .find(|l| l.starts_with("status "))
+                .cloned();
+            if let Some(line) = found {
+                return line
+                    .split_whitespace()
+                    .filter_map(|field| field.split_once('='))
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect();
+            }
+            assert!(started.elapsed() < STEP_LIMIT, "{} gave no status", self.name);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Turn number → game hash, as this player committed them.
+    fn turns(&self) -> BTreeMap<u64, String> {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|line| {
+                let mut words = line.strip_prefix("turn ")?.split_whitespace();
+                let turn = words.next()?.parse().ok()?;
+                let _time = words.next()?;
+                Some((turn, words.next()?.to_string()))
+            })
+            .collect()
+    }
+
+    fn last_turn(&self) -> u64 {
+        self.turns().keys().next_back().copied().unwrap_or(0)
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !condition() {
+        assert!(started.elapsed() < STEP_LIMIT, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn demo_exe() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_baton-demo"))
+}
+
+/// `baton-rendezvous` is the sdk's binary: beside ours in the same target directory
+/// (`cargo test --workspace` builds both).
+fn rendezvous_exe() -> Result<PathBuf, String> {
+    let path = demo_exe().with_file_name("baton-rendezvous");
+    if path.exists() {
+        Ok(path)
+    } else {
+        Err(format!(
+            "{} not built (run `cargo build -p baton --bin baton-rendezvous` or `cargo test --workspace`)",
+            path.display()
+        ))
+    }
+}
+
+fn player(
+    name: &str,
+    home: &Namespace,
+    dir: &Path,
+    seed: u64,
+    join: Option<&str>,
+) -> Proc {
+    let data = dir.join(name);
+    let seed = seed.to_string();
+    let mut args = vec![
+        "player",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--bind",
+        PLAYER_BIND,
+        "--rendezvous",
+        RENDEZVOUS,
+        "--seed",
+        &seed,
+        "--turn-ms",
+        "250",
+        "--think-ms",
+        "30",
+    ];
+    match join {
+        Some(invite) => args.extend(["--join", invite]),
+        None => args.push("--host"),
+    }
+    Proc::spawn(name, home, &demo_exe(), &args)
+}
+
+/// The invite a `ready <id> <addr> <invite>` line carries, and the address.
+fn ready(line: &str) -> (String, String, String) {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    (words[1].to_string(), words[2].to_string(), words[3].to_string())
+}
+
+/// Builds the namespaces or says why the test is skipped.
+fn setup(test: &str, dir: &Path, nats: &[Nat]) -> Option<(Internet, PathBuf)> {
+    let rendezvous = match rendezvous_exe() {
+        Ok(path) => path,
+        Err(reason) => {
+            println!("SKIPPED {test}: {reason}");
+            return None;
+        }
+    };
+    match Internet::build(dir, nats) {
+        Ok(internet) => Some((internet, rendezvous)),
+        Err(reason) => {
+            println!("SKIPPED {test}: {reason}");
+            None
+        }
+    }
+}
+
+fn link_paths(status: &BTreeMap<String, String>) -> Vec<String> {
+    status["links"]
+        .split(',')
+        .filter(|l| *l != "-")
+        .map(|l| l.split(':').nth(1).unwrap_or_default().to_string())
+        .collect()
+}
+
+#[test]
+fn three_players_behind_cone_nats_punch_through_and_survive_a_host_kill() {
+    let test = "three_players_behind_cone_nats_punch_through_and_survive_a_host_kill";
+    let dir = tempfile::tempdir().unwrap();
+    let Some((internet, rendezvous_exe)) = setup(test, dir.path(), &[Nat::Cone; 3]) else {
+        return;
+    };
+    let started = Instant::now();
+    let rendezvous = Proc::spawn(
+        "rendezvous",
+        &internet.public,
+        &rendezvous_exe,
+        &["--bind", RENDEZVOUS, "--stats-interval-s", "1"],
+    );
+    rendezvous.wait_line("ready ");
+
+    let mut host = player("host", &internet.homes[0], dir.path(), 1, None);
+    let (host_id, host_addr, invite) = ready(&host.wait_line("ready "));
+    // The invite names the host's public address (its router's), not its private one.
+    assert_eq!(host_addr, "203.0.1.2:4000", "the host announces its NAT's mapping");
+    let mut second = player("second", &internet.homes[1], dir.path(), 2, Some(&invite));
+    let (second_id, ..) = ready(&second.wait_line("ready "));
+    let mut third = player("third", &internet.homes[2], dir.path(), 3, Some(&invite));
+    let (third_id, ..) = ready(&third.wait_line("ready "));
+    eprintln!("{test}: three players ready after {:?}", started.elapsed());
+
+    // Everyone plays, over direct links to everyone else.
+    wait_for("turns on every player", || {
+        [&host, &second, &third].iter().all(|p| p.last_turn() >= 8)
+    });
+    wait_for("a full mesh of direct links", || {
+        [&mut host, &mut second, &mut third]
+            .into_iter()
+            .all(|p| {
+                let paths = link_paths(&p.status());
+                paths.len() == 2 && paths.iter().all(|path| path == "direct")
+            })
+    });
+    let status = second.status();
+    assert_eq!(status["host"], host_id);
+    assert_eq!(status["public"], "203.0.2.2:4000");
+    eprintln!("{test}: links of the second player: {}", status["links"]);
+
+    // The host dies without a word; the two survivors, each behind its own NAT, elect one
+    // of them and play on.
+    let killed_at_turn = host.last_turn();
+    host.kill();
+    eprintln!("{test}: SIGKILLed the host at turn {killed_at_turn}");
+    wait_for("a new host among the survivors", || {
+        let host = second.status()["host"].clone();
+        host == second_id || host == third_id
+    });
+    let target = killed_at_turn + 10;
+    wait_for("ten more turns on both survivors", || {
+        second.last_turn() >= target && third.last_turn() >= target
+    });
+
+    // Equal state: every turn both survivors committed hashes the same on both.
+    let (a, b) = (second.turns(), third.turns());
+    let common: Vec<u64> = a.keys().filter(|t| b.contains_key(t)).copied().collect();
+    assert!(common.len() >= 10, "common turns: {common:?}");
+    for turn in &common {
+        assert_eq!(a[turn], b[turn], "turn {turn} differs between the survivors");
+    }
+    let host_turns = host.turns();
+    for (turn, hash) in host_turns.iter().filter(|(t, _)| a.contains_key(t)) {
+        assert_eq!(&a[turn], hash, "turn {turn} the dead host committed was rewritten");
+    }
+    let stats = rendezvous.wait_line("stats ");
+    eprintln!("{test}: rendezvous {stats}; whole test {:?}", started.elapsed());
+    drop(third);
+    drop(second);
+    drop(host);
+    drop(rendezvous);
+    drop(internet);
+}
