@@ -71,11 +71,27 @@ impl Internet {
             let home = Namespace::create(&format!("bi-h{n}"))?;
             // wan: router ↔ public, 203.0.n.0/24; lan: home ↔ router, 10.0.n.0/24.
             router.ip(&[
-                "link", "add", "wan", "type", "veth", "peer", "name", &format!("r{n}"),
-                "netns", public.name(),
+                "link",
+                "add",
+                "wan",
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &format!("r{n}"),
+                "netns",
+                public.name(),
             ])?;
             router.ip(&[
-                "link", "add", "lan", "type", "veth", "peer", "name", "eth0", "netns",
+                "link",
+                "add",
+                "lan",
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "eth0",
+                "netns",
                 home.name(),
             ])?;
             router.ip(&["addr", "add", &format!("203.0.{n}.2/24"), "dev", "wan"])?;
@@ -84,7 +100,13 @@ impl Internet {
             router.ip(&["link", "set", "lan", "up"])?;
             router.ip(&["route", "add", "default", "via", &format!("203.0.{n}.1")])?;
             router.exec("sysctl", &["-qw", "net.ipv4.ip_forward=1"])?;
-            public.ip(&["addr", "add", &format!("203.0.{n}.1/24"), "dev", &format!("r{n}")])?;
+            public.ip(&[
+                "addr",
+                "add",
+                &format!("203.0.{n}.1/24"),
+                "dev",
+                &format!("r{n}"),
+            ])?;
             public.ip(&["link", "set", &format!("r{n}"), "up"])?;
             home.ip(&["addr", "add", &format!("10.0.{n}.2/24"), "dev", "eth0"])?;
             home.ip(&["link", "set", "eth0", "up"])?;
@@ -143,7 +165,10 @@ impl Proc {
         let label = name.to_string();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if !line.starts_with("turn ") && !line.starts_with("submitted ") && !line.starts_with("committed ") {
+                if !line.starts_with("turn ")
+                    && !line.starts_with("submitted ")
+                    && !line.starts_with("committed ")
+                {
                     eprintln!("[{label}] {line}");
                 }
                 sink.lock().unwrap().push(line);
@@ -161,7 +186,13 @@ impl Proc {
     fn wait_line(&self, prefix: &str) -> String {
         let started = Instant::now();
         loop {
-            if let Some(line) = self.lines.lock().unwrap().iter().find(|l| l.starts_with(prefix)) {
+            if let Some(line) = self
+                .lines
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|l| l.starts_with(prefix))
+            {
                 return line.clone();
             }
             assert!(
@@ -196,7 +227,11 @@ impl Proc {
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect();
             }
-            assert!(started.elapsed() < STEP_LIMIT, "{} gave no status", self.name);
+            assert!(
+                started.elapsed() < STEP_LIMIT,
+                "{} gave no status",
+                self.name
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -235,7 +270,10 @@ impl Drop for Proc {
 fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
     let started = Instant::now();
     while !condition() {
-        assert!(started.elapsed() < STEP_LIMIT, "timed out waiting for {what}");
+        assert!(
+            started.elapsed() < STEP_LIMIT,
+            "timed out waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -258,13 +296,7 @@ fn rendezvous_exe() -> Result<PathBuf, String> {
     }
 }
 
-fn player(
-    name: &str,
-    home: &Namespace,
-    dir: &Path,
-    seed: u64,
-    join: Option<&str>,
-) -> Proc {
+fn player(name: &str, home: &Namespace, dir: &Path, seed: u64, join: Option<&str>) -> Proc {
     let data = dir.join(name);
     let seed = seed.to_string();
     let mut args = vec![
@@ -292,7 +324,11 @@ fn player(
 /// The invite a `ready <id> <addr> <invite>` line carries, and the address.
 fn ready(line: &str) -> (String, String, String) {
     let words: Vec<&str> = line.split_whitespace().collect();
-    (words[1].to_string(), words[2].to_string(), words[3].to_string())
+    (
+        words[1].to_string(),
+        words[2].to_string(),
+        words[3].to_string(),
+    )
 }
 
 /// Builds the namespaces or says why the test is skipped.
@@ -340,7 +376,10 @@ fn three_players_behind_cone_nats_punch_through_and_survive_a_host_kill() {
     let mut host = player("host", &internet.homes[0], dir.path(), 1, None);
     let (host_id, host_addr, invite) = ready(&host.wait_line("ready "));
     // The invite names the host's public address (its router's), not its private one.
-    assert_eq!(host_addr, "203.0.1.2:4000", "the host announces its NAT's mapping");
+    assert_eq!(
+        host_addr, "203.0.1.2:4000",
+        "the host announces its NAT's mapping"
+    );
     let mut second = player("second", &internet.homes[1], dir.path(), 2, Some(&invite));
     let (second_id, ..) = ready(&second.wait_line("ready "));
     let mut third = player("third", &internet.homes[2], dir.path(), 3, Some(&invite));
@@ -352,12 +391,10 @@ fn three_players_behind_cone_nats_punch_through_and_survive_a_host_kill() {
         [&host, &second, &third].iter().all(|p| p.last_turn() >= 8)
     });
     wait_for("a full mesh of direct links", || {
-        [&mut host, &mut second, &mut third]
-            .into_iter()
-            .all(|p| {
-                let paths = link_paths(&p.status());
-                paths.len() == 2 && paths.iter().all(|path| path == "direct")
-            })
+        [&mut host, &mut second, &mut third].into_iter().all(|p| {
+            let paths = link_paths(&p.status());
+            paths.len() == 2 && paths.iter().all(|path| path == "direct")
+        })
     });
     let status = second.status();
     assert_eq!(status["host"], host_id);
@@ -383,14 +420,23 @@ fn three_players_behind_cone_nats_punch_through_and_survive_a_host_kill() {
     let common: Vec<u64> = a.keys().filter(|t| b.contains_key(t)).copied().collect();
     assert!(common.len() >= 10, "common turns: {common:?}");
     for turn in &common {
-        assert_eq!(a[turn], b[turn], "turn {turn} differs between the survivors");
+        assert_eq!(
+            a[turn], b[turn],
+            "turn {turn} differs between the survivors"
+        );
     }
     let host_turns = host.turns();
     for (turn, hash) in host_turns.iter().filter(|(t, _)| a.contains_key(t)) {
-        assert_eq!(&a[turn], hash, "turn {turn} the dead host committed was rewritten");
+        assert_eq!(
+            &a[turn], hash,
+            "turn {turn} the dead host committed was rewritten"
+        );
     }
     let stats = rendezvous.wait_line("stats ");
-    eprintln!("{test}: rendezvous {stats}; whole test {:?}", started.elapsed());
+    eprintln!(
+        "{test}: rendezvous {stats}; whole test {:?}",
+        started.elapsed()
+    );
     drop(third);
     drop(second);
     drop(host);

@@ -328,11 +328,7 @@ impl Registry {
             .sum();
         let sessions = self.sessions.capacity()
             * std::mem::size_of::<([u8; SESSION_ID_BYTES], HashMap<NodeId, Member>)>();
-        let members: usize = self
-            .sessions
-            .values()
-            .map(|m| m.capacity() * member)
-            .sum();
+        let members: usize = self.sessions.values().map(|m| m.capacity() * member).sum();
         let sources = self.sources.capacity() * std::mem::size_of::<(IpAddr, Bucket)>();
         sessions + members + candidates + sources
     }
@@ -342,9 +338,8 @@ impl Registry {
         let (rate, burst) = (self.config.source_rate_per_s, self.config.source_burst);
         if !self.sources.contains_key(&from) && self.sources.len() >= self.config.sources_max {
             // Buckets that have refilled hold nothing worth keeping.
-            self.sources.retain(|_, b| {
-                b.tokens + now.duration_since(b.at).as_secs_f64() * rate < burst
-            });
+            self.sources
+                .retain(|_, b| b.tokens + now.duration_since(b.at).as_secs_f64() * rate < burst);
             if self.sources.len() >= self.config.sources_max {
                 return false;
             }
@@ -516,7 +511,11 @@ mod tests {
         SocketAddr::from(([203, 0, 113, last], port))
     }
 
-    fn register(credentials: &SessionCredentials, node: NodeId, candidates: &[Candidate]) -> Vec<u8> {
+    fn register(
+        credentials: &SessionCredentials,
+        node: NodeId,
+        candidates: &[Candidate],
+    ) -> Vec<u8> {
         encode(&ToServer::Register {
             session: credentials.session_id.0,
             key: credentials.secret.rendezvous_key().0,
@@ -540,7 +539,9 @@ mod tests {
         let now = Instant::now();
         let (a, b) = (addr(1, 4000), addr(2, 5000));
         let out = registry.handle(now, 0, a, &register(&session, 1, &[]));
-        assert!(matches!(replies(&out, a)[..], [ToClient::Registered { observed, .. }] if observed == a));
+        assert!(
+            matches!(replies(&out, a)[..], [ToClient::Registered { observed, .. }] if observed == a)
+        );
         let out = registry.handle(now, 0, b, &register(&session, 2, &[]));
         let to_a = replies(&out, a);
         let to_b = replies(&out, b);
@@ -617,21 +618,32 @@ mod tests {
                 ..
             }]
         ));
-        for garbage in [&b""[..], &[0u8; 1][..], &[RENDEZVOUS_MAGIC, 1, 0xff, 0xff][..], &[7u8; 2000][..]] {
+        for garbage in [
+            &b""[..],
+            &[0u8; 1][..],
+            &[RENDEZVOUS_MAGIC, 1, 0xff, 0xff][..],
+            &[7u8; 2000][..],
+        ] {
             assert!(registry.handle(now, 0, addr(2, 2), garbage).is_empty());
         }
         // One source flooding: the bucket stops it after its burst.
         let mut answered = 0;
         for n in 0..1000u64 {
             let flood = SessionCredentials::generate();
-            if !registry.handle(now, 0, addr(3, 3), &register(&flood, n, &[])).is_empty() {
+            if !registry
+                .handle(now, 0, addr(3, 3), &register(&flood, n, &[]))
+                .is_empty()
+            {
                 answered += 1;
             }
         }
         assert!(answered <= 40, "answered {answered}");
         // The flood costs nobody else their service.
         let out = registry.handle(now, 0, addr(4, 4), &register(&session, 1, &[]));
-        assert!(matches!(replies(&out, addr(4, 4))[..], [ToClient::Registered { .. }]));
+        assert!(matches!(
+            replies(&out, addr(4, 4))[..],
+            [ToClient::Registered { .. }]
+        ));
         // Many sources, many sessions: never more than the caps.
         for n in 0..20_000u32 {
             let from = SocketAddr::from(([10, (n >> 16) as u8, (n >> 8) as u8, n as u8], 1));
@@ -642,7 +654,11 @@ mod tests {
         assert!(stats.sessions <= 100, "{stats:?}");
         assert!(stats.sources <= 50, "{stats:?}");
         assert!(stats.rate_limited > 0 && stats.malformed >= 3, "{stats:?}");
-        assert!(registry.approx_bytes() < 200 * 1024, "{} bytes", registry.approx_bytes());
+        assert!(
+            registry.approx_bytes() < 200 * 1024,
+            "{} bytes",
+            registry.approx_bytes()
+        );
     }
 
     #[test]

@@ -339,7 +339,10 @@ impl SharedSocket {
                     tracing::debug!("relay backlog full; datagram dropped");
                     continue;
                 }
-                let m = RecvMeta { addr: peer, ..*meta };
+                let m = RecvMeta {
+                    addr: peer,
+                    ..*meta
+                };
                 backlog.push_back((m, segment[range].to_vec()));
             }
         }
@@ -498,8 +501,14 @@ mod tests {
         assert_eq!(channel_data(&padded), Some((0x4001, 4..8)));
         // A length past the end, a channel outside the range, a short header.
         assert_eq!(channel_data(&wrapped[..6]), None);
-        assert_eq!(channel_data(&wrap_channel_data(0x3fff, b"x").unwrap()), None);
-        assert_eq!(channel_data(&wrap_channel_data(0x5000, b"x").unwrap()), None);
+        assert_eq!(
+            channel_data(&wrap_channel_data(0x3fff, b"x").unwrap()),
+            None
+        );
+        assert_eq!(
+            channel_data(&wrap_channel_data(0x5000, b"x").unwrap()),
+            None
+        );
         assert_eq!(channel_data(&[0x40]), None);
     }
 

@@ -420,7 +420,11 @@ mod tests {
         let b = SessionCredentials::generate();
         assert_eq!(a.session_id, SessionId::of_key(&a.secret.rendezvous_key()));
         assert_ne!(a.session_id, SessionId::of_key(&b.secret.rendezvous_key()));
-        assert_ne!(a.secret.rendezvous_key().0, a.secret.0, "the key is not the secret");
+        assert_ne!(
+            a.secret.rendezvous_key().0,
+            a.secret.0,
+            "the key is not the secret"
+        );
         assert_eq!(
             format!("{:?}", a.secret.rendezvous_key()),
             "RendezvousKey(<redacted>)"

@@ -18,8 +18,13 @@ use crate::raft::NodeId;
 /// A client-only endpoint on 127.0.0.1 presenting `identity` and offering `alpn`.
 pub fn raw_client(identity: &Identity, alpn: &[u8]) -> Result<Endpoint, TransportError> {
     let transport = Arc::new(quinn::TransportConfig::default());
-    let (mut endpoint, _) =
-        open_endpoint(SocketAddr::from(([127, 0, 0, 1], 0)), identity, None, None, None)?;
+    let (mut endpoint, _) = open_endpoint(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        identity,
+        None,
+        None,
+        None,
+    )?;
     endpoint.set_default_client_config(make_client_config(identity, alpn, transport)?);
     Ok(endpoint)
 }

@@ -1814,6 +1814,7 @@ fn node_status(live: &Live) -> NodeStatus {
         fitness: status.fitness,
         progress: live.raft.progress(),
         peer_links: Vec::new(),
+        internet: None,
         dialed_peers: Vec::new(),
     }
 }
