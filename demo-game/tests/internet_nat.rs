@@ -390,10 +390,14 @@ fn three_players_behind_cone_nats_punch_through_and_survive_a_host_kill() {
     wait_for("turns on every player", || {
         [&host, &second, &third].iter().all(|p| p.last_turn() >= 8)
     });
-    wait_for("a full mesh of direct links", || {
+    // ...and all three vote, so that two survive as a majority.
+    wait_for("a full mesh of direct links between three voters", || {
         [&mut host, &mut second, &mut third].into_iter().all(|p| {
-            let paths = link_paths(&p.status());
-            paths.len() == 2 && paths.iter().all(|path| path == "direct")
+            let status = p.status();
+            let paths = link_paths(&status);
+            paths.len() == 2
+                && paths.iter().all(|path| path == "direct")
+                && status["voters"].split(',').count() == 3
         })
     });
     let status = second.status();
