@@ -423,10 +423,37 @@ async fn hello_of_an_unknown_major_version_gets_an_error_frame() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn alpn_of_another_major_version_is_refused_in_tls() {
+async fn a_peer_of_another_major_is_refused_with_both_versions_named() {
     let mut s = scene().await;
     let x = Identity::generate().unwrap();
+    // A node of the next major offers only its own ALPN. The acceptor takes it at the TLS
+    // layer, so it can say what is wrong, and closes before anything else is exchanged.
     let endpoint = raw_client(&x, b"baton/2").unwrap();
+    let conn = dial_tls(&endpoint, s.a.local_addr(), None).await.unwrap();
+    match conn.closed().await {
+        quinn::ConnectionError::ApplicationClosed(close) => {
+            assert_eq!(
+                close.error_code.into_inner(),
+                CloseCode::VersionMismatch as u64
+            );
+            let reason = String::from_utf8_lossy(&close.reason).to_string();
+            assert!(
+                reason.contains("baton/2") && reason.contains("baton/1"),
+                "the refusal does not name both versions: {reason}"
+            );
+        }
+        other => panic!("expected an application close, got {other}"),
+    }
+    s.assert_nothing_delivered_from(x.node_id()).await;
+    s.assert_a_and_b_talk().await;
+    s.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_protocol_that_is_not_baton_is_refused_in_tls() {
+    let mut s = scene().await;
+    let x = Identity::generate().unwrap();
+    let endpoint = raw_client(&x, b"h3").unwrap();
     let err = dial_tls(&endpoint, s.a.local_addr(), None)
         .await
         .unwrap_err();

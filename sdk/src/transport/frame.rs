@@ -17,6 +17,26 @@ pub const PROTOCOL_MAJOR: u16 = 1;
 pub const PROTOCOL_MINOR: u16 = 0;
 /// TLS ALPN identifier: the protocol name and its major version.
 pub const ALPN: &[u8] = b"baton/1";
+/// Majors, past and future, whose ALPN an acceptor takes at the TLS layer (its own first), so
+/// that a peer of another major is refused by the join handshake with an error naming both
+/// versions instead of by a bare TLS alert.
+const ALPN_MAJORS_RECOGNISED: std::ops::RangeInclusive<u16> = 1..=PROTOCOL_MAJOR + 15;
+
+/// The ALPN of protocol major `major`: `baton/<major>`.
+pub fn alpn_of(major: u16) -> Vec<u8> {
+    format!("baton/{major}").into_bytes()
+}
+
+/// The ALPNs an acceptor offers to choose from, its own first (the server's order decides).
+pub fn accepted_alpns() -> Vec<Vec<u8>> {
+    std::iter::once(ALPN.to_vec())
+        .chain(
+            ALPN_MAJORS_RECOGNISED
+                .filter(|major| *major != PROTOCOL_MAJOR)
+                .map(alpn_of),
+        )
+        .collect()
+}
 /// Bytes of the length prefix.
 pub const LENGTH_PREFIX_BYTES: usize = 4;
 /// Bytes of the header after the length prefix (major, minor, kind).

@@ -513,7 +513,7 @@ fn make_server_config(
     identity: &Identity,
     transport: Arc<quinn::TransportConfig>,
 ) -> Result<quinn::ServerConfig, TransportError> {
-    let tls = tls::server_config(identity, ALPN)?;
+    let tls = tls::server_config(identity, frame::accepted_alpns())?;
     let quic = QuicServerConfig::try_from(tls)
         .map_err(|e| TransportError::Config(format!("TLS suite unusable for QUIC: {e}")))?;
     let mut server = quinn::ServerConfig::with_crypto(Arc::new(quic));
@@ -1067,6 +1067,19 @@ where
             ));
         };
         let label = PeerLabel(Some(peer));
+        let alpn = tls::negotiated_alpn(&conn).unwrap_or_default();
+        if alpn != ALPN {
+            let reason = format!(
+                "peer speaks protocol {}, this node speaks {}",
+                String::from_utf8_lossy(&alpn),
+                String::from_utf8_lossy(ALPN)
+            );
+            refuse(&conn, &label, CloseCode::VersionMismatch, &reason);
+            return Err(TransportError::Handshake(HandshakeError {
+                code: CloseCode::VersionMismatch,
+                reason,
+            }));
+        }
         if let Some((_, Some(expected))) = dialed {
             // The TLS verifier already enforces this; checked again so a future change there
             // cannot silently drop the guarantee.

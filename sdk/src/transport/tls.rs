@@ -171,10 +171,11 @@ pub fn client_config(
     Ok(config)
 }
 
-/// rustls server config presenting `identity` and requiring a client certificate.
+/// rustls server config presenting `identity`, requiring a client certificate, and taking
+/// the first of `alpns` that the client offers.
 pub fn server_config(
     identity: &Identity,
-    alpn: &[u8],
+    alpns: Vec<Vec<u8>>,
 ) -> Result<rustls::ServerConfig, TransportError> {
     let provider = provider();
     let verifier = Arc::new(PeerKeyVerifier::new(&provider));
@@ -187,8 +188,17 @@ pub fn server_config(
             identity.private_key_der(),
         )
         .map_err(TransportError::Tls)?;
-    config.alpn_protocols = vec![alpn.to_vec()];
+    config.alpn_protocols = alpns;
     Ok(config)
+}
+
+/// The ALPN a connection's TLS handshake settled on.
+pub fn negotiated_alpn(conn: &quinn::Connection) -> Option<Vec<u8>> {
+    let data = conn.handshake_data()?;
+    let data = data
+        .downcast::<quinn::crypto::rustls::HandshakeData>()
+        .ok()?;
+    data.protocol
 }
 
 /// The node id of the peer on an established connection, from the certificate it proved.
