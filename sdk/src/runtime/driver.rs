@@ -162,6 +162,7 @@ impl<S: StateMachine> Driver<S> {
         } = channels;
         let id = identity.node_id();
         config.validate()?;
+        config.validate_networks(&bootstrap)?;
         if let Some(advertised) = config.advertise_addr {
             if dialable_addr(Some(advertised), None).is_none() {
                 return Err(NodeError::AdvertiseAddr(advertised));

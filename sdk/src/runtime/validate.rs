@@ -3,7 +3,8 @@
 //! loop, an `Instant + Duration` that overflows, a message the transport can never carry)
 //! is refused by `Node::start` with the field's name instead.
 
-use super::{NodeConfig, NodeError};
+use super::{Bootstrap, NodeConfig, NodeError};
+use crate::transport::NetAddr;
 use std::time::{Duration, Instant};
 
 /// Longest duration accepted for any interval or timeout of the runtime. Deadlines are
@@ -93,6 +94,35 @@ impl NodeConfig {
                     self.raft.max_append_bytes, transport.max_frame_bytes
                 ),
             ));
+        }
+        Ok(())
+    }
+
+    /// One session runs over one kind of network: every address it is given (the one it
+    /// advertises, the ones it joins at) names a player on the application's network when
+    /// the node runs over one ([`TransportConfig::app_net`](crate::transport::TransportConfig::app_net)),
+    /// and an IP address otherwise. Mixing them would leave some pairs of players unable
+    /// to reach each other after a host migration, so it is refused here.
+    pub(crate) fn validate_networks(&self, bootstrap: &Bootstrap) -> Result<(), NodeError> {
+        let app = self.transport.app_net.is_some();
+        let joined = match bootstrap {
+            Bootstrap::Join { addrs } => addrs.as_slice(),
+            Bootstrap::NewCluster => &[],
+        };
+        let given = self
+            .advertise_addr
+            .iter()
+            .map(|addr| ("advertise_addr", addr))
+            .chain(joined.iter().map(|addr| ("bootstrap", addr)));
+        for (field, addr) in given {
+            if NetAddr::is_app(*addr) != app {
+                let reason = if app {
+                    format!("{addr} is an IP address, but this node runs over the application's network")
+                } else {
+                    format!("{addr} names a player on an application network, but this node runs over UDP")
+                };
+                return Err(invalid(field, reason));
+            }
         }
         Ok(())
     }

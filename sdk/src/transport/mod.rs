@@ -67,6 +67,7 @@
 //! as they next send.
 //! Reconnect backoff 100 ms doubling to 5 s, each wait drawn uniformly from [b/2, b].
 
+pub mod app_net;
 pub mod fault;
 pub mod frame;
 
@@ -95,6 +96,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, watch, Notify, Semaphore};
 use tokio::task::{AbortHandle, JoinSet};
 
+pub use app_net::{AppNet, NetAddr, NetConfig, NetDatagram, NetError, NetStats};
 pub use credentials::{
     Invite, InviteError, RendezvousKey, SessionCredentials, SessionId, SessionSecret,
     INVITE_ADDRS_MAX, INVITE_PREFIX, RENDEZVOUS_KEY_BYTES, SESSION_ID_BYTES, SESSION_SECRET_BYTES,
@@ -314,6 +316,9 @@ pub struct TransportConfig {
     /// socket, punch through NATs toward the members it names, relay through TURN when
     /// punching cannot work. Default `None` (LAN and forwarded ports only).
     pub internet: Option<InternetConfig>,
+    /// Carry QUIC over the application's own network instead of a UDP socket (`bind` is
+    /// then ignored; the node's address is the network's, see [`app_net`]).
+    pub app_net: Option<AppNet>,
 }
 
 impl Default for TransportConfig {
@@ -332,6 +337,7 @@ impl Default for TransportConfig {
             handshakes_in_flight_max: 64,
             faults: None,
             internet: None,
+            app_net: None,
         }
     }
 }
@@ -339,6 +345,11 @@ impl Default for TransportConfig {
 impl TransportConfig {
     fn validate(&self) -> Result<(), TransportError> {
         let bad = |what: &str| Err(TransportError::Config(what.to_string()));
+        if self.internet.is_some() && self.app_net.is_some() {
+            // The application's network already solves reachability; rendezvous and TURN
+            // would need a UDP socket it does not have.
+            return bad("internet and app_net exclude each other");
+        }
         if self.max_frame_bytes < frame::CONTROL_FRAME_BYTES_MAX
             || self.max_frame_bytes > frame::FRAME_BYTES_LIMIT
         {
@@ -493,6 +504,13 @@ fn quic_transport_config(
     transport.max_concurrent_bidi_streams(VarInt::from_u32(0));
     transport.max_concurrent_uni_streams(VarInt::from_u32(1));
     transport.datagram_receive_buffer_size(None);
+    if config.app_net.is_some() {
+        // The application's network declared its datagram size: QUIC stays at its 1200
+        // byte minimum (fragmented below it) and never probes for more.
+        transport.initial_mtu(app_net::QUIC_DATAGRAM_BYTES as u16);
+        transport.min_mtu(app_net::QUIC_DATAGRAM_BYTES as u16);
+        transport.mtu_discovery_config(None);
+    }
     Ok(transport)
 }
 
@@ -521,20 +539,40 @@ fn make_server_config(
     Ok(server)
 }
 
-/// Opens a UDP endpoint on `bind`, wrapped in the fault injector when `faults` is set.
-/// The QUIC endpoint on a socket bound to `bind`, with fault injection under it when
-/// `faults` is set. With `routes` (Internet play) the socket is shared with the node's
-/// agent (`internet::socket`); the socket the agent sends on is returned with the endpoint.
+/// The QUIC endpoint: on a UDP socket bound to `bind`, or on the application's own
+/// network `app_net`, with fault injection under it when `faults` is set. With `routes`
+/// (Internet play) the socket is shared with the node's agent (`internet::socket`); the
+/// socket the agent sends on is returned with the endpoint.
 pub(crate) fn open_endpoint(
     bind: SocketAddr,
     identity: &Identity,
     server: Option<quinn::ServerConfig>,
     faults: Option<&FaultController>,
     routes: Option<&Routes>,
+    app_net: Option<&AppNet>,
 ) -> Result<(Endpoint, Option<Arc<dyn AsyncUdpSocket>>), TransportError> {
     let io = |context: &'static str| move |source| TransportError::Io { context, source };
-    let socket = std::net::UdpSocket::bind(bind).map_err(io("binding the UDP socket"))?;
     let runtime: Arc<dyn quinn::Runtime> = Arc::new(quinn::TokioRuntime);
+    let socket = match app_net {
+        Some(net) => net.socket(),
+        None => {
+            let socket = std::net::UdpSocket::bind(bind).map_err(io("binding the UDP socket"))?;
+            runtime
+                .wrap_udp_socket(socket)
+                .map_err(io("wrapping the UDP socket"))?
+        }
+    };
+    let socket = match faults {
+        None => socket,
+        Some(controller) => Arc::new(
+            fault::FaultySocket::new(
+                socket,
+                controller.clone(),
+                tokio::runtime::Handle::current(),
+            )
+            .map_err(io("wrapping the UDP socket"))?,
+        ),
+    };
     // Reset key and connection-id key both derive from the identity, so a node restarted with
     // the same identity answers its predecessor's connections with stateless resets.
     let mut endpoint_config = quinn::EndpointConfig::new(Arc::new(identity.stateless_reset_key()));
@@ -542,30 +580,12 @@ pub(crate) fn open_endpoint(
     endpoint_config.cid_generator(move || {
         Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
     });
-    if faults.is_none() && routes.is_none() {
-        let endpoint = Endpoint::new(endpoint_config, server, socket, runtime)
-            .map_err(io("creating the QUIC endpoint"))?;
-        return Ok((endpoint, None));
-    }
-    let mut wrapped = runtime
-        .wrap_udp_socket(socket)
-        .map_err(io("wrapping the UDP socket"))?;
-    if let Some(controller) = faults {
-        wrapped = Arc::new(
-            fault::FaultySocket::new(
-                wrapped,
-                controller.clone(),
-                tokio::runtime::Handle::current(),
-            )
-            .map_err(io("wrapping the UDP socket"))?,
-        );
-    }
     let (quic_socket, service_socket): (Arc<dyn AsyncUdpSocket>, _) = match routes {
         Some(routes) => (
-            Arc::new(SharedSocket::new(wrapped.clone(), routes.clone())),
-            Some(wrapped),
+            Arc::new(SharedSocket::new(socket.clone(), routes.clone())),
+            Some(socket),
         ),
-        None => (wrapped, None),
+        None => (socket, None),
     };
     let endpoint =
         Endpoint::new_with_abstract_socket(endpoint_config, server, quic_socket, runtime)
@@ -639,6 +659,7 @@ where
             Some(server),
             config.faults.as_ref(),
             routes.as_ref().map(|(routes, _)| routes),
+            config.app_net.as_ref(),
         )?;
         let local_addr = endpoint.local_addr().map_err(|source| TransportError::Io {
             context: "reading the local address",

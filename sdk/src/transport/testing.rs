@@ -24,6 +24,7 @@ pub fn raw_client(identity: &Identity, alpn: &[u8]) -> Result<Endpoint, Transpor
         None,
         None,
         None,
+        None,
     )?;
     endpoint.set_default_client_config(make_client_config(identity, alpn, transport)?);
     Ok(endpoint)
