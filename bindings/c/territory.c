@@ -36,12 +36,19 @@ uint64_t board_hash(const board *state) {
     return hash;
 }
 
-void player_start(player *p, uint32_t seed, const char *invite, size_t invite_len) {
+void player_start(player *p, uint32_t seed, const char *invite, size_t invite_len, const char *net_name) {
     memset(p, 0, sizeof *p);
     p->rng = seed * 2654435761u + 1;
     p->hash[0] = board_hash(&p->state);
     baton_config config;
     territory_config(&config);
+    if (net_name != NULL) {
+        p->net_name_len = strlen(net_name);
+        memcpy(p->net_name, net_name, p->net_name_len);
+        config.net_addr = p->net_name;
+        config.net_addr_len = p->net_name_len;
+        config.net_datagram_bytes_max = 1170; /* EOS P2P's packet size: QUIC in fragments */
+    }
     if (invite == NULL) {
         check(baton_host(BATON_ABI_VERSION, &config, &p->session), "baton_host");
     } else {
@@ -220,6 +227,81 @@ int player_pump(player *p) {
     return 0;
 }
 
+#define HELD_MAX 256
+#define DATAGRAM_MAX 1400
+
+typedef struct held_datagram {
+    int to;
+    int from;
+    uint8_t data[DATAGRAM_MAX];
+    size_t len;
+} held_datagram;
+
+static held_datagram held[HELD_MAX];
+static int held_count;
+static unsigned long carried;
+
+static int player_named(player *players, int count, const uint8_t *name, size_t len) {
+    for (int i = 0; i < count; i++) {
+        if (players[i].net_name_len == len && memcmp(players[i].net_name, name, len) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+static void deliver(player *players, int from, int to, const uint8_t *data, size_t len) {
+    if (players[to].stopped) {
+        /* The platform reports the closed connection, as Steam and EOS do. */
+        check(baton_net_unreachable(players[from].session, players[to].net_name, players[to].net_name_len),
+              "baton_net_unreachable");
+        return;
+    }
+    baton_result result =
+        baton_net_push(players[to].session, players[from].net_name, players[from].net_name_len, data, len);
+    if (result != BATON_RESULT_WOULD_BLOCK) { /* a full queue is the platform's loss */
+        check(result, "baton_net_push");
+    }
+}
+
+void net_carry(player *players, int count) {
+    held_datagram late[HELD_MAX];
+    int late_count = held_count;
+    memcpy(late, held, sizeof(held_datagram) * (size_t)held_count);
+    held_count = 0;
+    for (int i = 0; i < late_count; i++) {
+        deliver(players, late[i].from, late[i].to, late[i].data, late[i].len);
+    }
+    for (int from = 0; from < count; from++) {
+        if (players[from].stopped) {
+            continue;
+        }
+        for (;;) {
+            uint8_t peer[BATON_NET_ADDR_BYTES_MAX], data[DATAGRAM_MAX];
+            size_t peer_len = 0, len = 0;
+            check(baton_net_take(players[from].session, peer, sizeof peer, &peer_len, data, sizeof data, &len),
+                  "baton_net_take");
+            if (len == 0) {
+                break;
+            }
+            int to = player_named(players, count, peer, peer_len);
+            carried++;
+            if (to < 0 || carried % 50 == 0) {
+                continue; /* unknown id, or lost */
+            }
+            if (carried % 7 == 0 && held_count < HELD_MAX) {
+                held[held_count].from = from;
+                held[held_count].to = to;
+                memcpy(held[held_count].data, data, len);
+                held[held_count].len = len;
+                held_count++;
+                continue;
+            }
+            deliver(players, from, to, data, len);
+        }
+    }
+}
+
 int match_pump(player *players, int count, int (*done)(player *, int), uint32_t timeout_ms) {
     struct timespec start, now, nap = {0, 1000000};
     clock_gettime(CLOCK_MONOTONIC, &start);
@@ -229,6 +311,9 @@ int match_pump(player *players, int count, int (*done)(player *, int), uint32_t 
                 fprintf(stderr, "player %d: %s\n", i, players[i].failure);
                 return -1;
             }
+        }
+        if (players[0].net_name_len > 0) {
+            net_carry(players, count);
         }
         if (done(players, count)) {
             return 1;

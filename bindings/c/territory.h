@@ -35,6 +35,9 @@ typedef struct player {
     uint64_t seen_sequence[TICKS_MAX];
     uint64_t seen;
     char failure[256];
+    /* On the application's own network (net_name_len > 0): this player's address there. */
+    uint8_t net_name[BATON_NET_ADDR_BYTES_MAX];
+    size_t net_name_len;
 } player;
 
 /* Exits with a message naming the call, its result and the library's last error. */
@@ -45,8 +48,15 @@ void territory_config(baton_config *config);
 
 uint64_t board_hash(const board *state);
 
-/* Starts a player: founds the session when invite is NULL, joins it otherwise. */
-void player_start(player *p, uint32_t seed, const char *invite, size_t invite_len);
+/* Starts a player: founds the session when invite is NULL, joins it otherwise. With a
+ * net_name, the session runs over the application's own network (net_carry) under that
+ * address instead of UDP. */
+void player_start(player *p, uint32_t seed, const char *invite, size_t invite_len, const char *net_name);
+
+/* A stand-in for a game platform's network (Steam, EOS): carries each player's outgoing
+ * datagrams to the player they name, losing every 50th and holding every 7th back a
+ * round so later ones overtake it; a stopped player is reported unreachable. */
+void net_carry(player *players, int count);
 
 /* Polls the player's session once and handles every event (answers the host's
  * requests, applies ticks, submits the next claim). Returns 0, or -1 on a game error

@@ -72,6 +72,9 @@
 // Most events one `baton_poll` fills.
 #define BATON_POLL_EVENTS_MAX 4096
 
+// Longest player address on the application's own network, in bytes.
+#define BATON_NET_ADDR_BYTES_MAX 16
+
 // What every function returns. The numbers are fixed: new codes are only ever added.
 enum baton_result
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -114,6 +117,9 @@ enum baton_result
   BATON_RESULT_PANIC = 14,
   // The operating system refused something (a file, a thread).
   BATON_RESULT_IO = 15,
+  // A `baton_net_*` call on a session that does not run over the application's own
+  // network (its config had no `net_addr`).
+  BATON_RESULT_NO_APP_NET = 16,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -298,6 +304,18 @@ typedef struct baton_config {
   const uint8_t *identity_path;
   // Its length.
   size_t identity_path_len;
+  // This player's address on the application's own network (1 to
+  // `BATON_NET_ADDR_BYTES_MAX` opaque bytes: a Steam ID, an EOS product user id). When
+  // set, the session sends no UDP itself: its datagrams go through `baton_net_take` and
+  // `baton_net_push` (see docs/own-network.md). Default: none, QUIC over UDP.
+  const uint8_t *net_addr;
+  // Its length.
+  size_t net_addr_len;
+  // The largest datagram the application's network carries (256 to 65535 bytes; below
+  // 1200 each QUIC datagram travels in fragments). Default 1200.
+  uint32_t net_datagram_bytes_max;
+  // Datagrams each of the network queues (outgoing, incoming) holds. Default 1024.
+  uint32_t net_queue_datagrams_max;
 } baton_config;
 
 // A session, as an opaque number: a slot index and that slot's generation. A handle
@@ -504,6 +522,46 @@ baton_result baton_session_free(baton_session session);
 // # Safety
 // `buffer` must be NULL or point to `capacity` writable bytes; `len` must be writable.
 baton_result baton_last_error_message(uint8_t *buffer, size_t capacity, size_t *len);
+
+// Takes the next datagram the session wants sent over the application's network: its
+// destination player into `peer` (`*peer_len` bytes; `peer_capacity` must be at least
+// `BATON_NET_ADDR_BYTES_MAX`) and its bytes into `data` (`*len` bytes; `capacity`
+// should be the config's `net_datagram_bytes_max`). `*len` is 0 when none waits. A
+// datagram that does not fit stays queued (`BATON_RESULT_BUFFER_TOO_SMALL`). Send it
+// unreliably and unordered (QUIC repairs loss and order).
+//
+// # Safety
+// `peer` and `data` must point to `peer_capacity` and `capacity` writable bytes;
+// `peer_len` and `len` must be writable.
+baton_result baton_net_take(baton_session session,
+                            uint8_t *peer,
+                            size_t peer_capacity,
+                            size_t *peer_len,
+                            uint8_t *data,
+                            size_t capacity,
+                            size_t *len);
+
+// Hands the session a datagram the application's network delivered from player
+// `peer`. `BATON_RESULT_WOULD_BLOCK` while the incoming queue is full (push it again
+// later, or drop it: QUIC repairs loss); `TOO_LARGE` above `net_datagram_bytes_max`;
+// `INVALID_ARGUMENT` for bytes that are not Baton's framing (counted and dropped).
+// Whatever is accepted still has to pass QUIC's authentication before anything reads it.
+//
+// # Safety
+// `peer` and `data` must point to `peer_len` and `len` readable bytes.
+baton_result baton_net_push(baton_session session,
+                            const uint8_t *peer,
+                            size_t peer_len,
+                            const uint8_t *data,
+                            size_t len);
+
+// Tells the session that the application's network cannot reach player `peer` (a
+// closed P2P connection, a player who left the lobby): datagrams for it are dropped
+// until it is heard from again, so a dead peer never fills the queue the others share.
+//
+// # Safety
+// `peer` must point to `peer_len` readable bytes.
+baton_result baton_net_unreachable(baton_session session, const uint8_t *peer, size_t peer_len);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -3,7 +3,7 @@
 
 use crate::types::baton_result;
 use baton_sdk::session::{CallError, ConfigError, SessionError};
-use baton_sdk::transport::{InviteError, TransportError};
+use baton_sdk::transport::{InviteError, NetError, TransportError};
 use std::cell::RefCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -28,6 +28,12 @@ pub(crate) enum Error {
     BufferTooSmall { capacity: usize, needed: usize },
     #[error("the session has not started yet")]
     NotReady,
+    #[error(
+        "this session does not run over the application's network (no `net_addr` in its config)"
+    )]
+    NoAppNet,
+    #[error(transparent)]
+    Net(#[from] NetError),
     #[error("panic inside libbaton: {0}")]
     Panic(String),
     #[error(transparent)]
@@ -55,6 +61,13 @@ impl Error {
             Error::Invite(_) => baton_result::InvalidInvite,
             Error::BufferTooSmall { .. } => baton_result::BufferTooSmall,
             Error::NotReady => baton_result::NotReady,
+            Error::NoAppNet => baton_result::NoAppNet,
+            Error::Net(net) => match net {
+                NetError::WouldBlock => baton_result::WouldBlock,
+                NetError::DatagramLength { .. } => baton_result::TooLarge,
+                NetError::BufferTooSmall { .. } => baton_result::BufferTooSmall,
+                _ => baton_result::InvalidArgument,
+            },
             Error::Panic(_) => baton_result::Panic,
             Error::Session(SessionError::Config(_)) => baton_result::InvalidConfig,
             Error::Session(SessionError::Call(call)) => call_code(call),

@@ -20,7 +20,8 @@ pub use types::*;
 use baton_sdk::runtime::StorageSettings;
 use baton_sdk::session::{Event, LeaveOutcome, SessionConfig, SessionHandle, TickMode};
 use baton_sdk::storage::Durability;
-use baton_sdk::transport::{Identity, Invite};
+use baton_sdk::transport::app_net::{NET_QUEUE_DATAGRAMS_DEFAULT, QUIC_DATAGRAM_BYTES};
+use baton_sdk::transport::{AppNet, Identity, Invite, NetAddr, NetConfig};
 use error::{boundary, Error};
 use registry::Entry;
 use std::ffi::c_char;
@@ -211,6 +212,10 @@ fn default_config() -> baton_config {
         data_dir_len: 0,
         identity_path: std::ptr::null(),
         identity_path_len: 0,
+        net_addr: std::ptr::null(),
+        net_addr_len: 0,
+        net_datagram_bytes_max: QUIC_DATAGRAM_BYTES as u32,
+        net_queue_datagrams_max: NET_QUEUE_DATAGRAMS_DEFAULT as u32,
     }
 }
 
@@ -303,6 +308,16 @@ unsafe fn session_config(config: &baton_config) -> Result<(SessionConfig, Identi
         .node
         .validate()
         .map_err(|err| Error::Session(err.into()))?;
+    // SAFETY: a pointer-and-length pair of the config (this function's contract).
+    let net_addr = unsafe { bytes("net_addr", config.net_addr, config.net_addr_len, true)? };
+    if !net_addr.is_empty() {
+        let net = AppNet::new(NetConfig {
+            local: NetAddr::new(net_addr)?,
+            datagram_bytes_max: config.net_datagram_bytes_max as usize,
+            queue_datagrams_max: config.net_queue_datagrams_max as usize,
+        })?;
+        session.node.transport.app_net = Some(net);
+    }
     let identity = match identity_path {
         Some(path) => Identity::load_or_generate(path.as_ref())?,
         None => Identity::generate()?,
@@ -446,6 +461,7 @@ pub extern "C" fn baton_result_name(result: u32) -> *const c_char {
         13 => b"BATON_RESULT_NOT_READY\0",
         14 => b"BATON_RESULT_PANIC\0",
         15 => b"BATON_RESULT_IO\0",
+        16 => b"BATON_RESULT_NO_APP_NET\0",
         _ => b"BATON_RESULT_UNKNOWN\0",
     };
     name.as_ptr().cast()
@@ -486,9 +502,10 @@ pub unsafe extern "C" fn baton_host(
         let session = out("session", session)?;
         // SAFETY: the config's pointers are valid by this function's contract.
         let (config, identity) = unsafe { session_config(config)? };
+        let net = config.node.transport.app_net.clone();
         let handle = SessionHandle::host(config, identity, runtime()?.handle())?;
         // SAFETY: checked non-null; writable by this function's contract.
-        unsafe { write(session, registry::insert(Entry::new(handle))) };
+        unsafe { write(session, registry::insert(Entry::new(handle, net))) };
         Ok(())
     })
 }
@@ -517,9 +534,10 @@ pub unsafe extern "C" fn baton_join(
         let session = out("session", session)?;
         // SAFETY: the config's pointers are valid by this function's contract.
         let (config, identity) = unsafe { session_config(config)? };
+        let net = config.node.transport.app_net.clone();
         let handle = SessionHandle::join(&invite, config, identity, runtime()?.handle())?;
         // SAFETY: checked non-null; writable by this function's contract.
-        unsafe { write(session, registry::insert(Entry::new(handle))) };
+        unsafe { write(session, registry::insert(Entry::new(handle, net))) };
         Ok(())
     })
 }
@@ -815,4 +833,131 @@ pub unsafe extern "C" fn baton_last_error_message(
     // Reading the message must not replace it, even when the read itself fails.
     error::remember(message);
     result
+}
+
+// ---- the application's own network ------------------------------------------------
+
+/// Longest player address on the application's own network, in bytes.
+pub const BATON_NET_ADDR_BYTES_MAX: usize = 16;
+const _: () =
+    assert!(BATON_NET_ADDR_BYTES_MAX == baton_sdk::transport::app_net::NET_ADDR_BYTES_MAX);
+
+fn app_net(entry: &Entry) -> Result<&AppNet, Error> {
+    entry.net.as_ref().ok_or(Error::NoAppNet)
+}
+
+/// A player address the caller passes in.
+///
+/// # Safety
+/// `peer` must point to `peer_len` readable bytes.
+unsafe fn peer_addr(peer: *const u8, peer_len: usize) -> Result<NetAddr, Error> {
+    // SAFETY: forwarded from this function's contract.
+    let raw = unsafe { bytes("peer", peer, peer_len, false)? };
+    Ok(NetAddr::new(raw)?)
+}
+
+/// Takes the next datagram the session wants sent over the application's network: its
+/// destination player into `peer` (`*peer_len` bytes; `peer_capacity` must be at least
+/// `BATON_NET_ADDR_BYTES_MAX`) and its bytes into `data` (`*len` bytes; `capacity`
+/// should be the config's `net_datagram_bytes_max`). `*len` is 0 when none waits. A
+/// datagram that does not fit stays queued (`BATON_RESULT_BUFFER_TOO_SMALL`). Send it
+/// unreliably and unordered (QUIC repairs loss and order).
+///
+/// # Safety
+/// `peer` and `data` must point to `peer_capacity` and `capacity` writable bytes;
+/// `peer_len` and `len` must be writable.
+#[no_mangle]
+pub unsafe extern "C" fn baton_net_take(
+    session: baton_session,
+    peer: *mut u8,
+    peer_capacity: usize,
+    peer_len: *mut usize,
+    data: *mut u8,
+    capacity: usize,
+    len: *mut usize,
+) -> baton_result {
+    boundary(|| {
+        let entry = registry::get(session)?;
+        let net = app_net(&entry)?;
+        let peer = out("peer", peer)?;
+        let data = out("data", data)?;
+        let peer_len = out("peer_len", peer_len)?;
+        let len = out("len", len)?;
+        if peer_capacity < BATON_NET_ADDR_BYTES_MAX {
+            return Err(Error::argument(
+                "peer_capacity",
+                format!("must be at least BATON_NET_ADDR_BYTES_MAX ({BATON_NET_ADDR_BYTES_MAX})"),
+            ));
+        }
+        if capacity == 0 || capacity > BATON_BYTES_MAX {
+            return Err(Error::argument("capacity", "must be 1 to BATON_BYTES_MAX"));
+        }
+        // SAFETY: `data` holds `capacity` writable bytes (this function's contract).
+        let buffer = unsafe { std::slice::from_raw_parts_mut(data, capacity) };
+        let (addr_len, taken) = match net.take_outgoing_into(buffer)? {
+            Some((addr, taken)) => {
+                let addr = addr.as_bytes();
+                // SAFETY: `peer` holds at least BATON_NET_ADDR_BYTES_MAX >= addr.len()
+                // writable bytes, checked above; the two buffers are the caller's own.
+                unsafe { std::ptr::copy_nonoverlapping(addr.as_ptr(), peer, addr.len()) };
+                (addr.len(), taken)
+            }
+            None => (0, 0),
+        };
+        // SAFETY: checked non-null; writable by this function's contract.
+        unsafe {
+            write(peer_len, addr_len);
+            write(len, taken);
+        }
+        Ok(())
+    })
+}
+
+/// Hands the session a datagram the application's network delivered from player
+/// `peer`. `BATON_RESULT_WOULD_BLOCK` while the incoming queue is full (push it again
+/// later, or drop it: QUIC repairs loss); `TOO_LARGE` above `net_datagram_bytes_max`;
+/// `INVALID_ARGUMENT` for bytes that are not Baton's framing (counted and dropped).
+/// Whatever is accepted still has to pass QUIC's authentication before anything reads it.
+///
+/// # Safety
+/// `peer` and `data` must point to `peer_len` and `len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn baton_net_push(
+    session: baton_session,
+    peer: *const u8,
+    peer_len: usize,
+    data: *const u8,
+    len: usize,
+) -> baton_result {
+    boundary(|| {
+        let entry = registry::get(session)?;
+        let net = app_net(&entry)?;
+        // SAFETY: this function's contract.
+        let (from, datagram) =
+            unsafe { (peer_addr(peer, peer_len)?, bytes("data", data, len, false)?) };
+        net.push_incoming(&from, datagram)?;
+        Ok(())
+    })
+}
+
+/// Tells the session that the application's network cannot reach player `peer` (a
+/// closed P2P connection, a player who left the lobby): datagrams for it are dropped
+/// until it is heard from again, so a dead peer never fills the queue the others share.
+///
+/// # Safety
+/// `peer` must point to `peer_len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn baton_net_unreachable(
+    session: baton_session,
+    peer: *const u8,
+    peer_len: usize,
+) -> baton_result {
+    boundary(|| {
+        let entry = registry::get(session)?;
+        let net = app_net(&entry)?;
+        // SAFETY: this function's contract.
+        let peer = unsafe { peer_addr(peer, peer_len)? };
+        net.peer_unreachable(&peer);
+        Ok(())
+    })
 }

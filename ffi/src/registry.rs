@@ -5,12 +5,15 @@
 use crate::error::Error;
 use crate::types::{baton_input, baton_session};
 use baton_sdk::session::{Event, SessionHandle};
+use baton_sdk::transport::AppNet;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 /// One live session and the events of its last poll, which the caller's event structs
 /// point into.
 pub(crate) struct Entry {
     pub(crate) session: SessionHandle,
+    /// The application's network the session runs over, if it does.
+    pub(crate) net: Option<AppNet>,
     polled: Mutex<Polled>,
 }
 
@@ -27,9 +30,10 @@ pub(crate) struct Polled {
 unsafe impl Send for Polled {}
 
 impl Entry {
-    pub(crate) fn new(session: SessionHandle) -> Entry {
+    pub(crate) fn new(session: SessionHandle, net: Option<AppNet>) -> Entry {
         Entry {
             session,
+            net,
             polled: Mutex::new(Polled::default()),
         }
     }

@@ -52,6 +52,9 @@ pub enum baton_result {
     Panic = 14,
     /// The operating system refused something (a file, a thread).
     Io = 15,
+    /// A `baton_net_*` call on a session that does not run over the application's own
+    /// network (its config had no `net_addr`).
+    NoAppNet = 16,
 }
 
 /// What a polled event says. Requests (`RUN_TICK`, `MAKE_SNAPSHOT`) are answered with
@@ -241,6 +244,18 @@ pub struct baton_config {
     pub identity_path: *const u8,
     /// Its length.
     pub identity_path_len: usize,
+    /// This player's address on the application's own network (1 to
+    /// `BATON_NET_ADDR_BYTES_MAX` opaque bytes: a Steam ID, an EOS product user id). When
+    /// set, the session sends no UDP itself: its datagrams go through `baton_net_take` and
+    /// `baton_net_push` (see docs/own-network.md). Default: none, QUIC over UDP.
+    pub net_addr: *const u8,
+    /// Its length.
+    pub net_addr_len: usize,
+    /// The largest datagram the application's network carries (256 to 65535 bytes; below
+    /// 1200 each QUIC datagram travels in fragments). Default 1200.
+    pub net_datagram_bytes_max: u32,
+    /// Datagrams each of the network queues (outgoing, incoming) holds. Default 1024.
+    pub net_queue_datagrams_max: u32,
 }
 
 /// What one player knows of its session right now (`baton_session_status`).

@@ -36,7 +36,7 @@ static int board_full(player *ps, int count) {
 }
 
 int main(void) {
-    player_start(&players[0], 1, NULL, 0);
+    player_start(&players[0], 1, NULL, 0, NULL);
     while (!players[0].started) {
         match_pump(players, 1, all_started, 10);
     }
@@ -45,7 +45,7 @@ int main(void) {
     check(baton_invite(players[0].session, (uint8_t *)invite, sizeof invite, &len), "baton_invite");
     printf("host %016llx, invite %.*s\n", (unsigned long long)players[0].id, (int)len, invite);
     for (int i = 1; i < PLAYERS; i++) {
-        player_start(&players[i], 1 + i, invite, len);
+        player_start(&players[i], 1 + i, invite, len, NULL);
     }
     if (match_pump(players, PLAYERS, all_started, 30000) != 1) {
         fprintf(stderr, "the players did not all start\n");

@@ -111,7 +111,7 @@ static void bad_input(void) {
 
     /* A live session: bad lengths, bad capacities, bad scores. */
     player a;
-    player_start(&a, 1, NULL, 0);
+    player_start(&a, 1, NULL, 0, NULL);
     EXPECT(a.session != 0);
     EXPECT_RESULT(baton_poll(a.session, NULL, 4, &count), BATON_RESULT_NULL_POINTER);
     EXPECT_RESULT(baton_poll(a.session, events, 0, &count), BATON_RESULT_INVALID_ARGUMENT);
@@ -159,7 +159,7 @@ static void bad_input(void) {
 
     /* A request of one session answered on another: refused, the other unharmed. */
     player b;
-    player_start(&b, 2, NULL, 0);
+    player_start(&b, 2, NULL, 0, NULL);
     EXPECT(match_pump(&b, 1, has_started, 10000) == 1);
     EXPECT_RESULT(baton_answer_snapshot(b.session, 12345, &byte, 1), BATON_RESULT_NO_SUCH_REQUEST);
 
@@ -171,10 +171,41 @@ static void bad_input(void) {
     EXPECT_RESULT(baton_submit_input(stale, &byte, 1, &sequence), BATON_RESULT_INVALID_HANDLE);
     /* The freed slot is reused by the next session; the old handle still names nothing. */
     player c;
-    player_start(&c, 3, NULL, 0);
+    player_start(&c, 3, NULL, 0, NULL);
     EXPECT(c.session != stale);
     EXPECT_RESULT(baton_leave(stale), BATON_RESULT_INVALID_HANDLE);
     EXPECT_RESULT(baton_status(c.session, &status), BATON_RESULT_OK);
+
+    /* The application's network: calls on a UDP session, bad addresses and datagrams. */
+    uint8_t peer[BATON_NET_ADDR_BYTES_MAX], datagram[1400];
+    size_t peer_len = 0, datagram_len = 0;
+    EXPECT_RESULT(baton_net_take(c.session, peer, sizeof peer, &peer_len, datagram, sizeof datagram, &datagram_len),
+                  BATON_RESULT_NO_APP_NET);
+    bad = config;
+    bad.net_addr = (const uint8_t *)"x";
+    bad.net_addr_len = 1;
+    bad.net_datagram_bytes_max = 100;
+    EXPECT_RESULT(baton_host(BATON_ABI_VERSION, &bad, &session), BATON_RESULT_INVALID_ARGUMENT);
+    bad.net_datagram_bytes_max = 1170;
+    bad.net_addr_len = 17;
+    EXPECT_RESULT(baton_host(BATON_ABI_VERSION, &bad, &session), BATON_RESULT_INVALID_ARGUMENT);
+    bad.net_addr_len = 1;
+    player d;
+    memset(&d, 0, sizeof d);
+    check(baton_host(BATON_ABI_VERSION, &bad, &d.session), "baton_host on a network");
+    EXPECT_RESULT(baton_net_take(d.session, peer, 4, &peer_len, datagram, sizeof datagram, &datagram_len),
+                  BATON_RESULT_INVALID_ARGUMENT);
+    EXPECT_RESULT(baton_net_push(d.session, (const uint8_t *)"y", 1, (const uint8_t *)"\x42garbage", 8),
+                  BATON_RESULT_INVALID_ARGUMENT);
+    EXPECT_RESULT(baton_net_push(d.session, (const uint8_t *)"y", 1, (const uint8_t *)"\x01\x00", 2),
+                  BATON_RESULT_INVALID_ARGUMENT);
+    EXPECT_RESULT(baton_net_push(d.session, (const uint8_t *)"y", 1, big, 1171), BATON_RESULT_TOO_LARGE);
+    EXPECT_RESULT(baton_net_push(d.session, NULL, 0, big, 10), BATON_RESULT_INVALID_ARGUMENT);
+    EXPECT_RESULT(baton_net_push(d.session, (const uint8_t *)"y", 1, NULL, 10), BATON_RESULT_NULL_POINTER);
+    EXPECT_RESULT(baton_net_push(d.session, (const uint8_t *)"y", 1, (const uint8_t *)"\x00quic?", 6),
+                  BATON_RESULT_OK); /* well framed: QUIC itself drops it, unauthenticated */
+    EXPECT_RESULT(baton_net_unreachable(d.session, (const uint8_t *)"y", 1), BATON_RESULT_OK);
+    EXPECT_RESULT(baton_session_free(d.session), BATON_RESULT_OK);
 
     /* A stopped session says so. */
     EXPECT_RESULT(baton_stop(b.session), BATON_RESULT_OK);
@@ -216,14 +247,18 @@ static int survivors_went_on(player *players, int count) {
     return hosting == 1;
 }
 
-static void host_dropped_mid_game(void) {
-    player_start(&match[0], 11, NULL, 0);
+static const char *net_names[MATCH_PLAYERS] = {"steam:1001", "steam:1002", "steam:1003"};
+
+/* own_network: the players reach each other only through net_carry, by name. */
+static void host_dropped_mid_game(int own_network) {
+    memset(match, 0, sizeof match);
+    player_start(&match[0], 11, NULL, 0, own_network ? net_names[0] : NULL);
     EXPECT(match_pump(match, 1, has_started, 10000) == 1);
     char invite[256];
     size_t invite_len = 0;
     check(baton_invite(match[0].session, (uint8_t *)invite, sizeof invite, &invite_len), "baton_invite");
     for (int i = 1; i < MATCH_PLAYERS; i++) {
-        player_start(&match[i], 11 + i, invite, invite_len);
+        player_start(&match[i], 11 + i, invite, invite_len, own_network ? net_names[i] : NULL);
     }
     EXPECT(match_pump(match, MATCH_PLAYERS, everyone_voting_at_tick_8, 30000) == 1);
 
@@ -251,8 +286,9 @@ static void host_dropped_mid_game(void) {
     EXPECT(a->hosting + b->hosting == 1);
     EXPECT(a->ticks_run + b->ticks_run > 0);
     EXPECT(a->last_committed > 0 && b->last_committed > 0);
-    printf("match: host dropped at tick %llu; survivors at ticks %llu and %llu, %llu inputs applied once each\n",
-           (unsigned long long)host_stopped_at, (unsigned long long)a->state.tick,
+    printf("match%s: host dropped at tick %llu; survivors at ticks %llu and %llu, %llu inputs applied once each\n",
+           own_network ? " over the application's network" : "", (unsigned long long)host_stopped_at,
+           (unsigned long long)a->state.tick,
            (unsigned long long)b->state.tick, (unsigned long long)a->inputs_applied);
     for (int i = 0; i < MATCH_PLAYERS; i++) {
         check(baton_session_free(match[i].session), "baton_session_free");
@@ -265,7 +301,10 @@ int main(int argc, char **argv) {
         bad_input();
     }
     if (only == NULL || strcmp(only, "match") == 0) {
-        host_dropped_mid_game();
+        host_dropped_mid_game(0);
+    }
+    if (only == NULL || strcmp(only, "own-network") == 0) {
+        host_dropped_mid_game(1);
     }
     if (failures != 0) {
         fprintf(stderr, "%d expectation(s) failed\n", failures);

@@ -46,6 +46,8 @@ pub const NET_DATAGRAM_BYTES_MIN: usize = 256;
 pub const NET_DATAGRAM_BYTES_MAX: usize = 65_535;
 /// Most fragments one QUIC datagram travels in.
 pub const FRAGMENTS_MAX: usize = 8;
+/// Datagrams each queue holds unless configured otherwise.
+pub const NET_QUEUE_DATAGRAMS_DEFAULT: usize = 1024;
 /// First byte of a network datagram that carries a whole QUIC datagram.
 pub const WHOLE: u8 = 0x00;
 /// First byte of a network datagram that carries one fragment.
@@ -189,12 +191,12 @@ pub struct NetConfig {
 
 impl NetConfig {
     /// A network for `local` carrying datagrams up to `datagram_bytes_max`, with queues of
-    /// 1024 datagrams.
+    /// [`NET_QUEUE_DATAGRAMS_DEFAULT`] datagrams.
     pub fn new(local: NetAddr, datagram_bytes_max: usize) -> NetConfig {
         NetConfig {
             local,
             datagram_bytes_max,
-            queue_datagrams_max: 1024,
+            queue_datagrams_max: NET_QUEUE_DATAGRAMS_DEFAULT,
         }
     }
 }
