@@ -45,6 +45,7 @@ class Result(enum.IntEnum):
     NOT_READY = 13
     PANIC = 14
     IO = 15
+    NO_APP_NET = 16
 
 
 class EventKind(enum.IntEnum):
@@ -111,6 +112,10 @@ class _Config(ctypes.Structure):
         ("data_dir_len", ctypes.c_size_t),
         ("identity_path", ctypes.c_char_p),
         ("identity_path_len", ctypes.c_size_t),
+        ("net_addr", ctypes.c_char_p),
+        ("net_addr_len", ctypes.c_size_t),
+        ("net_datagram_bytes_max", ctypes.c_uint32),
+        ("net_queue_datagrams_max", ctypes.c_uint32),
     ]
 
 
@@ -212,7 +217,27 @@ _SIGNATURES = {
     "baton_invite": ([ctypes.c_uint64, _u8p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_size_t)], ctypes.c_uint32),
     "baton_session_free": ([ctypes.c_uint64], ctypes.c_uint32),
     "baton_last_error_message": ([_u8p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_size_t)], ctypes.c_uint32),
+    "baton_net_take": (
+        [
+            ctypes.c_uint64,
+            _u8p,
+            ctypes.c_size_t,
+            ctypes.POINTER(ctypes.c_size_t),
+            _u8p,
+            ctypes.c_size_t,
+            ctypes.POINTER(ctypes.c_size_t),
+        ],
+        ctypes.c_uint32,
+    ),
+    "baton_net_push": (
+        [ctypes.c_uint64, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t],
+        ctypes.c_uint32,
+    ),
+    "baton_net_unreachable": ([ctypes.c_uint64, ctypes.c_char_p, ctypes.c_size_t], ctypes.c_uint32),
 }
+
+NET_ADDR_BYTES_MAX = 16
+"""Longest player address on an application's own network (``BATON_NET_ADDR_BYTES_MAX``)."""
 for _name, (_args, _ret) in _SIGNATURES.items():
     _function = getattr(_lib, _name)
     _function.argtypes = _args
@@ -303,12 +328,20 @@ def default_config() -> _Config:
     return config
 
 
-def _set_text(config: _Config, name: str, value: Optional[str]) -> None:
-    """Sets a text field (ctypes keeps the bytes alive as long as the struct)."""
+def _set_text(config: _Config, name: str, value) -> None:
+    """Sets a text or bytes field (ctypes keeps the bytes alive as long as the struct)."""
     if value is not None:
-        raw = value.encode()
+        raw = value.encode() if isinstance(value, str) else bytes(value)
         setattr(config, name, raw)
         setattr(config, name + "_len", len(raw))
+
+
+def net_config(addr: bytes, datagram_bytes_max: int = 1200) -> _Config:
+    """Defaults for a session over the application's own network, as player ``addr``."""
+    config = default_config()
+    _set_text(config, "net_addr", addr)
+    config.net_datagram_bytes_max = datagram_bytes_max
+    return config
 
 
 @dataclass
@@ -336,6 +369,8 @@ class Session:
     def __init__(self, handle: int):
         self._handle = handle
         self._events = (_Event * self._POLL_CAPACITY)()
+        self._net_buffer = None
+        self._net_peer = None
 
     @classmethod
     def host(cls, config: Optional[_Config] = None, *, bind: Optional[str] = None) -> "Session":
@@ -424,6 +459,40 @@ class Session:
         length = ctypes.c_size_t(0)
         _call("baton_invite", self._handle, buffer, needed.value, ctypes.byref(length))
         return bytes(buffer[: length.value]).decode()
+
+    def net_take(self) -> Optional[tuple]:
+        """The next datagram to carry over the application's network, as ``(peer, bytes)``,
+        or None when none waits."""
+        if self._net_buffer is None:
+            self._net_buffer = (ctypes.c_uint8 * 65536)()
+            self._net_peer = (ctypes.c_uint8 * NET_ADDR_BYTES_MAX)()
+        peer_len, length = ctypes.c_size_t(0), ctypes.c_size_t(0)
+        _call(
+            "baton_net_take",
+            self._handle,
+            self._net_peer,
+            NET_ADDR_BYTES_MAX,
+            ctypes.byref(peer_len),
+            self._net_buffer,
+            len(self._net_buffer),
+            ctypes.byref(length),
+        )
+        if length.value == 0:
+            return None
+        return bytes(self._net_peer[: peer_len.value]), bytes(self._net_buffer[: length.value])
+
+    def net_push(self, peer: bytes, data: bytes) -> bool:
+        """Hands in a datagram from ``peer``; False while the incoming queue is full."""
+        code = _lib.baton_net_push(self._handle, peer, len(peer), data, len(data))
+        if code == Result.WOULD_BLOCK:
+            return False
+        if code != Result.OK:
+            raise BatonError(code, "baton_net_push")
+        return True
+
+    def net_unreachable(self, peer: bytes) -> None:
+        """The application's network cannot reach ``peer``."""
+        _call("baton_net_unreachable", self._handle, peer, len(peer))
 
     def close(self) -> None:
         """Stops the session and frees its handle; a second close does nothing."""
