@@ -132,6 +132,12 @@ static class SessionTests
         session.Dispose();
         Expect(Native.baton_session_free(raw) == Result.InvalidHandle, "a second free is refused");
         Expect(Native.baton_leave(raw) == Result.InvalidHandle, "a stale handle is refused");
+        using (var udp = Session.Host(Session.DefaultConfig()))
+        {
+            int peerLen;
+            try { udp.NetTake(new byte[16], out peerLen, new byte[1500]); Expect(false, "net calls need a network"); }
+            catch (BatonException e) { Expect(e.Code == Result.NoAppNet, "NoAppNet on a UDP session"); }
+        }
     }
 
     static void HostDropped()

@@ -12,7 +12,7 @@ namespace Baton
         Ok = 0, WouldBlock = 1, NullPointer = 2, InvalidHandle = 3, InvalidArgument = 4,
         TooLarge = 5, NoSuchRequest = 6, Leaving = 7, Stopped = 8, AbiMismatch = 9,
         InvalidConfig = 10, InvalidInvite = 11, BufferTooSmall = 12, NotReady = 13,
-        Panic = 14, Io = 15,
+        Panic = 14, Io = 15, NoAppNet = 16,
     }
 
     /// <summary>baton_event_kind.</summary>
@@ -59,6 +59,10 @@ namespace Baton
         public UIntPtr DataDirLen;
         public IntPtr IdentityPath;
         public UIntPtr IdentityPathLen;
+        public IntPtr NetAddr;
+        public UIntPtr NetAddrLen;
+        public uint NetDatagramBytesMax;
+        public uint NetQueueDatagramsMax;
     }
 
     /// <summary>baton_event. Pointers are valid until the next poll of the session.</summary>
@@ -148,5 +152,15 @@ namespace Baton
         public static extern Result baton_session_free(ulong session);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         public static extern Result baton_last_error_message(byte[] buffer, UIntPtr capacity, out UIntPtr len);
+
+        /// <summary>BATON_NET_ADDR_BYTES_MAX.</summary>
+        public const int NetAddrBytesMax = 16;
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern Result baton_net_take(ulong session, byte[] peer, UIntPtr peerCapacity, out UIntPtr peerLen,
+                                                   byte[] data, UIntPtr capacity, out UIntPtr len);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern Result baton_net_push(ulong session, byte[] peer, UIntPtr peerLen, byte[] data, UIntPtr len);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern Result baton_net_unreachable(ulong session, byte[] peer, UIntPtr peerLen);
     }
 }

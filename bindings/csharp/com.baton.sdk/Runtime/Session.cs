@@ -235,6 +235,38 @@ namespace Baton
             return Encoding.ASCII.GetString(buffer, 0, (int)len);
         }
 
+        /// <summary>
+        /// Takes the next datagram to carry over the application's network (Steam, EOS):
+        /// its peer's address into peer (NetAddrBytesMax bytes) and its bytes into data.
+        /// Returns the data length, 0 when none waits; no allocation.
+        /// </summary>
+        public int NetTake(byte[] peer, out int peerLen, byte[] data)
+        {
+            UIntPtr peerSize, len;
+            BatonException.Check(
+                Native.baton_net_take(handle.Value, peer, new UIntPtr((uint)peer.Length), out peerSize,
+                                      data, new UIntPtr((uint)data.Length), out len), "baton_net_take");
+            peerLen = (int)peerSize;
+            return (int)len;
+        }
+
+        /// <summary>Hands in a datagram the network delivered from peer; false while the queue is full.</summary>
+        public bool NetPush(byte[] peer, int peerLen, byte[] data, int len)
+        {
+            var result = Native.baton_net_push(handle.Value, peer, new UIntPtr((uint)peerLen), data, new UIntPtr((uint)len));
+            if (result == Result.WouldBlock)
+                return false;
+            BatonException.Check(result, "baton_net_push");
+            return true;
+        }
+
+        /// <summary>The network cannot reach peer (a closed P2P connection).</summary>
+        public void NetUnreachable(byte[] peer, int peerLen)
+        {
+            BatonException.Check(Native.baton_net_unreachable(handle.Value, peer, new UIntPtr((uint)peerLen)),
+                                 "baton_net_unreachable");
+        }
+
         /// <summary>Stops the session and frees its handle.</summary>
         public void Dispose() { handle.Dispose(); }
     }
