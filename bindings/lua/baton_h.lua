@@ -6,6 +6,7 @@ M.cdef = [[
 static const uint32_t BATON_ABI_VERSION = 1;
 static const uint32_t BATON_BYTES_MAX = 1073741824;
 static const uint32_t BATON_POLL_EVENTS_MAX = 4096;
+static const uint32_t BATON_NET_ADDR_BYTES_MAX = 16;
 enum baton_result
  {
   BATON_RESULT_OK = 0,
@@ -24,6 +25,7 @@ enum baton_result
   BATON_RESULT_NOT_READY = 13,
   BATON_RESULT_PANIC = 14,
   BATON_RESULT_IO = 15,
+  BATON_RESULT_NO_APP_NET = 16,
 };
 typedef uint32_t baton_result;
 enum baton_event_kind
@@ -93,6 +95,10 @@ typedef struct baton_config {
   size_t data_dir_len;
   const uint8_t *identity_path;
   size_t identity_path_len;
+  const uint8_t *net_addr;
+  size_t net_addr_len;
+  uint32_t net_datagram_bytes_max;
+  uint32_t net_queue_datagrams_max;
 } baton_config;
 typedef uint64_t baton_session;
 typedef struct baton_input {
@@ -164,6 +170,19 @@ baton_result baton_status(baton_session session, struct baton_session_status *st
 baton_result baton_invite(baton_session session, uint8_t *buffer, size_t capacity, size_t *len);
 baton_result baton_session_free(baton_session session);
 baton_result baton_last_error_message(uint8_t *buffer, size_t capacity, size_t *len);
+baton_result baton_net_take(baton_session session,
+                            uint8_t *peer,
+                            size_t peer_capacity,
+                            size_t *peer_len,
+                            uint8_t *data,
+                            size_t capacity,
+                            size_t *len);
+baton_result baton_net_push(baton_session session,
+                            const uint8_t *peer,
+                            size_t peer_len,
+                            const uint8_t *data,
+                            size_t len);
+baton_result baton_net_unreachable(baton_session session, const uint8_t *peer, size_t peer_len);
 ]]
 
 M.results = {
@@ -183,6 +202,7 @@ M.results = {
   [13] = "not_ready",
   [14] = "panic",
   [15] = "io",
+  [16] = "no_app_net",
 }
 
 M.event_kinds = {
@@ -231,5 +251,7 @@ M.BATON_ABI_VERSION = 1
 M.BATON_BYTES_MAX = 1073741824
 
 M.BATON_POLL_EVENTS_MAX = 4096
+
+M.BATON_NET_ADDR_BYTES_MAX = 16
 
 return M
