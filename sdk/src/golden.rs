@@ -15,6 +15,9 @@
 //! Regenerate on purpose: `BATON_GOLDEN=write cargo test -p baton --lib golden`. The writer
 //! refuses to change or add files in a released version's directory.
 
+use crate::internet::rendezvous::{
+    self, Candidate, CandidateKind, Refusal, ToClient, ToServer, TurnGrant, RENDEZVOUS_VERSION,
+};
 use crate::raft::{
     AppendOutcome, ClientTable, ClientTag, ConflictHint, Entry, EntryPayload, Fitness, HardState,
     Membership, Message, MessageBody, PersistedState, Snapshot, SnapshotMeta,
@@ -61,6 +64,8 @@ struct Release {
     version: String,
     protocol: String,
     storage: String,
+    /// The rendezvous protocol version; releases before the rendezvous service have none.
+    rendezvous: Option<String>,
 }
 
 fn releases() -> Vec<Release> {
@@ -71,11 +76,15 @@ fn releases() -> Vec<Release> {
         .filter(|line| !line.is_empty() && !line.starts_with('#'))
         .map(|line| {
             let words: Vec<&str> = line.split_whitespace().collect();
-            assert_eq!(words.len(), 5, "releases.txt: bad line {line:?}");
+            assert!(
+                (5..=6).contains(&words.len()),
+                "releases.txt: bad line {line:?}"
+            );
             Release {
                 version: words[0].to_string(),
                 protocol: words[2].to_string(),
                 storage: storage_dir_name(words[3].as_bytes(), words[4].as_bytes()),
+                rendezvous: words.get(5).map(|word| word.to_string()),
             }
         })
         .collect()
@@ -497,6 +506,110 @@ fn protocol_samples() -> Vec<(String, Vec<u8>)> {
     out
 }
 
+/// One candidate of each kind.
+fn rendezvous_candidates() -> Vec<Candidate> {
+    // Exhaustive on purpose: a new kind does not compile until it is listed here.
+    let listed = |kind: CandidateKind| match kind {
+        CandidateKind::Host | CandidateKind::Reflexive | CandidateKind::Relayed => kind,
+    };
+    [
+        CandidateKind::Host,
+        CandidateKind::Reflexive,
+        CandidateKind::Relayed,
+    ]
+    .map(listed)
+    .into_iter()
+    .zip([v4(), v6(), "198.51.100.9:3478".parse().expect("literal")])
+    .map(|(kind, addr)| Candidate { addr, kind })
+    .collect()
+}
+
+/// Every rendezvous sample of today's version: file name and bytes.
+fn rendezvous_samples() -> Vec<(String, Vec<u8>)> {
+    let session = credentials().session_id.0;
+    let to_server = |message: &ToServer| match message {
+        ToServer::Register { .. } => "register",
+    };
+    let to_client = |message: &ToClient| match message {
+        ToClient::Registered { turn: Some(_), .. } => "registered".to_string(),
+        ToClient::Registered { turn: None, .. } => "registered-no-turn".to_string(),
+        ToClient::Peer { .. } => "peer".to_string(),
+        ToClient::Refused { reason, .. } => format!(
+            "refused-{}",
+            match reason {
+                Refusal::BadKey => "bad-key",
+                Refusal::TooManyCandidates => "too-many-candidates",
+                Refusal::SessionFull => "session-full",
+                Refusal::Overloaded => "overloaded",
+            }
+        ),
+    };
+    fn datagram<T: Serialize>(message: &T) -> Vec<u8> {
+        rendezvous::encode(message).expect("fits a datagram")
+    }
+    let mut out = Vec::new();
+    let register = ToServer::Register {
+        session,
+        key: credentials().secret.rendezvous_key().0,
+        node: A,
+        candidates: rendezvous_candidates(),
+    };
+    out.push((
+        format!("to-server.{}.bin", to_server(&register)),
+        datagram(&register),
+    ));
+    let mut to_clients = vec![
+        ToClient::Registered {
+            session,
+            observed: v4(),
+            ttl_ms: 30_000,
+            turn: Some(TurnGrant {
+                server: "198.51.100.9:3478".parse().expect("literal"),
+                username: "1700000000:baton".into(),
+                password: "c2VjcmV0LXBhc3N3b3Jk".into(),
+            }),
+        },
+        ToClient::Registered {
+            session,
+            observed: v6(),
+            ttl_ms: 30_000,
+            turn: None,
+        },
+        ToClient::Peer {
+            session,
+            node: B,
+            candidates: rendezvous_candidates(),
+        },
+    ];
+    for reason in [
+        Refusal::BadKey,
+        Refusal::TooManyCandidates,
+        Refusal::SessionFull,
+        Refusal::Overloaded,
+    ] {
+        to_clients.push(ToClient::Refused { session, reason });
+    }
+    for message in &to_clients {
+        out.push((
+            format!("to-client.{}.bin", to_client(message)),
+            datagram(message),
+        ));
+    }
+    out
+}
+
+fn reencode_rendezvous(name: &str, bytes: &[u8]) -> Result<Vec<u8>, String> {
+    fn again<T: Serialize + DeserializeOwned>(bytes: &[u8]) -> Result<Vec<u8>, String> {
+        let message: T = rendezvous::decode(bytes).map_err(|e| e.to_string())?;
+        rendezvous::encode(&message).ok_or_else(|| "does not fit a datagram".to_string())
+    }
+    match name.split('.').next().unwrap_or_default() {
+        "to-server" => again::<ToServer>(bytes),
+        "to-client" => again::<ToClient>(bytes),
+        other => Err(format!("no decoder for files of kind {other:?}")),
+    }
+}
+
 fn encoded<T: Serialize>(value: &T) -> Vec<u8> {
     encode(value).expect("encodes")
 }
@@ -861,6 +974,7 @@ fn version_dirs(area: &str) -> Vec<(String, PathBuf)> {
 fn how_to_fix(area: &str, version: &str, released: bool) -> String {
     let bump = match area {
         "protocol" => "a compatible addition bumps PROTOCOL_MINOR (sdk/src/transport/frame.rs), an incompatible change PROTOCOL_MAJOR",
+        "rendezvous" => "a change bumps RENDEZVOUS_VERSION (sdk/src/internet/rendezvous.rs), and the service answers the old version too while players still speak it",
         _ => "a change bumps the version character of the magic it changes (SEGMENT_MAGIC in sdk/src/storage/file.rs, MAGIC in snapshot_file.rs) and teaches the store to read the old one",
     };
     if released {
@@ -907,22 +1021,60 @@ fn is_released(area_version: impl Fn(&Release) -> bool) -> bool {
     releases().iter().any(area_version)
 }
 
+/// Writes today's samples of `area` when asked to, and lists how the committed files differ.
+fn todays_differences(
+    area: &str,
+    version: &str,
+    released: bool,
+    samples: &[(String, Vec<u8>)],
+) -> (PathBuf, Vec<String>) {
+    let dir = testdata().join(area).join(version);
+    if writing() {
+        write_samples(&dir, samples, released);
+    }
+    let problems = differences(&dir, samples);
+    (dir, problems)
+}
+
+fn assert_no_differences(
+    area: &str,
+    version: &str,
+    released: bool,
+    dir: &Path,
+    problems: &[String],
+) {
+    assert!(
+        problems.is_empty(),
+        "{area} {version}, {}:\n{problems:#?}\n{}",
+        dir.display(),
+        how_to_fix(area, version, released)
+    );
+}
+
 #[test]
 fn golden_protocol_files_match_todays_encoding() {
     let version = protocol_version();
     let released = is_released(|release| release.protocol == version);
-    let dir = testdata().join("protocol").join(&version);
-    let samples = protocol_samples();
-    if writing() {
-        write_samples(&dir, &samples, released);
+    let (dir, problems) = todays_differences("protocol", &version, released, &protocol_samples());
+    assert_no_differences("protocol", &version, released, &dir, &problems);
+}
+
+#[test]
+fn golden_rendezvous_files_match_todays_encoding_and_decode() {
+    let version = RENDEZVOUS_VERSION.to_string();
+    let released = is_released(|release| release.rendezvous.as_ref() == Some(&version));
+    let (dir, mut problems) =
+        todays_differences("rendezvous", &version, released, &rendezvous_samples());
+    // A service decodes only its own version, so only today's files can be decoded.
+    for name in sample_files(&dir) {
+        let bytes = std::fs::read(dir.join(&name)).expect("readable");
+        match reencode_rendezvous(&name, &bytes) {
+            Ok(again) if again == bytes => {}
+            Ok(_) => problems.push(format!("{name}: decodes to something else")),
+            Err(why) => problems.push(format!("{name}: {why}")),
+        }
     }
-    let problems = differences(&dir, &samples);
-    assert!(
-        problems.is_empty(),
-        "protocol {version}, {}:\n{problems:#?}\n{}",
-        dir.display(),
-        how_to_fix("protocol", &version, released)
-    );
+    assert_no_differences("rendezvous", &version, released, &dir, &problems);
 }
 
 #[test]
@@ -993,12 +1145,7 @@ fn golden_storage_files_match_todays_encoding() {
     if data_dir_files(&dir.join(DATA_DIR)) != data_dir {
         problems.push(format!("{DATA_DIR}: FileStorage writes other files today"));
     }
-    assert!(
-        problems.is_empty(),
-        "storage {version}, {}:\n{problems:#?}\n{}",
-        dir.display(),
-        how_to_fix("storage", &version, released)
-    );
+    assert_no_differences("storage", &version, released, &dir, &problems);
 }
 
 #[test]
