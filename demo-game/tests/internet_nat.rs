@@ -27,12 +27,17 @@ use std::time::{Duration, Instant};
 const STEP_LIMIT: Duration = Duration::from_secs(60);
 const RENDEZVOUS: &str = "192.0.2.1:3479";
 const PLAYER_BIND: &str = "0.0.0.0:4000";
+const TURN: &str = "192.0.2.2:3478";
+const TURN_SECRET: &str = "baton-test-turn-secret";
 
 /// How a home router maps its players' ports.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Nat {
     /// `masquerade`: one mapping per local port, whatever the destination.
     Cone,
+    /// `masquerade fully-random`: a new random port for every destination (a symmetric
+    /// NAT): what the rendezvous service sees is useless to anyone else.
+    Symmetric,
 }
 
 /// The namespaces of one test: dropped (deleted) after every process in them.
@@ -113,6 +118,7 @@ impl Internet {
             home.ip(&["route", "add", "default", "via", &format!("10.0.{n}.1")])?;
             let masquerade = match nat {
                 Nat::Cone => "masquerade",
+                Nat::Symmetric => "masquerade fully-random",
             };
             // A kernel without nf_tables would make the NAT a silent no-op: refuse to pretend.
             router
@@ -349,6 +355,41 @@ fn setup(test: &str, dir: &Path, nats: &[Nat]) -> Option<(Internet, PathBuf)> {
     }
 }
 
+/// coturn in the public namespace, as a studio runs it beside the rendezvous service:
+/// short-lived credentials only (`use-auth-secret`), UDP only.
+fn coturn(internet: &Internet, dir: &Path) -> Result<Proc, String> {
+    run("turnserver", &["--version"])
+        .or_else(|_| run("sh", &["-c", "command -v turnserver"]))
+        .map_err(|e| format!("coturn's `turnserver` unavailable ({e})"))?;
+    let pid = dir.join("turnserver.pid");
+    let secret = format!("--static-auth-secret={TURN_SECRET}");
+    let pidfile = format!("--pidfile={}", pid.display());
+    let proc = Proc::spawn(
+        "coturn",
+        &internet.public,
+        Path::new("turnserver"),
+        &[
+            "-n",
+            "--listening-ip=192.0.2.2",
+            "--relay-ip=192.0.2.2",
+            "--listening-port=3478",
+            "--min-port=49152",
+            "--max-port=49252",
+            "--use-auth-secret",
+            &secret,
+            "--realm=baton",
+            "--no-cli",
+            "--no-tls",
+            "--no-dtls",
+            "--no-tcp-relay",
+            "--log-file=stdout",
+            "--simple-log",
+            &pidfile,
+        ],
+    );
+    Ok(proc)
+}
+
 fn link_paths(status: &BTreeMap<String, String>) -> Vec<String> {
     status["links"]
         .split(',')
@@ -445,5 +486,88 @@ fn three_players_behind_cone_nats_punch_through_and_survive_a_host_kill() {
     drop(second);
     drop(host);
     drop(rendezvous);
+    drop(internet);
+}
+
+#[test]
+fn a_player_behind_a_symmetric_nat_plays_through_the_turn_relay() {
+    let test = "a_player_behind_a_symmetric_nat_plays_through_the_turn_relay";
+    let dir = tempfile::tempdir().unwrap();
+    let Some((internet, rendezvous_exe)) = setup(test, dir.path(), &[Nat::Cone, Nat::Symmetric])
+    else {
+        return;
+    };
+    let turn = match coturn(&internet, dir.path()) {
+        Ok(turn) => turn,
+        Err(reason) => {
+            println!("SKIPPED {test}: {reason}");
+            return;
+        }
+    };
+    let started = Instant::now();
+    let secret_file = dir.path().join("turn-secret");
+    std::fs::write(&secret_file, TURN_SECRET).unwrap();
+    let rendezvous = Proc::spawn(
+        "rendezvous",
+        &internet.public,
+        &rendezvous_exe,
+        &[
+            "--bind",
+            RENDEZVOUS,
+            "--turn-server",
+            TURN,
+            "--turn-secret-file",
+            secret_file.to_str().unwrap(),
+            "--stats-interval-s",
+            "1",
+        ],
+    );
+    rendezvous.wait_line("ready ");
+    // coturn says nothing machine-readable when it is ready; its STUN answering is what
+    // the players need, and their first requests are retransmitted until it does.
+
+    let mut host = player("host", &internet.homes[0], dir.path(), 1, None);
+    let (host_id, host_addr, invite) = ready(&host.wait_line("ready "));
+    assert_eq!(
+        host_addr, "203.0.1.2:4000",
+        "behind a cone NAT the host needs no relay"
+    );
+    let mut relayed = player("relayed", &internet.homes[1], dir.path(), 2, Some(&invite));
+    let (_, relayed_addr, _) = ready(&relayed.wait_line("ready "));
+    assert!(
+        relayed_addr.starts_with("192.0.2.2:"),
+        "behind the symmetric NAT the player announces its relayed address, not {relayed_addr}"
+    );
+    eprintln!("{test}: both players ready after {:?}", started.elapsed());
+
+    wait_for("turns on both players", || {
+        host.last_turn() >= 10 && relayed.last_turn() >= 10
+    });
+    wait_for("a relayed link seen from both sides", || {
+        link_paths(&host.status()) == ["relayed"] && link_paths(&relayed.status()) == ["relayed"]
+    });
+    let status = relayed.status();
+    assert_eq!(status["host"], host_id);
+    eprintln!(
+        "{test}: links host {} / relayed {}",
+        host.status()["links"],
+        status["links"]
+    );
+    // The session plays on through the relay, with equal state on both sides.
+    let target = relayed.last_turn() + 10;
+    wait_for("ten more turns through the relay", || {
+        host.last_turn() >= target && relayed.last_turn() >= target
+    });
+    let (a, b) = (host.turns(), relayed.turns());
+    let common: Vec<u64> = a.keys().filter(|t| b.contains_key(t)).copied().collect();
+    assert!(common.len() >= 10, "common turns: {common:?}");
+    for turn in &common {
+        assert_eq!(a[turn], b[turn], "turn {turn} differs");
+    }
+    eprintln!("{test}: whole test {:?}", started.elapsed());
+    drop(relayed);
+    drop(host);
+    drop(rendezvous);
+    drop(turn);
     drop(internet);
 }

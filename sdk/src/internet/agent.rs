@@ -2,6 +2,7 @@
 //! shared socket, learns its reflexive address, and asks the transport to punch toward every
 //! member the service names.
 
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,8 +10,11 @@ use std::time::Duration;
 use quinn::AsyncUdpSocket;
 use tokio::sync::{mpsc, watch};
 
-use super::rendezvous::{self, Candidate, CandidateKind, ToClient, ToServer, CANDIDATES_MAX};
-use super::socket::{send_service, Routes, ServiceInbox};
+use super::rendezvous::{
+    self, Candidate, CandidateKind, ToClient, ToServer, TurnGrant, CANDIDATES_MAX,
+};
+use super::socket::{send_service, Routes, ServiceInbox, CHANNEL_FIRST, CHANNEL_LAST};
+use super::stun::{self, attr, Class, Message};
 use super::InternetConfig;
 use crate::raft::NodeId;
 use crate::transport::SessionCredentials;
@@ -54,7 +58,40 @@ pub(crate) struct Agent {
     host_candidates: Vec<Candidate>,
     status: watch::Sender<InternetStatus>,
     punch: mpsc::Sender<Punch>,
+    /// TURN credentials from the rendezvous service, if the studio runs a TURN server.
+    grant: Option<TurnGrant>,
+    /// Whether the NAT check against the TURN server was done.
+    nat_checked: bool,
+    /// Our allocation, once we relay.
+    allocation: Option<Allocation>,
+    /// Service datagrams read while waiting for a TURN answer, handled after it.
+    deferred: VecDeque<(SocketAddr, Vec<u8>)>,
+    /// Peers to punch toward once their channels are bound (when we relay), or once we
+    /// know whether we relay (during the first registration).
+    pending_peers: VecDeque<Punch>,
+    /// Whether the first registration and the NAT check are over.
+    settled: bool,
 }
+
+/// A TURN allocation and the channels bound on it.
+struct Allocation {
+    server: SocketAddr,
+    username: String,
+    realm: Vec<u8>,
+    nonce: Vec<u8>,
+    key: Vec<u8>,
+    lifetime: Duration,
+    channels: HashMap<SocketAddr, u16>,
+    next_channel: u16,
+}
+
+/// Transmissions of one STUN request before giving up (RFC 8489's Rc is 7; a game cannot
+/// wait that long at start-up).
+const STUN_TRIES: u32 = 5;
+/// First retransmission timeout of a STUN request; doubles on each try.
+const STUN_RTO: Duration = Duration::from_millis(250);
+/// REQUESTED-TRANSPORT value for UDP.
+const TRANSPORT_UDP: u8 = 17;
 
 impl Agent {
     #[allow(clippy::too_many_arguments)]
@@ -80,6 +117,12 @@ impl Agent {
             node,
             status,
             punch,
+            grant: None,
+            nat_checked: false,
+            allocation: None,
+            deferred: VecDeque::new(),
+            pending_peers: VecDeque::new(),
+            settled: false,
         };
         (agent, status_rx)
     }
@@ -130,10 +173,251 @@ impl Agent {
                     let Some((from, bytes)) = datagram else { return };
                     self.on_datagram(from, &bytes);
                     if self.status.borrow().registered {
-                        return;
+                        break;
                     }
                 }
             }
+        }
+        self.check_nat_and_relay().await;
+        self.settled = true;
+    }
+
+    /// With a TURN server at hand: asks it where it sees us. The same mapping as the
+    /// rendezvous service saw means the NAT maps endpoint-independently and punching works;
+    /// another one means every destination gets its own mapping (a symmetric NAT), so we
+    /// allocate a relay and tell the service our relayed address.
+    async fn check_nat_and_relay(&mut self) {
+        let (Some(grant), false) = (self.grant.clone(), self.nat_checked) else {
+            return;
+        };
+        self.nat_checked = true;
+        self.routes.add_service(grant.server);
+        let Some(answer) = self
+            .transact(grant.server, Message::request(stun::BINDING), None)
+            .await
+        else {
+            tracing::warn!(server = %grant.server, "no answer from the TURN server's STUN");
+            return;
+        };
+        let mapped = answer.xor_addr(attr::XOR_MAPPED_ADDRESS);
+        let observed = self.status.borrow().observed;
+        if mapped.is_some() && mapped == observed {
+            tracing::info!(
+                ?mapped,
+                "the NAT maps endpoint-independently: punching will do"
+            );
+            return;
+        }
+        tracing::info!(
+            ?mapped,
+            ?observed,
+            "the NAT maps each destination apart: relaying through TURN"
+        );
+        match self.allocate(&grant).await {
+            Some(allocation) => {
+                let relayed = allocation.1;
+                self.allocation = Some(allocation.0);
+                self.status
+                    .send_modify(|status| status.relayed = Some(relayed));
+                tracing::info!(%relayed, "TURN allocation made");
+                self.register().await;
+            }
+            None => {
+                tracing::warn!(server = %grant.server, "TURN allocation failed; staying unreachable for peers that cannot punch")
+            }
+        }
+    }
+
+    async fn allocate(&mut self, grant: &TurnGrant) -> Option<(Allocation, SocketAddr)> {
+        let bare = Message::request(stun::ALLOCATE)
+            .with(attr::REQUESTED_TRANSPORT, vec![TRANSPORT_UDP, 0, 0, 0]);
+        let challenge = self.transact(grant.server, bare, None).await?;
+        if challenge.class != Class::Error || challenge.error_code() != Some(401) {
+            tracing::warn!(code = ?challenge.error_code(), "unexpected answer to an unauthenticated Allocate");
+            return None;
+        }
+        let realm = challenge.get(attr::REALM)?.to_vec();
+        let mut allocation = Allocation {
+            server: grant.server,
+            username: grant.username.clone(),
+            key: stun::long_term_key(
+                &grant.username,
+                &String::from_utf8_lossy(&realm),
+                &grant.password,
+            ),
+            realm,
+            nonce: challenge.get(attr::NONCE)?.to_vec(),
+            lifetime: Duration::from_secs(600),
+            channels: HashMap::new(),
+            next_channel: CHANNEL_FIRST,
+        };
+        let answer = self
+            .transact_authed(
+                &mut allocation,
+                |m| m.with(attr::REQUESTED_TRANSPORT, vec![TRANSPORT_UDP, 0, 0, 0]),
+                stun::ALLOCATE,
+            )
+            .await?;
+        let relayed = answer.xor_addr(attr::XOR_RELAYED_ADDRESS)?;
+        if let Some(seconds) = answer.get(attr::LIFETIME).and_then(|v| v.try_into().ok()) {
+            allocation.lifetime = Duration::from_secs(u64::from(u32::from_be_bytes(seconds)));
+        }
+        Some((allocation, relayed))
+    }
+
+    /// An authenticated request built by `build` on a fresh message of `method`; a stale
+    /// nonce (438) is taken from the answer and the request sent once more.
+    async fn transact_authed(
+        &mut self,
+        allocation: &mut Allocation,
+        build: impl Fn(Message) -> Message,
+        method: u16,
+    ) -> Option<Message> {
+        for _ in 0..2 {
+            let request = build(Message::request(method))
+                .with(attr::USERNAME, allocation.username.as_bytes().to_vec())
+                .with(attr::REALM, allocation.realm.clone())
+                .with(attr::NONCE, allocation.nonce.clone());
+            let key = allocation.key.clone();
+            let answer = self
+                .transact(allocation.server, request, Some(&key))
+                .await?;
+            match (answer.class, answer.error_code()) {
+                (Class::Success, _) => return Some(answer),
+                (Class::Error, Some(438)) => {
+                    allocation.nonce = answer.get(attr::NONCE)?.to_vec();
+                }
+                (_, code) => {
+                    tracing::warn!(method, ?code, "TURN request refused");
+                    return None;
+                }
+            }
+        }
+        None
+    }
+
+    /// Sends `request` to `server` and waits for its answer, retransmitting with a doubling
+    /// timeout. Other service datagrams that arrive meanwhile are kept for later.
+    async fn transact(
+        &mut self,
+        server: SocketAddr,
+        request: Message,
+        key: Option<&[u8]>,
+    ) -> Option<Message> {
+        let bytes = request.encode(key);
+        let mut rto = STUN_RTO;
+        for _ in 0..STUN_TRIES {
+            if let Err(e) = send_service(&self.socket, server, &bytes).await {
+                tracing::debug!(error = %e, "STUN request not sent");
+            }
+            let deadline = tokio::time::Instant::now() + rto;
+            loop {
+                let datagram = tokio::select! {
+                    _ = tokio::time::sleep_until(deadline) => break,
+                    datagram = self.inbox.recv() => datagram?,
+                };
+                let (from, payload) = datagram;
+                if from == server {
+                    if let Ok(answer) = Message::decode(&payload) {
+                        if answer.transaction == request.transaction
+                            && matches!(answer.class, Class::Success | Class::Error)
+                        {
+                            return Some(answer);
+                        }
+                    }
+                }
+                if self.deferred.len() < super::socket::SERVICE_INBOX_DATAGRAMS_MAX {
+                    self.deferred.push_back((from, payload));
+                }
+            }
+            rto *= 2;
+        }
+        None
+    }
+
+    /// Binds a channel to `peer` on our allocation (or refreshes the binding); the socket
+    /// routes traffic for `peer` through it from then on.
+    async fn bind_channel(&mut self, peer: SocketAddr) -> bool {
+        let Some(mut allocation) = self.allocation.take() else {
+            return false;
+        };
+        let number = match allocation.channels.get(&peer) {
+            Some(number) => *number,
+            None if allocation.next_channel <= CHANNEL_LAST => allocation.next_channel,
+            None => {
+                self.allocation = Some(allocation);
+                return false;
+            }
+        };
+        let answer = self
+            .transact_authed(
+                &mut allocation,
+                |m| {
+                    let peer_attr = stun::encode_xor_addr(peer, &m.transaction);
+                    let channel = number.to_be_bytes();
+                    m.with(attr::CHANNEL_NUMBER, vec![channel[0], channel[1], 0, 0])
+                        .with(attr::XOR_PEER_ADDRESS, peer_attr)
+                },
+                stun::CHANNEL_BIND,
+            )
+            .await;
+        let bound = answer.is_some();
+        if bound {
+            if allocation.channels.insert(peer, number).is_none() {
+                allocation.next_channel += 1;
+            }
+            self.routes.bind_channel(allocation.server, number, peer);
+        }
+        self.allocation = Some(allocation);
+        bound
+    }
+
+    /// Refreshes the allocation and every channel (permissions last 5 min, channels 10).
+    async fn refresh_relay(&mut self) {
+        let Some(mut allocation) = self.allocation.take() else {
+            return;
+        };
+        let lifetime = u32::try_from(allocation.lifetime.as_secs()).unwrap_or(600);
+        let refreshed = self
+            .transact_authed(
+                &mut allocation,
+                |m| m.with(attr::LIFETIME, lifetime.to_be_bytes().to_vec()),
+                stun::REFRESH,
+            )
+            .await;
+        if refreshed.is_none() {
+            tracing::warn!("TURN refresh failed");
+        }
+        let peers: Vec<SocketAddr> = allocation.channels.keys().copied().collect();
+        self.allocation = Some(allocation);
+        for peer in peers {
+            self.bind_channel(peer).await;
+        }
+    }
+
+    /// Peers learned while relaying: bind a channel to each of their public candidates,
+    /// then punch.
+    async fn punch_pending(&mut self) {
+        // Handling a deferred datagram may queue a peer, and binding its channel may defer
+        // datagrams: bounded by the two queues' limits.
+        while !self.pending_peers.is_empty() || !self.deferred.is_empty() {
+            self.punch_queued().await;
+        }
+    }
+
+    async fn punch_queued(&mut self) {
+        while let Some((node, candidates)) = self.pending_peers.pop_front() {
+            for candidate in &candidates {
+                if candidate.kind != CandidateKind::Host {
+                    self.bind_channel(candidate.addr).await;
+                }
+            }
+            if self.punch.try_send((node, candidates)).is_err() {
+                tracing::debug!("punch queue full; the next registration brings it again");
+            }
+        }
+        while let Some((from, bytes)) = self.deferred.pop_front() {
+            self.on_datagram(from, &bytes);
         }
     }
 
@@ -141,9 +425,21 @@ impl Agent {
     pub(crate) async fn run(mut self) {
         let mut refresh = tokio::time::interval(self.config.register_interval);
         refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let relay_every = self.allocation.as_ref().map_or(RELAY_REFRESH_MAX, |a| {
+            (a.lifetime / 2).min(RELAY_REFRESH_MAX)
+        });
+        let mut relay_refresh = tokio::time::interval(relay_every);
+        relay_refresh.tick().await;
         loop {
+            // Answers that arrived while a TURN request was waiting, and peers to bind.
+            self.punch_pending().await;
             tokio::select! {
-                _ = refresh.tick() => self.register().await,
+                _ = refresh.tick() => {
+                    self.register().await;
+                    // A TURN server named only later (or unanswered at start) is tried now.
+                    self.check_nat_and_relay().await;
+                }
+                _ = relay_refresh.tick() => self.refresh_relay().await,
                 datagram = self.inbox.recv() => match datagram {
                     Some((from, bytes)) => self.on_datagram(from, &bytes),
                     None => return,
@@ -154,6 +450,12 @@ impl Agent {
     }
 
     fn on_datagram(&mut self, from: SocketAddr, bytes: &[u8]) {
+        if self.allocation.as_ref().is_some_and(|a| a.server == from) {
+            // Data indications (peers without a channel) and late answers: nothing to do,
+            // every peer we talk to through the relay has a channel first.
+            tracing::trace!(%from, "TURN datagram outside a transaction ignored");
+            return;
+        }
         if from != self.config.rendezvous {
             tracing::trace!(%from, "service datagram from an unexpected address ignored");
             return;
@@ -168,8 +470,14 @@ impl Agent {
         let ours = self.credentials.session_id.0;
         match message {
             ToClient::Registered {
-                session, observed, ..
+                session,
+                observed,
+                turn,
+                ..
             } if session == ours => {
+                if turn.is_some() {
+                    self.grant = turn;
+                }
                 self.status.send_if_modified(|status| {
                     let changed = !status.registered || status.observed != Some(observed);
                     if changed {
@@ -191,7 +499,14 @@ impl Agent {
                         self.routes.mark_relayed_peer(candidate.addr);
                     }
                 }
-                if self.punch.try_send((node, candidates)).is_err() {
+                // Punching before we know whether we relay would dial through a NAT that
+                // cannot carry it, and hold the peer's punch round for a whole handshake
+                // timeout.
+                if !self.settled || self.allocation.is_some() {
+                    if self.pending_peers.len() < PUNCH_QUEUE_MAX {
+                        self.pending_peers.push_back((node, candidates));
+                    }
+                } else if self.punch.try_send((node, candidates)).is_err() {
                     tracing::debug!("punch queue full; the next registration brings it again");
                 }
             }
@@ -206,6 +521,10 @@ impl Agent {
         }
     }
 }
+
+/// Longest wait between two refreshes of a TURN allocation and its channels (permissions
+/// expire after 5 minutes, RFC 8656 §9).
+const RELAY_REFRESH_MAX: Duration = Duration::from_secs(4 * 60);
 
 /// Wait between registrations until the first answer.
 const FIRST_REGISTRATION_RESEND: Duration = Duration::from_millis(300);

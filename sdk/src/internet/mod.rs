@@ -9,7 +9,9 @@
 //!   TURN ChannelData.
 //! - [`rendezvous`]: the rendezvous protocol and the service's soft state (the
 //!   `baton-rendezvous` binary runs it).
-//! - the agent (internal): registers the node, learns its reflexive address, hands the
+//! - [`stun`]: the STUN/TURN client subset (Binding, Allocate, Refresh, ChannelBind).
+//! - the agent (internal): registers the node, learns its reflexive address, checks how its
+//!   NAT maps against the TURN server, allocates a relay when it must, and hands the
 //!   transport the candidates to punch toward.
 //!
 //! A node plays over the Internet when its [`TransportConfig::internet`] is set:
@@ -28,6 +30,7 @@
 mod agent;
 pub mod rendezvous;
 pub mod socket;
+pub mod stun;
 
 use std::net::SocketAddr;
 use std::time::Duration;

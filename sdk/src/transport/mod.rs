@@ -455,8 +455,8 @@ struct Inner<M> {
     next_link_serial: AtomicU64,
     handshakes: Arc<Semaphore>,
     internet: Option<InternetLink>,
-    /// Peers a punch round is dialing now (at most one round per peer).
-    punching: Mutex<HashSet<NodeId>>,
+    /// (peer, address) pairs a punch dial is running for (at most one each).
+    punching: Mutex<HashSet<(NodeId, SocketAddr)>>,
     _message: PhantomData<fn() -> M>,
 }
 
@@ -1187,10 +1187,13 @@ where
         addrs.dedup();
         addrs.truncate(crate::internet::rendezvous::CANDIDATES_MAX);
         {
+            // A dial still running keeps its address: its retransmissions already follow
+            // whatever route (direct or relayed) the socket has for it now.
             let mut punching = self.punching.lock().unwrap_or_else(|p| p.into_inner());
-            if !punching.insert(peer) {
-                return;
-            }
+            addrs.retain(|addr| punching.insert((peer, *addr)));
+        }
+        if addrs.is_empty() {
+            return;
         }
         tracing::debug!(peer = format_args!("{peer:016x}"), ?addrs, "punching");
         let inner = self.clone();
@@ -1198,7 +1201,15 @@ where
             let mut dials = JoinSet::new();
             for addr in addrs {
                 let dialer = inner.clone();
-                dials.spawn(async move { (addr, dialer.dial(addr, Some(peer)).await) });
+                dials.spawn(async move {
+                    let outcome = dialer.dial(addr, Some(peer)).await;
+                    dialer
+                        .punching
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(&(peer, addr));
+                    (addr, outcome)
+                });
             }
             // Every dial runs to its end: one aborted inside `install` would leave a link
             // without its reader.
@@ -1213,11 +1224,6 @@ where
                     Err(_) => {}
                 }
             }
-            inner
-                .punching
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&peer);
         });
     }
 
