@@ -28,6 +28,7 @@ pub mod cluster;
 pub mod migration;
 pub mod netns;
 pub mod openraft_cluster;
+pub mod own_network;
 pub mod plot;
 pub mod process;
 pub mod procfs;

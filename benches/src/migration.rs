@@ -167,7 +167,7 @@ async fn one_trial(kind: MigrationKind, hz: u32) -> Result<(Duration, Duration),
     let mut config = session_config(hz, PLAYERS);
     config.handoff_hold = HANDOFF_HOLD;
     // Nobody submits inputs here.
-    let probe = ProbeSession::start(config, PLAYERS, None).await?;
+    let probe = ProbeSession::start(|_| config.clone(), PLAYERS, None).await?;
     let outcome = migrate(&probe, kind).await;
     probe.stop().await;
     outcome

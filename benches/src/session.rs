@@ -176,7 +176,7 @@ impl ProbeSession {
     /// Player 0 hosts, the others join; the `InputCommitted` events of `input_player`, if
     /// any, are recorded.
     pub(crate) async fn start(
-        config: SessionConfig,
+        config: impl Fn(usize) -> SessionConfig,
         players: usize,
         input_player: Option<usize>,
     ) -> Result<ProbeSession, BenchError> {
@@ -185,7 +185,7 @@ impl ProbeSession {
                 "players must be between 1 and PLAYERS_MAX",
             ));
         }
-        let voters = players.min(config.max_voters);
+        let voters = players.min(config(0).max_voters);
         let timeline: SharedTimeline = Arc::new(Mutex::new(Timeline {
             applied: vec![BTreeMap::new(); players],
             committed: vec![BTreeMap::new(); players],
@@ -198,12 +198,12 @@ impl ProbeSession {
             last_tick: 0,
             timeline: timeline.clone(),
         };
-        let host = Session::host(config.clone(), Identity::generate()?, game(0)).await?;
+        let host = Session::host(config(0), Identity::generate()?, game(0)).await?;
         let invite = host.invite();
         let mut sessions = vec![host];
         for player in 1..players {
             sessions.push(
-                Session::join(&invite, config.clone(), Identity::generate()?, game(player)).await?,
+                Session::join(&invite, config(player), Identity::generate()?, game(player)).await?,
             );
         }
         let recorders = sessions
@@ -272,10 +272,19 @@ pub async fn measure_ticks(
     hz: u32,
     ticks: u64,
 ) -> Result<TickLatencies, BenchError> {
+    measure_ticks_with(players, hz, ticks, |_| session_config(hz, VOTERS_MAX)).await
+}
+
+/// Like [`measure_ticks`], with player `n`'s settings from `config(n)` (player 0 hosts).
+pub async fn measure_ticks_with(
+    players: usize,
+    hz: u32,
+    ticks: u64,
+    config: impl Fn(usize) -> SessionConfig,
+) -> Result<TickLatencies, BenchError> {
     // The input player is the first joiner, a voter: its inputs cross the network to the
     // host and back.
     let input_player = 1.min(players - 1);
-    let config = session_config(hz, VOTERS_MAX);
     let probe = ProbeSession::start(config, players, Some(input_player)).await?;
     let outcome = run_window(&probe, hz, ticks, input_player).await;
     let timeline = probe.timeline.clone();
