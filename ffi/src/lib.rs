@@ -233,13 +233,23 @@ fn address(name: &'static str, text: &str) -> Result<SocketAddr, Error> {
 /// # Safety
 /// The config's pointer-and-length pairs must be valid (see [`bytes`]).
 unsafe fn session_config(config: &baton_config) -> Result<(SessionConfig, Identity), Error> {
+    // The session checks these too, but names its enum field; a C caller set the
+    // field of its own struct, so that is the one named.
     let tick_mode = match config.tick_mode {
         mode if mode == baton_tick_mode::FixedRate as u32 => {
+            if !(1..=1000).contains(&config.tick_hz) {
+                return Err(Error::argument("tick_hz", "must be 1 to 1000"));
+            }
             TickMode::FixedRate { hz: config.tick_hz }
         }
-        mode if mode == baton_tick_mode::TurnBased as u32 => TickMode::TurnBased {
-            turn_timeout: Duration::from_millis(config.turn_timeout_ms.into()),
-        },
+        mode if mode == baton_tick_mode::TurnBased as u32 => {
+            if config.turn_timeout_ms == 0 {
+                return Err(Error::argument("turn_timeout_ms", "must not be zero"));
+            }
+            TickMode::TurnBased {
+                turn_timeout: Duration::from_millis(config.turn_timeout_ms.into()),
+            }
+        }
         other => {
             return Err(Error::argument(
                 "tick_mode",

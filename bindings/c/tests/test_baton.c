@@ -62,13 +62,20 @@ static void bad_input(void) {
 
     /* A caller built against another ABI. */
     EXPECT_RESULT(baton_host(BATON_ABI_VERSION + 1, &config, &session), BATON_RESULT_ABI_MISMATCH);
-    size_t len = last_error(message, sizeof message);
-    EXPECT(len > 0 && memmem(message, len, "ABI version", 11) != NULL);
+    size_t abi_len = last_error(message, sizeof message);
+    EXPECT(abi_len > 0 && memmem(message, abi_len, "ABI version", 11) != NULL);
 
     /* Unknown enum values and bad settings. */
+    size_t len = 0;
     baton_config bad = config;
     bad.tick_mode = 99;
     EXPECT_RESULT(baton_host(BATON_ABI_VERSION, &bad, &session), BATON_RESULT_INVALID_ARGUMENT);
+    bad = config;
+    bad.tick_mode = BATON_TICK_MODE_FIXED_RATE;
+    bad.tick_hz = 0;
+    EXPECT_RESULT(baton_host(BATON_ABI_VERSION, &bad, &session), BATON_RESULT_INVALID_ARGUMENT);
+    len = last_error(message, sizeof message);
+    EXPECT(len > 0 && memmem(message, len, "tick_hz", 7) != NULL);
     bad = config;
     bad.durability = 7;
     EXPECT_RESULT(baton_host(BATON_ABI_VERSION, &bad, &session), BATON_RESULT_INVALID_ARGUMENT);
