@@ -957,18 +957,47 @@ fn sample_files(dir: &Path) -> Vec<String> {
     names
 }
 
-/// Version directories under `testdata/<area>`, by name.
+/// Version directories under `testdata/<area>`, by name; there must be some.
 fn version_dirs(area: &str) -> Vec<(String, PathBuf)> {
-    let Ok(items) = std::fs::read_dir(testdata().join(area)) else {
-        return Vec::new();
-    };
+    let items = std::fs::read_dir(testdata().join(area)).unwrap_or_else(|err| {
+        panic!(
+            "no golden {area} files under {}: {err}",
+            testdata().display()
+        )
+    });
     let mut dirs: Vec<(String, PathBuf)> = items
         .filter_map(|item| item.ok())
         .filter(|item| item.path().is_dir())
         .map(|item| (item.file_name().to_string_lossy().into_owned(), item.path()))
         .collect();
     dirs.sort();
+    assert!(
+        !dirs.is_empty(),
+        "no golden {area} versions under {}",
+        testdata().display()
+    );
     dirs
+}
+
+/// Decodes and re-encodes every sample file of `dir` with `reencode`; lists the files that
+/// come back different, and those that do not decode unless `refusal_allowed`.
+fn reencode_problems(
+    dir: &Path,
+    label: &str,
+    refusal_allowed: bool,
+    reencode: impl Fn(&str, &[u8]) -> Result<Vec<u8>, String>,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    for name in sample_files(dir) {
+        let bytes = std::fs::read(dir.join(&name)).expect("readable");
+        match reencode(&name, &bytes) {
+            Ok(again) if again == bytes => {}
+            Ok(_) => problems.push(format!("{label}{name}: decodes to something else")),
+            Err(_) if refusal_allowed => {}
+            Err(why) => problems.push(format!("{label}{name}: {why}")),
+        }
+    }
+    problems
 }
 
 fn how_to_fix(area: &str, version: &str, released: bool) -> String {
@@ -1066,25 +1095,13 @@ fn golden_rendezvous_files_match_todays_encoding_and_decode() {
     let (dir, mut problems) =
         todays_differences("rendezvous", &version, released, &rendezvous_samples());
     // A service decodes only its own version, so only today's files can be decoded.
-    for name in sample_files(&dir) {
-        let bytes = std::fs::read(dir.join(&name)).expect("readable");
-        match reencode_rendezvous(&name, &bytes) {
-            Ok(again) if again == bytes => {}
-            Ok(_) => problems.push(format!("{name}: decodes to something else")),
-            Err(why) => problems.push(format!("{name}: {why}")),
-        }
-    }
+    problems.extend(reencode_problems(&dir, "", false, reencode_rendezvous));
     assert_no_differences("rendezvous", &version, released, &dir, &problems);
 }
 
 #[test]
 fn golden_protocol_files_of_every_minor_of_this_major_decode() {
     let dirs = version_dirs("protocol");
-    assert!(
-        !dirs.is_empty(),
-        "no golden protocol files under {}",
-        testdata().display()
-    );
     let mut problems = Vec::new();
     for (version, dir) in dirs {
         let Some((major, minor)) = version.split_once('.') else {
@@ -1099,14 +1116,12 @@ fn golden_protocol_files_of_every_minor_of_this_major_decode() {
         if major != PROTOCOL_MAJOR || minor > PROTOCOL_MINOR {
             continue;
         }
-        for name in sample_files(&dir) {
-            let bytes = std::fs::read(dir.join(&name)).expect("readable");
-            match reencode_protocol(&name, minor, &bytes) {
-                Ok(again) if again == bytes => {}
-                Ok(_) => problems.push(format!("{version}/{name}: decodes to something else")),
-                Err(why) => problems.push(format!("{version}/{name}: {why}")),
-            }
-        }
+        problems.extend(reencode_problems(
+            &dir,
+            &format!("{version}/"),
+            false,
+            |name, bytes| reencode_protocol(name, minor, bytes),
+        ));
     }
     assert!(problems.is_empty(), "{problems:#?}");
 }
@@ -1151,25 +1166,17 @@ fn golden_storage_files_match_todays_encoding() {
 #[test]
 fn golden_storage_files_of_every_format_decode_or_are_refused() {
     let dirs = version_dirs("storage");
-    assert!(
-        !dirs.is_empty(),
-        "no golden storage files under {}",
-        testdata().display()
-    );
     let mut problems = Vec::new();
     for (version, dir) in dirs {
         let current = version == storage_version();
-        for name in sample_files(&dir) {
-            let bytes = std::fs::read(dir.join(&name)).expect("readable");
-            match reencode_storage(&name, &bytes) {
-                Ok(again) if again == bytes => {}
-                Ok(_) => problems.push(format!("{version}/{name}: decodes to something else")),
-                // An older format's single records may be refused, never misread: the data
-                // directory check below says whether the store opens it.
-                Err(_) if !current => {}
-                Err(why) => problems.push(format!("{version}/{name}: {why}")),
-            }
-        }
+        // An older format's single records may be refused, never misread: the data
+        // directory check below says whether the store opens it.
+        problems.extend(reencode_problems(
+            &dir,
+            &format!("{version}/"),
+            !current,
+            reencode_storage,
+        ));
         if let Err(why) = check_data_dir(&dir) {
             problems.push(format!("{version}: {why}"));
         }

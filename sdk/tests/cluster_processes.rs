@@ -7,7 +7,7 @@ mod support;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
-use support::process::{converged_sequence, members, wait_for, NodeProcess, Start};
+use support::process::{converged_sequence, promote_all, wait_for, NodeProcess, Start};
 use support::runtime::assert_exactly_once;
 
 const CLIENT_PROPOSALS: u64 = 2500;
@@ -41,18 +41,7 @@ fn five_processes_keep_every_acknowledged_proposal_across_a_leader_kill() {
         ));
     }
 
-    wait_for("four learners to join", PROGRESS_LIMIT, || {
-        members(&nodes[0].status()["learners"]).len() == 4
-    });
-    for n in 1..5 {
-        let id = nodes[n].id.clone();
-        wait_for("a promotion to be accepted", PROGRESS_LIMIT, || {
-            nodes[0].ask(&format!("promote {id}")) == "ok"
-        });
-    }
-    wait_for("five voters", PROGRESS_LIMIT, || {
-        members(&nodes[0].status()["voters"]).len() == 5
-    });
+    promote_all(&mut nodes, PROGRESS_LIMIT);
 
     // Clients are the four nodes that do not lead now, so the kill hits the host while
     // every client has proposals in flight.

@@ -321,6 +321,30 @@ fn an_unfinished_first_open_starts_fresh_but_a_garbled_sole_segment_is_refused()
     ));
 }
 
+/// Opening `dir` must refuse `file` as written in format `found`, and leave it as it was.
+fn assert_refused_as_format(dir: &Path, file: &Path, found: &str, supported: &str, stamped: &[u8]) {
+    match open_error(dir) {
+        StorageError::UnsupportedFormat {
+            path,
+            found: found_here,
+            supported: supported_here,
+        } => {
+            assert_eq!(path, file);
+            assert_eq!(
+                (found_here.as_str(), supported_here.as_str()),
+                (found, supported)
+            );
+        }
+        other => panic!("expected UnsupportedFormat, got {other}"),
+    }
+    assert_eq!(
+        std::fs::read(file).unwrap(),
+        stamped,
+        "{} was changed",
+        file.display()
+    );
+}
+
 /// Sets the version character of a file's magic to `version`, as a release with another
 /// storage format would have written it, and returns the bytes it then holds.
 fn restamp_magic(path: &Path, version: u8) -> Vec<u8> {
@@ -338,25 +362,7 @@ fn a_log_segment_of_another_format_version_is_refused_and_left_alone() {
     // misread would destroy a newer release's data.
     let last = last_segment(dir.path());
     let stamped = restamp_magic(&last, b'2');
-    match open_error(dir.path()) {
-        StorageError::UnsupportedFormat {
-            path,
-            found,
-            supported,
-        } => {
-            assert_eq!(path, last);
-            assert_eq!(
-                (found.as_str(), supported.as_str()),
-                ("BATONWL2", "BATONWL1")
-            );
-        }
-        other => panic!("expected UnsupportedFormat, got {other}"),
-    }
-    assert_eq!(
-        std::fs::read(&last).unwrap(),
-        stamped,
-        "the segment was changed"
-    );
+    assert_refused_as_format(dir.path(), &last, "BATONWL2", "BATONWL1", &stamped);
 }
 
 #[test]
@@ -375,23 +381,5 @@ fn a_snapshot_file_of_another_format_version_is_refused_and_left_alone() {
     }
     let file = snapshot_files(dir.path()).pop().unwrap();
     let stamped = restamp_magic(&file, b'2');
-    match open_error(dir.path()) {
-        StorageError::UnsupportedFormat {
-            path,
-            found,
-            supported,
-        } => {
-            assert_eq!(path, file);
-            assert_eq!(
-                (found.as_str(), supported.as_str()),
-                ("BATONSN2", "BATONSN1")
-            );
-        }
-        other => panic!("expected UnsupportedFormat, got {other}"),
-    }
-    assert_eq!(
-        std::fs::read(&file).unwrap(),
-        stamped,
-        "the snapshot was changed"
-    );
+    assert_refused_as_format(dir.path(), &file, "BATONSN2", "BATONSN1", &stamped);
 }

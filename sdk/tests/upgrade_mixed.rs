@@ -17,7 +17,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
-use support::process::{converged_sequence, members, wait_for, NodeProcess, Start};
+use support::process::{converged_sequence, members, promote_all, wait_for, NodeProcess, Start};
 use support::runtime::assert_exactly_once;
 
 const PROGRESS_LIMIT: Duration = Duration::from_secs(60);
@@ -206,18 +206,7 @@ fn a_session_of_old_and_new_releases_moves_its_host_and_upgrades_in_place() {
     let invite = nodes[0].invite.clone();
     nodes.push(spawn(&old, "old1", Start::Join(&invite)));
     nodes.push(spawn(&new, "new2", Start::Join(&invite)));
-    wait_for("two learners to join", PROGRESS_LIMIT, || {
-        members(&nodes[0].status()["learners"]).len() == 2
-    });
-    for n in 1..3 {
-        let id = nodes[n].id.clone();
-        wait_for("a promotion to be accepted", PROGRESS_LIMIT, || {
-            nodes[0].ask(&format!("promote {id}")) == "ok"
-        });
-    }
-    wait_for("three voters", PROGRESS_LIMIT, || {
-        members(&nodes[0].status()["voters"]).len() == 3
-    });
+    promote_all(&mut nodes, PROGRESS_LIMIT);
 
     let mut phases = Vec::new();
     phases.push(propose_from_all(&mut nodes, "mixed"));

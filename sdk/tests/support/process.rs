@@ -211,6 +211,24 @@ pub fn members(list: &str) -> Vec<String> {
         .collect()
 }
 
+/// Waits until every other node has joined `nodes[0]`'s cluster as a learner, then has
+/// `nodes[0]` promote each to voter, and waits until all of them vote.
+pub fn promote_all(nodes: &mut [NodeProcess], limit: Duration) {
+    let others = nodes.len() - 1;
+    wait_for("every node to join as a learner", limit, || {
+        members(&nodes[0].status()["learners"]).len() == others
+    });
+    for n in 1..nodes.len() {
+        let id = nodes[n].id.clone();
+        wait_for("a promotion to be accepted", limit, || {
+            nodes[0].ask(&format!("promote {id}")) == "ok"
+        });
+    }
+    wait_for("every node to vote", limit, || {
+        members(&nodes[0].status()["voters"]).len() == nodes.len()
+    });
+}
+
 /// Polls `condition` until it holds or `limit` passes; panics with `what` otherwise.
 pub fn wait_for(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
