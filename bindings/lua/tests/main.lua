@@ -31,7 +31,7 @@ end
 
 function tests.bad_config_is_a_lua_error_with_the_librarys_message()
     raises(function() baton.host({ tick_mode = 42 }) end, "BATON_RESULT_INVALID_ARGUMENT", "tick_mode")
-    raises(function() baton.host({ tick_hz = 0 }) end, "BATON_RESULT_INVALID_CONFIG", "tick rate must be 1 to 1000")
+    raises(function() baton.host({ tick_hz = 0 }) end, "BATON_RESULT_INVALID_ARGUMENT", "`tick_hz`: must be 1 to 1000")
     raises(function() baton.host({ reserved = 1 }) end, "BATON_RESULT_INVALID_ARGUMENT")
     raises(function() baton.host({ bind_addr = "not an address" }) end, "BATON_RESULT_INVALID_ARGUMENT", "bind_addr")
     local ok, err = pcall(baton.host, { tick_rate = 30 })
