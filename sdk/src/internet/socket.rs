@@ -420,19 +420,9 @@ impl AsyncUdpSocket for SharedSocket {
                 Poll::Ready(Ok(n)) => n,
                 other => return other,
             };
-            let mut kept = 0;
-            for i in 0..received {
-                if !self.sort_in_place(&mut bufs[i], &mut meta[i]) {
-                    continue;
-                }
-                if kept != i {
-                    let len = meta[i].len;
-                    let (low, high) = bufs.split_at_mut(i);
-                    low[kept][..len].copy_from_slice(&high[0][..len]);
-                    meta[kept] = meta[i];
-                }
-                kept += 1;
-            }
+            let kept = crate::transport::fault::keep_received(bufs, meta, received, |buf, meta| {
+                self.sort_in_place(buf, meta)
+            });
             if kept > 0 || received == 0 {
                 return Poll::Ready(Ok(kept));
             }

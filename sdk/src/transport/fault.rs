@@ -348,19 +348,9 @@ impl AsyncUdpSocket for FaultySocket {
                 Poll::Ready(Ok(n)) => n,
                 other => return other,
             };
-            let mut kept = 0;
-            for i in 0..received {
-                if !self.controller.admit_receive(meta[i].addr, self.local) {
-                    continue;
-                }
-                if kept != i {
-                    let len = meta[i].len;
-                    let (low, high) = bufs.split_at_mut(i);
-                    low[kept][..len].copy_from_slice(&high[0][..len]);
-                    meta[kept] = meta[i];
-                }
-                kept += 1;
-            }
+            let kept = keep_received(bufs, meta, received, |_, meta| {
+                self.controller.admit_receive(meta.addr, self.local)
+            });
             if kept > 0 || received == 0 {
                 return Poll::Ready(Ok(kept));
             }
@@ -385,6 +375,31 @@ impl AsyncUdpSocket for FaultySocket {
     fn may_fragment(&self) -> bool {
         self.inner.may_fragment()
     }
+}
+
+/// Keeps the first `received` datagrams of a batch that `keep` accepts (it may rewrite
+/// them in place), moved to the front in order; returns how many. Shared by the sockets
+/// that wrap another one and filter what it receives.
+pub(crate) fn keep_received(
+    bufs: &mut [IoSliceMut<'_>],
+    meta: &mut [RecvMeta],
+    received: usize,
+    mut keep: impl FnMut(&mut IoSliceMut<'_>, &mut RecvMeta) -> bool,
+) -> usize {
+    let mut kept = 0;
+    for i in 0..received {
+        if !keep(&mut bufs[i], &mut meta[i]) {
+            continue;
+        }
+        if kept != i {
+            let len = meta[i].len;
+            let (low, high) = bufs.split_at_mut(i);
+            low[kept][..len].copy_from_slice(&high[0][..len]);
+            meta[kept] = meta[i];
+        }
+        kept += 1;
+    }
+    kept
 }
 
 #[cfg(test)]
