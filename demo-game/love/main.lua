@@ -43,6 +43,11 @@ local LEAVE_SECONDS_MAX = 10
 local BOT_LIFETIME_SECONDS_MAX = 180
 local LOG_LINES_MAX = 14
 local PACE_TURNS = 10
+-- How long after play resumes a departed host's PLAYER_LEFT may still arrive. A host that
+-- leaves hands over first and asks the new host to remove it afterwards, so the new host
+-- may run turns before the removal commits; past this (half the SDK's 10 s leave budget,
+-- after which a leaver stops waiting) a host that was never removed was lost.
+local CAUSE_WAIT_SECONDS = 5
 local CELL = 34
 local BOARD_X, BOARD_Y = 20, 64
 local PANEL_X = BOARD_X + CELL * territory.SIDE + 24
@@ -199,23 +204,37 @@ local function open_migration(from, election)
         election = election, pace = pace }
 end
 
+-- Says what the migration was, once that is known: a planned handoff if the old host's
+-- PLAYER_LEFT came, a lost host if it never did.
+local function decide_migration(planned)
+    local migration = game.undecided
+    game.undecided = nil
+    migration.planned = planned
+    if not planned then
+        game.gone[migration.from] = "lost"
+    end
+    local cause = planned and "handoff" or "election"
+    local turns = migration.pace and string.format(" (%.1f turns)", migration.pause_ms / 1000 / migration.pace) or ""
+    note(string.format("turn %d: host %s -> %s (%s); play paused %d ms%s", migration.turn, name(migration.from),
+        name(migration.to), planned and "planned handoff" or "host lost, election", migration.pause_ms, turns))
+    report("migration", migration.from, migration.to, cause, migration.pause_ms, migration.turn)
+end
+
 local function close_migration()
     local migration = game.migration
     game.migration = nil
     migration.pause_ms = math.floor((now() - migration.started) * 1000 + 0.5)
     migration.at = now()
     table.insert(game.migrations, migration)
-    -- A host that leaves hands over first and is removed before play resumes, so its
-    -- PLAYER_LEFT has come by now; an election with no such departure means it was lost.
-    migration.planned = game.gone[migration.from] == "left" or not migration.election
-    if not migration.planned then
-        game.gone[migration.from] = "lost"
+    if game.undecided then
+        decide_migration(false) -- a second migration before the first's cause was known
     end
-    local cause = migration.planned and "handoff" or "election"
-    local turns = migration.pace and string.format(" (%.1f turns)", migration.pause_ms / 1000 / migration.pace) or ""
-    note(string.format("turn %d: host %s -> %s (%s); play paused %d ms%s", migration.turn, name(migration.from),
-        name(migration.to), migration.planned and "planned handoff" or "host lost, election", migration.pause_ms, turns))
-    report("migration", migration.from, migration.to, cause, migration.pause_ms, migration.turn)
+    game.undecided = migration
+    -- A host change seen without an election in between is a transfer; otherwise only the
+    -- old host's removal tells a handoff from a crash.
+    if game.gone[migration.from] == "left" or not migration.election then
+        decide_migration(true)
+    end
     if options.screenshot and not game.screenshot_turn then
         game.screenshot_turn = game.state.turn + 2
     end
@@ -328,6 +347,9 @@ end
 
 function HANDLERS.player_left(event)
     game.gone[event.player] = game.gone[event.player] or "left"
+    if game.undecided and game.undecided.from == event.player then
+        decide_migration(true)
+    end
     note("left: " .. name(event.player))
     report("player-left", event.player)
 end
@@ -396,7 +418,7 @@ local function check_final()
     if not options.bot or options.turns == 0 or game.final_reported then
         return
     end
-    if game.state.turn >= options.turns and not game.pending then
+    if game.state.turn >= options.turns and not game.pending and not game.undecided then
         game.final_reported = true
         local history = {}
         for turn = 1, game.state.turn do
@@ -454,9 +476,13 @@ function love.update()
         end
     else
         pump()
+        if game.undecided and now() - game.undecided.at > CAUSE_WAIT_SECONDS then
+            decide_migration(false)
+        end
         play_bot()
         check_final()
-        if game.screenshot_turn and game.state.turn >= game.screenshot_turn and not game.screenshot_taken then
+        if game.screenshot_turn and game.state.turn >= game.screenshot_turn and not game.screenshot_taken
+            and not game.undecided then
             game.screenshot_taken = true
             love.graphics.captureScreenshot(options.screenshot)
             game.screenshot_report = true
@@ -689,7 +715,8 @@ local function draw_panel()
         local turns = migration.pace and string.format(" = %.1f turns", migration.pause_ms / 1000 / migration.pace) or ""
         love.graphics.printf(string.format("HOST MIGRATED at turn %d\n%s took over from %s (%s)\nplay paused %d ms%s",
             migration.turn, name(migration.to), name(migration.from),
-            migration.planned and "planned handoff" or "host lost", migration.pause_ms, turns), x + 8, y + 6, 334)
+            migration.planned == nil and "host gone: left or lost?" or migration.planned and "planned handoff"
+                or "host lost", migration.pause_ms, turns), x + 8, y + 6, 334)
         y = y + 72
     end
     love.graphics.setFont(fonts.small)
