@@ -20,11 +20,14 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// Every wait is bounded by this; on a quiet machine each step takes a few seconds.
 const STEP_LIMIT: Duration = Duration::from_secs(60);
+/// A moved player must get turns again well before QUIC's idle timeout (30 s) would have
+/// it reconnect anyway; it takes one registration interval (5 s) and a punch.
+const MOVE_LIMIT: Duration = Duration::from_secs(15);
 const RENDEZVOUS: &str = "192.0.2.1:3479";
 const PLAYER_BIND: &str = "0.0.0.0:4000";
 const TURN: &str = "192.0.2.2:3478";
@@ -273,12 +276,16 @@ impl Drop for Proc {
     }
 }
 
-fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
+fn wait_for(what: &str, condition: impl FnMut() -> bool) {
+    wait_within(what, STEP_LIMIT, condition);
+}
+
+fn wait_within(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
     let started = Instant::now();
     while !condition() {
         assert!(
-            started.elapsed() < STEP_LIMIT,
-            "timed out waiting for {what}"
+            started.elapsed() < limit,
+            "timed out waiting {limit:?} for {what}"
         );
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -337,8 +344,18 @@ fn ready(line: &str) -> (String, String, String) {
     )
 }
 
-/// Builds the namespaces or says why the test is skipped.
-fn setup(test: &str, dir: &Path, nats: &[Nat]) -> Option<(Internet, PathBuf)> {
+/// The tests of this file take turns: their namespaces share names (`<prefix>-<pid>`), and
+/// a 2-core machine runs one little Internet at a time well, not two.
+static NAMESPACES: Mutex<()> = Mutex::new(());
+
+/// Builds the namespaces or says why the test is skipped; the guard keeps the other tests
+/// of this file waiting (bind it before the namespaces, so it drops after them).
+fn setup(
+    test: &str,
+    dir: &Path,
+    nats: &[Nat],
+) -> Option<(MutexGuard<'static, ()>, Internet, PathBuf)> {
+    let serial = NAMESPACES.lock().unwrap_or_else(|p| p.into_inner());
     let rendezvous = match rendezvous_exe() {
         Ok(path) => path,
         Err(reason) => {
@@ -347,7 +364,7 @@ fn setup(test: &str, dir: &Path, nats: &[Nat]) -> Option<(Internet, PathBuf)> {
         }
     };
     match Internet::build(dir, nats) {
-        Ok(internet) => Some((internet, rendezvous)),
+        Ok(internet) => Some((serial, internet, rendezvous)),
         Err(reason) => {
             println!("SKIPPED {test}: {reason}");
             None
@@ -398,32 +415,20 @@ fn link_paths(status: &BTreeMap<String, String>) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn three_players_behind_cone_nats_punch_through_and_survive_a_host_kill() {
-    let test = "three_players_behind_cone_nats_punch_through_and_survive_a_host_kill";
-    let dir = tempfile::tempdir().unwrap();
-    let Some((internet, rendezvous_exe)) = setup(test, dir.path(), &[Nat::Cone; 3]) else {
-        return;
-    };
+/// Three players behind their NATs, joined through the rendezvous service, playing, all
+/// three voters with a direct link to each other. Returns them (host first) and their ids.
+fn three_players_joined(test: &str, internet: &Internet, dir: &Path) -> (Vec<Proc>, Vec<String>) {
     let started = Instant::now();
-    let rendezvous = Proc::spawn(
-        "rendezvous",
-        &internet.public,
-        &rendezvous_exe,
-        &["--bind", RENDEZVOUS, "--stats-interval-s", "1"],
-    );
-    rendezvous.wait_line("ready ");
-
-    let mut host = player("host", &internet.homes[0], dir.path(), 1, None);
+    let mut host = player("host", &internet.homes[0], dir, 1, None);
     let (host_id, host_addr, invite) = ready(&host.wait_line("ready "));
     // The invite names the host's public address (its router's), not its private one.
     assert_eq!(
         host_addr, "203.0.1.2:4000",
         "the host announces its NAT's mapping"
     );
-    let mut second = player("second", &internet.homes[1], dir.path(), 2, Some(&invite));
+    let mut second = player("second", &internet.homes[1], dir, 2, Some(&invite));
     let (second_id, ..) = ready(&second.wait_line("ready "));
-    let mut third = player("third", &internet.homes[2], dir.path(), 3, Some(&invite));
+    let mut third = player("third", &internet.homes[2], dir, 3, Some(&invite));
     let (third_id, ..) = ready(&third.wait_line("ready "));
     eprintln!("{test}: three players ready after {:?}", started.elapsed());
 
@@ -431,7 +436,7 @@ fn three_players_behind_cone_nats_punch_through_and_survive_a_host_kill() {
     wait_for("turns on every player", || {
         [&host, &second, &third].iter().all(|p| p.last_turn() >= 8)
     });
-    // ...and all three vote, so that two survive as a majority.
+    // ...and all three vote, so that two of them are a majority.
     wait_for("a full mesh of direct links between three voters", || {
         [&mut host, &mut second, &mut third].into_iter().all(|p| {
             let status = p.status();
@@ -445,46 +450,172 @@ fn three_players_behind_cone_nats_punch_through_and_survive_a_host_kill() {
     assert_eq!(status["host"], host_id);
     assert_eq!(status["public"], "203.0.2.2:4000");
     eprintln!("{test}: links of the second player: {}", status["links"]);
+    (
+        vec![host, second, third],
+        vec![host_id, second_id, third_id],
+    )
+}
+
+/// Every turn committed by all of `players` hashes the same on each; returns how many
+/// turns that is.
+fn assert_equal_turns(players: &[&Proc]) -> usize {
+    let turns: Vec<BTreeMap<u64, String>> = players.iter().map(|p| p.turns()).collect();
+    let common: Vec<u64> = turns[0]
+        .keys()
+        .filter(|t| turns.iter().all(|other| other.contains_key(t)))
+        .copied()
+        .collect();
+    for turn in &common {
+        for (player, other) in players.iter().zip(&turns).skip(1) {
+            assert_eq!(
+                turns[0][turn], other[turn],
+                "turn {turn} differs between {} and {}",
+                players[0].name, player.name
+            );
+        }
+    }
+    common.len()
+}
+
+#[test]
+fn three_players_behind_cone_nats_punch_through_and_survive_a_host_kill() {
+    let test = "three_players_behind_cone_nats_punch_through_and_survive_a_host_kill";
+    let dir = tempfile::tempdir().unwrap();
+    let Some((_serial, internet, rendezvous_exe)) = setup(test, dir.path(), &[Nat::Cone; 3]) else {
+        return;
+    };
+    let started = Instant::now();
+    let rendezvous = Proc::spawn(
+        "rendezvous",
+        &internet.public,
+        &rendezvous_exe,
+        &["--bind", RENDEZVOUS, "--stats-interval-s", "1"],
+    );
+    rendezvous.wait_line("ready ");
+    let (mut players, ids) = three_players_joined(test, &internet, dir.path());
+    let [second_id, third_id] = [&ids[1], &ids[2]];
 
     // The host dies without a word; the two survivors, each behind its own NAT, elect one
     // of them and play on.
-    let killed_at_turn = host.last_turn();
-    host.kill();
+    let killed_at_turn = players[0].last_turn();
+    players[0].kill();
     eprintln!("{test}: SIGKILLed the host at turn {killed_at_turn}");
     wait_for("a new host among the survivors", || {
-        let host = second.status()["host"].clone();
-        host == second_id || host == third_id
+        let host = players[1].status()["host"].clone();
+        host == *second_id || host == *third_id
     });
     let target = killed_at_turn + 10;
     wait_for("ten more turns on both survivors", || {
-        second.last_turn() >= target && third.last_turn() >= target
+        players[1].last_turn() >= target && players[2].last_turn() >= target
     });
 
-    // Equal state: every turn both survivors committed hashes the same on both.
-    let (a, b) = (second.turns(), third.turns());
-    let common: Vec<u64> = a.keys().filter(|t| b.contains_key(t)).copied().collect();
-    assert!(common.len() >= 10, "common turns: {common:?}");
-    for turn in &common {
-        assert_eq!(
-            a[turn], b[turn],
-            "turn {turn} differs between the survivors"
-        );
-    }
-    let host_turns = host.turns();
-    for (turn, hash) in host_turns.iter().filter(|(t, _)| a.contains_key(t)) {
-        assert_eq!(
-            &a[turn], hash,
-            "turn {turn} the dead host committed was rewritten"
-        );
-    }
+    // Equal state: every turn both survivors committed hashes the same on both, and the
+    // turns the dead host committed were not rewritten.
+    let common = assert_equal_turns(&[&players[1], &players[2]]);
+    assert!(common >= 10, "only {common} common turns");
+    assert_equal_turns(&[&players[1], &players[0]]);
     let stats = rendezvous.wait_line("stats ");
     eprintln!(
         "{test}: rendezvous {stats}; whole test {:?}",
         started.elapsed()
     );
-    drop(third);
-    drop(second);
-    drop(host);
+    drop(players);
+    drop(rendezvous);
+    drop(internet);
+}
+
+/// A home router gets a new public IP (as when a phone leaves Wi-Fi for mobile data, or an
+/// ISP renumbers a line): the kernel forgets the NAT mappings through the old one, so every
+/// path to the player behind it dies at once, unnoticed by QUIC.
+fn renumber_router(router: &Namespace, from: &str, to: &str, gateway: &str) {
+    // Keep the subnet's route (and so the default route) when the old address goes.
+    router
+        .exec(
+            "sysctl",
+            &["-qw", "net.ipv4.conf.wan.promote_secondaries=1"],
+        )
+        .unwrap();
+    router.ip(&["addr", "add", to, "dev", "wan"]).unwrap();
+    router.ip(&["addr", "del", from, "dev", "wan"]).unwrap();
+    router
+        .ip(&["route", "replace", "default", "via", gateway])
+        .unwrap();
+}
+
+#[test]
+fn a_player_whose_public_address_changes_mid_game_reconnects_without_a_host_migration() {
+    let test = "a_player_whose_public_address_changes_mid_game_reconnects_without_a_host_migration";
+    let dir = tempfile::tempdir().unwrap();
+    let Some((_serial, internet, rendezvous_exe)) = setup(test, dir.path(), &[Nat::Cone; 3]) else {
+        return;
+    };
+    let started = Instant::now();
+    let rendezvous = Proc::spawn(
+        "rendezvous",
+        &internet.public,
+        &rendezvous_exe,
+        &["--bind", RENDEZVOUS],
+    );
+    rendezvous.wait_line("ready ");
+    let (mut players, ids) = three_players_joined(test, &internet, dir.path());
+    // Of each pair only the connection the lower id dialed is kept, and QUIC lets only a
+    // connection's client move: the follower with the lower id moves first (its links to
+    // the other follower migrate), the other one next (its link from the first must be
+    // punched anew).
+    let id_of = |i: usize| u64::from_str_radix(&ids[i], 16).unwrap();
+    let mut followers = [1, 2];
+    followers.sort_by_key(|&i| id_of(i));
+    for i in followers {
+        let n = i + 1;
+        let (old, new) = (format!("203.0.{n}.2"), format!("203.0.{n}.3"));
+        assert_eq!(players[i].status()["public"], format!("{old}:4000"));
+        let moved_at_turn = players[i].last_turn();
+        let moved_at = Instant::now();
+        renumber_router(
+            &internet.routers[i],
+            &format!("{old}/24"),
+            &format!("{new}/24"),
+            &format!("203.0.{n}.1"),
+        );
+        let name = players[i].name.clone();
+        eprintln!("{test}: {name}'s router moved to {new} at turn {moved_at_turn}");
+        wait_for("the moved player registered at its new address", || {
+            players[i].status()["public"] == format!("{new}:4000")
+        });
+        let registered = moved_at.elapsed();
+        // Turns reach the moved player again only over a path to its new address, and
+        // soon: waiting out QUIC's idle timeout (30 s) would bring one back too.
+        let target = players[0].last_turn() + 3;
+        wait_within("turns on the moved player again", MOVE_LIMIT, || {
+            players[i].last_turn() >= target
+        });
+        eprintln!(
+            "{test}: {name} registered its new address {registered:?} and got turns again {:?} after the move",
+            moved_at.elapsed()
+        );
+    }
+    let target = players[0].last_turn() + 10;
+    wait_for("ten more turns on every player", || {
+        players.iter().all(|p| p.last_turn() >= target)
+    });
+    // Direct links again, the same host all along, and nobody else ever took over.
+    for player in &mut players {
+        let status = player.status();
+        assert_eq!(status["host"], ids[0], "{} sees another host", player.name);
+        assert_eq!(link_paths(&status), ["direct", "direct"], "{}", player.name);
+    }
+    for player in &players[1..] {
+        let lines = player.lines.lock().unwrap();
+        assert!(
+            !lines.iter().any(|l| l.starts_with("became-host ")),
+            "{} became host: the move caused a host migration",
+            player.name
+        );
+    }
+    let common = assert_equal_turns(&[&players[0], &players[1], &players[2]]);
+    assert!(common >= 20, "only {common} turns common to all three");
+    eprintln!("{test}: whole test {:?}", started.elapsed());
+    drop(players);
     drop(rendezvous);
     drop(internet);
 }
@@ -493,7 +624,8 @@ fn three_players_behind_cone_nats_punch_through_and_survive_a_host_kill() {
 fn a_player_behind_a_symmetric_nat_plays_through_the_turn_relay() {
     let test = "a_player_behind_a_symmetric_nat_plays_through_the_turn_relay";
     let dir = tempfile::tempdir().unwrap();
-    let Some((internet, rendezvous_exe)) = setup(test, dir.path(), &[Nat::Cone, Nat::Symmetric])
+    let Some((_serial, internet, rendezvous_exe)) =
+        setup(test, dir.path(), &[Nat::Cone, Nat::Symmetric])
     else {
         return;
     };
@@ -558,12 +690,8 @@ fn a_player_behind_a_symmetric_nat_plays_through_the_turn_relay() {
     wait_for("ten more turns through the relay", || {
         host.last_turn() >= target && relayed.last_turn() >= target
     });
-    let (a, b) = (host.turns(), relayed.turns());
-    let common: Vec<u64> = a.keys().filter(|t| b.contains_key(t)).copied().collect();
-    assert!(common.len() >= 10, "common turns: {common:?}");
-    for turn in &common {
-        assert_eq!(a[turn], b[turn], "turn {turn} differs");
-    }
+    let common = assert_equal_turns(&[&host, &relayed]);
+    assert!(common >= 10, "only {common} common turns");
     eprintln!("{test}: whole test {:?}", started.elapsed());
     drop(relayed);
     drop(host);

@@ -42,7 +42,31 @@ impl InternetStatus {
 
 /// A request to the transport: dial `node` at these candidates now (the other side does
 /// the same toward us).
-pub(crate) type Punch = (NodeId, Vec<Candidate>);
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Punch {
+    pub(crate) node: NodeId,
+    pub(crate) candidates: Vec<Candidate>,
+    /// The node announced other candidates than before (its NAT rebound, it changed
+    /// networks): a link to it at an address it no longer has is dead even if QUIC has not
+    /// noticed yet.
+    pub(crate) moved: bool,
+}
+
+/// What the agent asks of the transport.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Request {
+    /// Punch toward a member.
+    Punch(Punch),
+    /// Our own public address changed: connections peers dialed to us cannot follow (a
+    /// QUIC client drops packets from anywhere but its server's address), the ones we
+    /// dialed migrate once the peers' NATs let our new address in.
+    Moved {
+        /// Where the rendezvous service saw us before.
+        from: SocketAddr,
+        /// Where it sees us now.
+        to: SocketAddr,
+    },
+}
 
 /// Punch requests waiting for the transport; more are dropped (the next registration
 /// brings them again).
@@ -57,7 +81,10 @@ pub(crate) struct Agent {
     node: NodeId,
     host_candidates: Vec<Candidate>,
     status: watch::Sender<InternetStatus>,
-    punch: mpsc::Sender<Punch>,
+    punch: mpsc::Sender<Request>,
+    /// The candidates each member last announced, to tell a member that moved from one
+    /// that only refreshed (at most `MEMBERS_PER_SESSION_MAX`).
+    announced: HashMap<NodeId, Vec<Candidate>>,
     /// TURN credentials from the rendezvous service, if the studio runs a TURN server.
     grant: Option<TurnGrant>,
     /// Whether the NAT check against the TURN server was done.
@@ -103,7 +130,7 @@ impl Agent {
         credentials: SessionCredentials,
         node: NodeId,
         local: SocketAddr,
-        punch: mpsc::Sender<Punch>,
+        punch: mpsc::Sender<Request>,
     ) -> (Agent, watch::Receiver<InternetStatus>) {
         routes.add_service(config.rendezvous);
         let (status, status_rx) = watch::channel(InternetStatus::default());
@@ -117,6 +144,7 @@ impl Agent {
             node,
             status,
             punch,
+            announced: HashMap::new(),
             grant: None,
             nat_checked: false,
             allocation: None,
@@ -406,15 +434,13 @@ impl Agent {
     }
 
     async fn punch_queued(&mut self) {
-        while let Some((node, candidates)) = self.pending_peers.pop_front() {
-            for candidate in &candidates {
+        while let Some(punch) = self.pending_peers.pop_front() {
+            for candidate in &punch.candidates {
                 if candidate.kind != CandidateKind::Host {
                     self.bind_channel(candidate.addr).await;
                 }
             }
-            if self.punch.try_send((node, candidates)).is_err() {
-                tracing::debug!("punch queue full; the next registration brings it again");
-            }
+            self.request(Request::Punch(punch));
         }
         while let Some((from, bytes)) = self.deferred.pop_front() {
             self.on_datagram(from, &bytes);
@@ -449,6 +475,29 @@ impl Agent {
         }
     }
 
+    fn request(&self, request: Request) {
+        if self.punch.try_send(request).is_err() {
+            tracing::debug!("punch queue full; the next registration brings it again");
+        }
+    }
+
+    /// Whether `node` announces other candidates than it did last time.
+    fn note_announced(&mut self, node: NodeId, candidates: &[Candidate]) -> bool {
+        match self.announced.get_mut(&node) {
+            Some(known) if known.as_slice() == candidates => false,
+            Some(known) => {
+                *known = candidates.to_vec();
+                true
+            }
+            None => {
+                if self.announced.len() < rendezvous::MEMBERS_PER_SESSION_MAX {
+                    self.announced.insert(node, candidates.to_vec());
+                }
+                false
+            }
+        }
+    }
+
     fn on_datagram(&mut self, from: SocketAddr, bytes: &[u8]) {
         if self.allocation.as_ref().is_some_and(|a| a.server == from) {
             // Data indications (peers without a channel) and late answers: nothing to do,
@@ -478,6 +527,14 @@ impl Agent {
                 if turn.is_some() {
                     self.grant = turn;
                 }
+                let before = self.status.borrow().observed;
+                if let Some(before) = before.filter(|before| *before != observed) {
+                    tracing::info!(from = %before, to = %observed, "our public address changed");
+                    self.request(Request::Moved {
+                        from: before,
+                        to: observed,
+                    });
+                }
                 self.status.send_if_modified(|status| {
                     let changed = !status.registered || status.observed != Some(observed);
                     if changed {
@@ -499,15 +556,21 @@ impl Agent {
                         self.routes.mark_relayed_peer(candidate.addr);
                     }
                 }
+                let moved = self.note_announced(node, &candidates);
+                let punch = Punch {
+                    node,
+                    candidates,
+                    moved,
+                };
                 // Punching before we know whether we relay would dial through a NAT that
                 // cannot carry it, and hold the peer's punch round for a whole handshake
                 // timeout.
                 if !self.settled || self.allocation.is_some() {
                     if self.pending_peers.len() < PUNCH_QUEUE_MAX {
-                        self.pending_peers.push_back((node, candidates));
+                        self.pending_peers.push_back(punch);
                     }
-                } else if self.punch.try_send((node, candidates)).is_err() {
-                    tracing::debug!("punch queue full; the next registration brings it again");
+                } else {
+                    self.request(Request::Punch(punch));
                 }
             }
             ToClient::Refused { session, reason } if session == ours => {

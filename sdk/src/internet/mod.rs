@@ -36,7 +36,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 pub use agent::InternetStatus;
-pub(crate) use agent::{Agent, Punch, PUNCH_QUEUE_MAX};
+pub(crate) use agent::{Agent, Punch, Request, PUNCH_QUEUE_MAX};
 pub use socket::{PathCounters, PathKind};
 
 /// How a node reaches the Internet services.

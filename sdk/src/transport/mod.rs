@@ -107,7 +107,9 @@ pub use handshake::HandshakeError;
 pub use identity::{node_id_of_cert, CertParseError, Identity};
 
 use crate::internet::socket::{Routes, SharedSocket};
-use crate::internet::{Agent, InternetConfig, InternetStatus, PathKind, Punch, PUNCH_QUEUE_MAX};
+use crate::internet::{
+    Agent, InternetConfig, InternetStatus, PathKind, Punch, Request, PUNCH_QUEUE_MAX,
+};
 use crate::raft::NodeId;
 use frame::{decode_payload, encode_frame, encode_payload, ErrorFrame, FrameKind};
 use handshake::{Authenticated, LocalHello, Role};
@@ -1171,16 +1173,81 @@ where
         Ok(peer)
     }
 
-    async fn run_puncher(self: Arc<Self>, mut requests: mpsc::Receiver<Punch>) {
+    async fn run_puncher(self: Arc<Self>, mut requests: mpsc::Receiver<Request>) {
         // Ends when the agent stops (its sender dropped) or at shutdown (aborted).
-        while let Some((peer, candidates)) = requests.recv().await {
-            let addrs = candidates.iter().map(|c| c.addr).collect();
-            self.punch(peer, addrs);
+        while let Some(request) = requests.recv().await {
+            match request {
+                Request::Punch(punch) => self.punch_toward(punch),
+                Request::Moved { from, to } => self.close_links_left_behind(from, to),
+            }
         }
     }
 
-    fn punch(self: &Arc<Self>, peer: NodeId, mut addrs: Vec<SocketAddr>) {
-        if peer == self.node_id || self.is_shut_down() || self.has_live_link(peer) {
+    /// Our public address changed: a connection a peer dialed to us is dead, since its
+    /// QUIC client drops packets from anywhere but its server's address. Closing it now
+    /// (instead of after the idle timeout) lets the punch toward that peer, which the same
+    /// registration answer brings, make a new one. Connections we dialed stay: the peer's
+    /// end follows our new address (QUIC migration) once its NAT lets it in, and the peer
+    /// punches toward it on learning that we moved.
+    fn close_links_left_behind(&self, from: SocketAddr, to: SocketAddr) {
+        let state = self.lock_state();
+        for (peer, slot) in &state.peers {
+            let link = slot.link.borrow();
+            let Some(link) = link
+                .as_ref()
+                .filter(|l| l.is_live() && l.dialer != self.node_id)
+            else {
+                continue;
+            };
+            tracing::info!(peer = format_args!("{peer:016x}"), %from, %to, "our address changed: closing the connection the peer dialed");
+            link.conn
+                .close(CloseCode::ConnectionLost.varint(), b"address changed");
+        }
+    }
+
+    /// Punches toward a member the rendezvous service names. A connected member is left
+    /// alone unless it moved away from the address our connection uses: then a connection
+    /// we dialed is closed (a QUIC client does not follow its server), and one it dialed is
+    /// kept while the punch opens our NAT toward its new address, which QUIC migrates to.
+    fn punch_toward(self: &Arc<Self>, punch: Punch) {
+        let Punch {
+            node: peer,
+            candidates,
+            moved,
+        } = punch;
+        let addrs: Vec<SocketAddr> = candidates.iter().map(|c| c.addr).collect();
+        let link = {
+            let state = self.lock_state();
+            state
+                .peers
+                .get(&peer)
+                .and_then(|slot| slot.link.borrow().clone())
+                .filter(|link| link.is_live())
+        };
+        if let Some(link) = link {
+            let remote = link.conn.remote_address();
+            if !moved || addrs.contains(&remote) {
+                return;
+            }
+            tracing::info!(peer = format_args!("{peer:016x}"), old = %remote, ?addrs, "peer moved");
+            if link.dialer == self.node_id {
+                link.conn
+                    .close(CloseCode::ConnectionLost.varint(), b"peer moved");
+            }
+        }
+        self.punch_addrs(peer, addrs);
+    }
+
+    fn punch(self: &Arc<Self>, peer: NodeId, addrs: Vec<SocketAddr>) {
+        if self.has_live_link(peer) {
+            return;
+        }
+        self.punch_addrs(peer, addrs);
+    }
+
+    /// Dials `peer` at every one of `addrs` at once.
+    fn punch_addrs(self: &Arc<Self>, peer: NodeId, mut addrs: Vec<SocketAddr>) {
+        if peer == self.node_id || self.is_shut_down() {
             return;
         }
         addrs.sort_unstable();
