@@ -6,6 +6,9 @@ use thiserror::Error;
 /// Largest election timeout accepted, so that every tick counter fits comfortably.
 pub const ELECTION_TIMEOUT_TICKS_LIMIT: u32 = 1_000_000;
 
+/// Most deviations a detection timeout may ask for: beyond it the ceiling decides anyway.
+pub const DETECTION_DEVIATIONS_MAX: u32 = 16;
+
 /// Static settings of one node. Build with [`Config::new`] and adjust fields.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -17,8 +20,26 @@ pub struct Config {
     /// Fitness shifts a node's range within `[min, max + (max - min) / 2)`: the fittest
     /// draw from the lower half, the least fit wait longer (see `docs/raft-core.md`).
     pub election_timeout_ticks_max: u32,
-    /// Ticks between two heartbeats of a leader (default 2).
+    /// Longest interval between two heartbeat rounds of a leader, in ticks (default 2).
+    /// With `adaptive_election_timeout` the leader heartbeats every half of the shortest
+    /// detection timeout it measures on its voters' answers, within `[1, this]`.
     pub heartbeat_interval_ticks: u32,
+    /// Judge the leader's silence against the measured arrival of its messages instead
+    /// of the fixed range above (default true; see `detector` and `docs/raft-core.md`).
+    /// A follower's election timeout is then its detection timeout plus the fitness shift
+    /// and the random jitter, drawn as from `[detection, 2 × detection)`; the fixed range
+    /// is used until `ARRIVAL_GAPS_MEASURED_MIN` gaps were measured.
+    pub adaptive_election_timeout: bool,
+    /// Shortest detection timeout, in ticks (default 4): how fast a crash can be noticed
+    /// on a link without jitter, and what scheduling noise must stay under.
+    pub detection_timeout_ticks_floor: u32,
+    /// Longest detection timeout, in ticks (default 100): what a crash costs at most on a
+    /// link so bad that its measured silences would ask for more.
+    pub detection_timeout_ticks_ceiling: u32,
+    /// Deviations above the smoothed gap that a silence must reach to be suspected
+    /// (default 4, as TCP's retransmission timer). More: fewer false suspicions on a
+    /// jittery link, slower detection on it.
+    pub detection_deviations: u32,
     /// Pipelining window: AppendEntries (or snapshot chunks) in flight per follower (default 8).
     pub max_inflight_appends: usize,
     /// Batching: most entries in one AppendEntries (default 64).
@@ -54,6 +75,10 @@ impl Config {
             election_timeout_ticks_min: 10,
             election_timeout_ticks_max: 20,
             heartbeat_interval_ticks: 2,
+            adaptive_election_timeout: true,
+            detection_timeout_ticks_floor: 4,
+            detection_timeout_ticks_ceiling: 100,
+            detection_deviations: 4,
             max_inflight_appends: 8,
             max_entries_per_append: 64,
             max_append_bytes: 1024 * 1024,
@@ -79,6 +104,14 @@ impl Config {
                 heartbeat: self.heartbeat_interval_ticks,
                 election_min: min,
             });
+        }
+        let floor = self.detection_timeout_ticks_floor;
+        let ceiling = self.detection_timeout_ticks_ceiling;
+        if floor < 2 || ceiling < floor || ceiling > ELECTION_TIMEOUT_TICKS_LIMIT {
+            return Err(ConfigError::DetectionTimeout { floor, ceiling });
+        }
+        if !(1..=DETECTION_DEVIATIONS_MAX).contains(&self.detection_deviations) {
+            return Err(ConfigError::DetectionDeviations(self.detection_deviations));
         }
         if self.max_inflight_appends == 0 {
             return Err(ConfigError::Zero("max_inflight_appends"));
@@ -123,6 +156,19 @@ pub enum ConfigError {
         /// Configured minimum election timeout.
         election_min: u32,
     },
+    /// The detection timeout's bounds are empty, too short or too long.
+    #[error(
+        "detection timeout bounds [{floor}, {ceiling}] ticks are invalid (need 2 <= floor <= ceiling <= limit)"
+    )]
+    DetectionTimeout {
+        /// Configured floor.
+        floor: u32,
+        /// Configured ceiling.
+        ceiling: u32,
+    },
+    /// The deviations a silence must reach are outside `[1, DETECTION_DEVIATIONS_MAX]`.
+    #[error("detection_deviations {0} must be in [1, 16]")]
+    DetectionDeviations(u32),
     /// A size or window limit is zero.
     #[error("{0} must be positive")]
     Zero(&'static str),

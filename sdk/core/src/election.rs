@@ -2,7 +2,9 @@
 //! election timeouts.
 //!
 //! Fitness bias: a follower's election timeout is
-//! `min + shift + jitter`, where `width = max - min`,
+//! `base + shift + jitter`, where `base` is its detection timeout (see `detector`) and
+//! `width = base`, or, before the leader's arrivals are measured (and with
+//! `adaptive_election_timeout` off), `base = min` and `width = max - min`;
 //! `shift = width * position >> failed_rounds` and `jitter` is uniform in
 //! `[0, width - (width / 2 >> failed_rounds))`. `position` in `[0, 1]` is the follower's
 //! place in the last leader's succession order (rank 0 = fittest caught-up voter, sent in
@@ -11,6 +13,7 @@
 //! cluster whose fittest node is gone elect with plain randomized timeouts after a few
 //! rounds. Votes never look at fitness (§5.4.1 only).
 
+use crate::detector::ArrivalEstimate;
 use crate::message::MessageBody;
 use crate::node::{RaftNode, State};
 use crate::progress::Progress;
@@ -28,8 +31,13 @@ impl RaftNode {
     }
 
     fn draw_election_timeout(&mut self) -> u32 {
-        let min = self.config.election_timeout_ticks_min;
-        let width = u64::from(self.config.election_timeout_ticks_max - min);
+        let (min, width) = match self.detection_timeout() {
+            Some(detection) => (detection, u64::from(detection)),
+            None => {
+                let min = self.config.election_timeout_ticks_min;
+                (min, u64::from(self.config.election_timeout_ticks_max - min))
+            }
+        };
         let position_permille = match self.successor_rank {
             Some(rank) => {
                 let last_rank = self.membership.voters.len().saturating_sub(2).max(1) as u64;
@@ -46,11 +54,76 @@ impl RaftNode {
         timeout as u32
     }
 
-    /// §4.2.3 / §6.2: a leader was heard from within the minimum election timeout.
+    /// §4.2.3 / §6.2: a leader was heard from within the shortest silence after which
+    /// this node would suspect it itself: its detection timeout, or the minimum election
+    /// timeout while unmeasured. A voter whose own detector has fired grants a pre-vote,
+    /// so the others need not wait out a fixed minimum after a crash; one whose detector
+    /// has not stays loyal, so a node that suspects early cannot depose a live leader.
+    /// With lease reads the minimum stays the floor: the leader's lease counts on it.
     pub(crate) fn in_lease(&self) -> bool {
-        self.config.check_quorum
-            && self.leader.is_some()
-            && self.election_elapsed < self.config.election_timeout_ticks_min
+        let min = self.config.election_timeout_ticks_min;
+        let lease = match self.detection_timeout() {
+            Some(detection) if self.config.lease_reads => detection.max(min),
+            Some(detection) => detection,
+            None => min,
+        };
+        self.config.check_quorum && self.leader.is_some() && self.election_elapsed < lease
+    }
+
+    /// The follower's detection timeout: see [`RaftNode::detection_timeout_ticks`].
+    pub(crate) fn detection_timeout(&self) -> Option<u32> {
+        let (_, arrivals) = self.leader_arrivals.as_ref()?;
+        self.bounded_detection(arrivals)
+    }
+
+    /// An estimate within the configured floor and ceiling; `None` with the adaptive
+    /// timeout off or while unmeasured.
+    fn bounded_detection(&self, arrivals: &ArrivalEstimate) -> Option<u32> {
+        if !self.config.adaptive_election_timeout {
+            return None;
+        }
+        let floor = self.config.detection_timeout_ticks_floor;
+        let ceiling = self.config.detection_timeout_ticks_ceiling;
+        let ticks = arrivals.suspicion_ticks(self.config.detection_deviations)?;
+        Some(ticks.clamp(u64::from(floor), u64::from(ceiling)) as u32)
+    }
+
+    /// A leader heartbeats every half of the shortest detection timeout it measures on
+    /// its voters' answers (the same link both ways), within `[1, heartbeat_interval_ticks]`:
+    /// a follower then hears at least two heartbeats within its own timeout, so one late
+    /// heartbeat never decides. On a quiet link this settles at half the floor whatever the
+    /// configured interval; on a jittery one it rises to the configured interval, as more
+    /// heartbeats would not shorten a timeout the jitter sets. Appends count as much as
+    /// heartbeats on the follower's side, so at a high tick rate they carry the detection.
+    pub(crate) fn heartbeat_interval(&self) -> u32 {
+        let ceiling = self.config.heartbeat_interval_ticks;
+        self.progress
+            .iter()
+            .filter(|(id, _)| self.membership.voters.contains(id))
+            .filter_map(|(_, pr)| self.bounded_detection(&pr.answers))
+            .min()
+            .map_or(ceiling, |detection| (detection / 2).clamp(1, ceiling))
+    }
+
+    /// The leader heard an answer from `from`.
+    pub(crate) fn heard_answer(&mut self, from: NodeId) {
+        let now = self.clock_ticks;
+        if let Some(pr) = self.progress.get_mut(&from) {
+            pr.answers.heard(now);
+        }
+    }
+
+    /// A follower heard from `leader`: a new link starts its measurements afresh.
+    pub(crate) fn heard_leader(&mut self, leader: NodeId) {
+        let now = self.clock_ticks;
+        match &mut self.leader_arrivals {
+            Some((id, arrivals)) if *id == leader => arrivals.heard(now),
+            _ => {
+                let mut arrivals = ArrivalEstimate::default();
+                arrivals.heard(now);
+                self.leader_arrivals = Some((leader, arrivals));
+            }
+        }
     }
 
     pub(crate) fn tick_election(&mut self) {
@@ -74,6 +147,7 @@ impl RaftNode {
     /// timeout steps down, so a partitioned leader stops serving.
     pub(crate) fn tick_leader(&mut self) {
         self.heartbeat_elapsed += 1;
+        self.learner_heartbeat_elapsed = self.learner_heartbeat_elapsed.saturating_add(1);
         self.election_elapsed = self.election_elapsed.saturating_add(1);
         if self.election_elapsed >= self.config.election_timeout_ticks_min {
             self.election_elapsed = 0;
@@ -95,9 +169,11 @@ impl RaftNode {
             return;
         }
         self.tick_snapshot_streams();
-        if self.heartbeat_elapsed >= self.config.heartbeat_interval_ticks {
+        if self.heartbeat_elapsed >= self.heartbeat_interval() {
             self.heartbeat_elapsed = 0;
-            self.broadcast_heartbeat();
+            // Learners never campaign, so they need no faster heartbeat than configured.
+            let learners = self.learner_heartbeat_elapsed >= self.config.heartbeat_interval_ticks;
+            self.broadcast_heartbeat(learners);
         }
     }
 
@@ -201,6 +277,7 @@ impl RaftNode {
         self.failed_rounds = 0;
         self.successor_rank = None;
         self.heartbeat_elapsed = 0;
+        self.learner_heartbeat_elapsed = 0;
         self.election_elapsed = 0;
         self.transfer = None;
         let next = self.log.last_index() + 1;

@@ -62,6 +62,7 @@
 
 mod client_sessions;
 mod config;
+mod detector;
 mod election;
 mod error;
 mod log;
@@ -81,7 +82,8 @@ pub mod types;
 pub use client_sessions::{
     ClientCheck, ClientTable, CLIENT_SESSIONS_MAX_DEFAULT, CLIENT_WINDOW_LEN_DEFAULT,
 };
-pub use config::{Config, ConfigError, ELECTION_TIMEOUT_TICKS_LIMIT};
+pub use config::{Config, ConfigError, DETECTION_DEVIATIONS_MAX, ELECTION_TIMEOUT_TICKS_LIMIT};
+pub use detector::{ARRIVAL_GAPS_MEASURED_MIN, ARRIVAL_GAPS_TRACKED_MAX};
 pub use election::FAILED_ROUNDS_DECAY_MAX;
 pub use error::{CompactError, ProposeError, StepError};
 pub use message::{AppendOutcome, ConflictHint, Message, MessageBody};

@@ -7,6 +7,7 @@
 //! `election`, `replication`, `membership`, `transfer`, `read_index`, `snapshot`.
 
 use crate::config::{Config, ConfigError};
+use crate::detector::ArrivalEstimate;
 use crate::error::{CompactError, ProposeError, StepError};
 use crate::log::RaftLog;
 use crate::message::{Message, MessageBody};
@@ -85,11 +86,16 @@ pub struct RaftNode {
     pub(crate) clock_ticks: u64,
     pub(crate) election_elapsed: u32,
     pub(crate) heartbeat_elapsed: u32,
+    /// Ticks since the last heartbeat round that included the learners.
+    pub(crate) learner_heartbeat_elapsed: u32,
     pub(crate) randomized_election_timeout: u32,
     /// Election timeouts that fired since a leader was last heard from (decays fitness bias).
     pub(crate) failed_rounds: u32,
     /// Place in the last leader's succession order.
     pub(crate) successor_rank: Option<u32>,
+    /// Arrivals of the messages of the leader last followed, and its id: kept while it is
+    /// suspected, so the silence that made it suspect is measured when it speaks again.
+    pub(crate) leader_arrivals: Option<(NodeId, ArrivalEstimate)>,
     pub(crate) votes: BTreeMap<NodeId, bool>,
     pub(crate) progress: BTreeMap<NodeId, Progress>,
     pub(crate) transfer: Option<Transfer>,
@@ -166,9 +172,11 @@ impl RaftNode {
             clock_ticks: 0,
             election_elapsed: 0,
             heartbeat_elapsed: 0,
+            learner_heartbeat_elapsed: 0,
             randomized_election_timeout: config.election_timeout_ticks_min,
             failed_rounds: 0,
             successor_rank: None,
+            leader_arrivals: None,
             votes: BTreeMap::new(),
             progress: BTreeMap::new(),
             transfer: None,
@@ -254,6 +262,7 @@ impl RaftNode {
             }
             MessageBody::AppendEntriesResponse { outcome, fitness } => {
                 if self.state == State::Leader {
+                    self.heard_answer(from);
                     self.handle_append_response(from, outcome, fitness);
                 }
             }
@@ -262,6 +271,7 @@ impl RaftNode {
                 fitness,
             } => {
                 if self.state == State::Leader {
+                    self.heard_answer(from);
                     self.handle_heartbeat_response(from, read_context, fitness);
                 }
             }
@@ -272,6 +282,7 @@ impl RaftNode {
                 fitness,
             } => {
                 if self.state == State::Leader {
+                    self.heard_answer(from);
                     self.handle_snapshot_response(
                         from,
                         snapshot_index,
@@ -543,6 +554,24 @@ impl RaftNode {
             membership: self.membership.clone(),
             fitness: self.fitness,
         }
+    }
+
+    /// The silence, in ticks, after which this node suspects its leader: measured on the
+    /// leader's messages and bounded by the configured floor and ceiling, or `None` while
+    /// it is not measured (the fixed election timeout range applies then).
+    pub fn detection_timeout_ticks(&self) -> Option<u32> {
+        self.detection_timeout()
+    }
+
+    /// The election timeout drawn for the current round, in ticks (detection timeout,
+    /// fitness shift and jitter).
+    pub fn election_timeout_ticks(&self) -> u32 {
+        self.randomized_election_timeout
+    }
+
+    /// On a leader, the ticks between its heartbeat rounds as its followers' answers set it.
+    pub fn heartbeat_interval_ticks(&self) -> u32 {
+        self.heartbeat_interval()
     }
 
     /// Target of the leadership transfer in progress, if any.

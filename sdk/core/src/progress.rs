@@ -2,6 +2,7 @@
 //! probe one append at a time until the match point is found, then pipeline a bounded
 //! window of appends, or stream a snapshot when the follower is behind the compacted log.
 
+use crate::detector::ArrivalEstimate;
 use crate::types::{Fitness, Index};
 use std::collections::VecDeque;
 
@@ -52,6 +53,8 @@ pub(crate) struct Progress {
     pub(crate) fitness: Fitness,
     /// Tick (leader clock) at which the heartbeat round last acknowledged was sent.
     pub(crate) last_ack_sent_tick: Option<u64>,
+    /// Arrivals of this follower's answers: sets the leader's heartbeat cadence.
+    pub(crate) answers: ArrivalEstimate,
 }
 
 impl Progress {
@@ -65,6 +68,7 @@ impl Progress {
             active_previous_round: false,
             fitness: Fitness::default(),
             last_ack_sent_tick: None,
+            answers: ArrivalEstimate::default(),
         }
     }
 

@@ -85,7 +85,7 @@ impl RaftNode {
             self.resolve_read(requester, index);
             return;
         }
-        let context = self.broadcast_heartbeat();
+        let context = self.broadcast_heartbeat(false);
         let mut acks = BTreeSet::new();
         if self.is_voter() {
             acks.insert(self.config.id);

@@ -267,8 +267,13 @@ impl RaftNode {
     }
 
     /// Heartbeats carry the commit index (bounded by what each follower holds), a read
-    /// context for ReadIndex, and each voter's place in the succession order.
-    pub(crate) fn broadcast_heartbeat(&mut self) -> u64 {
+    /// context for ReadIndex, and each voter's place in the succession order. A round goes
+    /// to every voter, and to the learners only with `learners` (only voters' answers
+    /// count toward reads and check-quorum).
+    pub(crate) fn broadcast_heartbeat(&mut self, learners: bool) -> u64 {
+        if learners {
+            self.learner_heartbeat_elapsed = 0;
+        }
         self.reads.read_context += 1;
         let context = self.reads.read_context;
         self.reads
@@ -281,6 +286,7 @@ impl RaftNode {
         let peers: Vec<(NodeId, Index)> = self
             .progress
             .iter()
+            .filter(|(id, _)| learners || self.membership.voters.contains(id))
             .map(|(&id, pr)| (id, pr.match_index))
             .collect();
         for (peer, match_index) in peers {

@@ -277,6 +277,7 @@ impl RaftNode {
 
     /// A message from the leader of the current term: follow it.
     pub(crate) fn follow(&mut self, leader: NodeId) {
+        self.heard_leader(leader);
         if self.state != State::Follower || self.leader != Some(leader) {
             self.become_follower(self.term, Some(leader));
         }
