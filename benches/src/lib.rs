@@ -25,6 +25,7 @@
 #![warn(missing_docs)]
 
 pub mod cluster;
+pub mod link;
 pub mod migration;
 pub mod netns;
 pub mod openraft_cluster;
@@ -43,6 +44,7 @@ use cluster::StoreProfile;
 use migration::MigrationKind;
 use progress::Progress;
 pub use report::Report;
+use session::Detection;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -86,6 +88,18 @@ pub struct HarnessConfig {
     pub crash_trials: usize,
     /// Crash failovers with the host's process killed by SIGKILL (0: none).
     pub process_crash_trials: usize,
+    /// Run both kinds of crash trials a second time with the fixed election timeout range
+    /// (Baton before the measured detector), in the same run.
+    pub crash_fixed_too: bool,
+    /// Players (all voters) of the faulty-link sessions.
+    pub link_players: usize,
+    /// Tick rate of the faulty-link sessions.
+    pub link_hz: u32,
+    /// How long a faulty-link session plays without a crash, per fault (zero: skip).
+    #[serde(rename = "link_window_s", serialize_with = "as_secs")]
+    pub link_window: Duration,
+    /// Crash failovers timed per fault over the faulty link (0: none).
+    pub link_crash_trials: usize,
     /// Payload sizes of the saturation cases, in bytes.
     pub saturation_payloads: Vec<usize>,
     /// Client counts of the saturation cases.
@@ -137,6 +151,11 @@ impl Default for HarnessConfig {
             score_trials: 10,
             crash_trials: 30,
             process_crash_trials: 30,
+            crash_fixed_too: true,
+            link_players: 5,
+            link_hz: 30,
+            link_window: Duration::from_secs(60),
+            link_crash_trials: 10,
             saturation_payloads: vec![64, 1024],
             saturation_clients: vec![1, 64, 1024],
             saturation_window: Duration::from_secs(2),
@@ -169,6 +188,8 @@ impl HarnessConfig {
             score_trials: 1,
             crash_trials: 2,
             process_crash_trials: 2,
+            link_window: Duration::from_secs(3),
+            link_crash_trials: 1,
             saturation_payloads: vec![64, 1024],
             saturation_clients: vec![1, 64],
             saturation_window: Duration::from_millis(300),
@@ -192,6 +213,8 @@ impl HarnessConfig {
             score_trials: 1,
             crash_trials: 1,
             process_crash_trials: 1,
+            link_players: 3,
+            link_window: Duration::from_secs(1),
             saturation_payloads: vec![64],
             saturation_clients: vec![1, 8],
             saturation_window: Duration::from_millis(200),
@@ -215,8 +238,11 @@ impl HarnessConfig {
     pub fn steps(&self) -> u64 {
         let floors = 3;
         let matrix = self.player_counts.len() * self.tick_rates_hz.len();
-        let moves =
-            self.handoff_trials + self.score_trials + self.crash_trials + self.process_crash_trials;
+        let crashes = (self.crash_trials + self.process_crash_trials)
+            * if self.crash_fixed_too { 2 } else { 1 };
+        let links = link::LinkFault::ALL.len()
+            * (self.link_crash_trials + usize::from(!self.link_window.is_zero()));
+        let moves = self.handoff_trials + self.score_trials + crashes + links;
         let saturation = self.saturation_payloads.len() * self.saturation_clients.len();
         let costs = usize::from(self.cost_players > 0) + usize::from(self.large_players > 0);
         let stores = if self.proposals > 0 { 3 } else { 0 };
@@ -234,7 +260,7 @@ impl HarnessConfig {
         let rate_ok = |hz: &u32| (1..=TICK_RATE_HZ_MAX).contains(hz);
         if self.tick_rates_hz.is_empty()
             || !self.tick_rates_hz.iter().all(rate_ok)
-            || ![self.migration_hz, self.cost_hz, self.large_hz]
+            || ![self.migration_hz, self.cost_hz, self.large_hz, self.link_hz]
                 .iter()
                 .all(rate_ok)
         {
@@ -257,6 +283,12 @@ impl HarnessConfig {
                 return bad("windows must be positive and at most WINDOW_MAX");
             }
         }
+        if self.link_window > WINDOW_MAX {
+            return bad("the faulty-link window must be at most WINDOW_MAX");
+        }
+        if !(2..=session::PLAYERS_MAX).contains(&self.link_players) {
+            return bad("faulty-link sessions need 2..=PLAYERS_MAX players");
+        }
         if self
             .tick_rates_hz
             .iter()
@@ -269,6 +301,7 @@ impl HarnessConfig {
             self.score_trials,
             self.crash_trials,
             self.process_crash_trials,
+            self.link_crash_trials,
             self.proposals,
         ] {
             if trials > SAMPLES_MAX {
@@ -443,29 +476,77 @@ pub async fn run(config: &HarnessConfig, progress: &Progress) -> Result<Report, 
     for (kind, trials) in [
         (MigrationKind::Leave, config.handoff_trials),
         (MigrationKind::GameScore, config.score_trials),
-        (MigrationKind::Crash, config.crash_trials),
     ] {
         if trials == 0 {
             continue;
         }
         progress.stage(&format!("host moves: {}", kind.label()));
-        let measured =
-            migration::measure_migrations_with(kind, config.migration_hz, trials, progress).await?;
-        report.add_moves(&measured, false)?;
-    }
-    if config.process_crash_trials > 0 {
-        progress.stage("host moves: SIGKILL of the host process");
-        let (exe, hz, trials) = (
-            player_exe.clone(),
+        let measured = migration::measure_migrations_with(
+            kind,
             config.migration_hz,
-            config.process_crash_trials,
-        );
-        let measured = blocking(
-            move |progress| process::crash_trials(&exe, hz, trials, progress),
+            trials,
+            Detection::Measured,
             progress,
         )
         .await?;
-        report.add_moves(&measured, true)?;
+        report.add_moves(&measured, false, Detection::Measured)?;
+    }
+    // Before (the fixed range) and after (the measured detector), in the same run.
+    let detections: &[Detection] = if config.crash_fixed_too {
+        &[Detection::Fixed, Detection::Measured]
+    } else {
+        &[Detection::Measured]
+    };
+    for &detection in detections {
+        progress.stage(&format!(
+            "host moves: crash failover, {} detection",
+            detection.key()
+        ));
+        let measured = migration::measure_migrations_with(
+            MigrationKind::Crash,
+            config.migration_hz,
+            config.crash_trials,
+            detection,
+            progress,
+        )
+        .await?;
+        report.add_moves(&measured, false, detection)?;
+        if config.process_crash_trials > 0 {
+            progress.stage(&format!(
+                "host moves: SIGKILL of the host process, {} detection",
+                detection.key()
+            ));
+            let (exe, hz, trials) = (
+                player_exe.clone(),
+                config.migration_hz,
+                config.process_crash_trials,
+            );
+            let measured = blocking(
+                move |progress| process::crash_trials(&exe, hz, trials, detection, progress),
+                progress,
+            )
+            .await?;
+            report.add_moves(&measured, true, detection)?;
+        }
+    }
+
+    for fault in link::LinkFault::ALL {
+        let (players, hz) = (config.link_players, config.link_hz);
+        if !config.link_window.is_zero() {
+            progress.stage(&format!(
+                "faulty link, {}: {players} players at {hz} Hz play",
+                fault.label()
+            ));
+            let played = link::play(fault, players, hz, config.link_window).await?;
+            report.links.push(report::LinkRow::played(played));
+            progress.step();
+        }
+        if config.link_crash_trials > 0 {
+            progress.stage(&format!("faulty link, {}: crash failover", fault.label()));
+            let crashed =
+                link::crashes(fault, players, hz, config.link_crash_trials, progress).await?;
+            report.add_link_crashes(fault, &crashed)?;
+        }
     }
 
     for &payload in &config.saturation_payloads {

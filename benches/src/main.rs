@@ -60,6 +60,21 @@ struct Args {
     /// Crash failovers with the host process killed by SIGKILL [30].
     #[arg(long)]
     process_crash_trials: Option<usize>,
+    /// Skip the crash trials with the fixed election timeout range (the "before").
+    #[arg(long)]
+    no_fixed_crashes: bool,
+    /// Players of the faulty-link sessions [5].
+    #[arg(long)]
+    link_players: Option<usize>,
+    /// Tick rate of the faulty-link sessions [30].
+    #[arg(long)]
+    link_hz: Option<u32>,
+    /// Seconds a faulty-link session plays without a crash, per fault (0 skips it) [60].
+    #[arg(long)]
+    link_secs: Option<f64>,
+    /// Crash failovers timed per faulty link [10].
+    #[arg(long)]
+    link_crash_trials: Option<usize>,
     /// Saturation payload sizes in bytes [64,1024].
     #[arg(long, value_delimiter = ',')]
     payloads: Option<Vec<usize>>,
@@ -136,6 +151,9 @@ impl Args {
             score_trials <- score_trials,
             crash_trials <- crash_trials,
             process_crash_trials <- process_crash_trials,
+            link_players <- link_players,
+            link_hz <- link_hz,
+            link_crash_trials <- link_crash_trials,
             saturation_payloads <- payloads,
             saturation_clients <- clients,
             cost_players <- cost_players,
@@ -149,6 +167,12 @@ impl Args {
         );
         if let Some(secs) = self.session_secs {
             c.session_window = seconds("session-secs", secs)?;
+        }
+        if let Some(secs) = self.link_secs {
+            c.link_window = seconds("link-secs", secs)?;
+        }
+        if self.no_fixed_crashes {
+            c.crash_fixed_too = false;
         }
         if let Some(secs) = self.saturation_secs {
             c.saturation_window = seconds("saturation-secs", secs)?;

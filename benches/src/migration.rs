@@ -14,7 +14,7 @@
 //! These trials stop the host inside this process; [`crate::process`] kills real player
 //! processes with SIGKILL.
 
-use crate::session::{lock, session_config, ProbeSession};
+use crate::session::{lock, session_config_with, Detection, ProbeSession, DETECTOR_WARMUP};
 use crate::{BenchError, SETUP_LIMIT};
 use std::time::{Duration, Instant};
 
@@ -125,20 +125,24 @@ impl MigrationTrials {
     }
 }
 
-/// Runs `trials` migrations of `kind`, each in a fresh session ticking at `hz`.
+/// Runs `trials` migrations of `kind`, each in a fresh session ticking at `hz`, with the
+/// default (measured) failure detection.
 pub async fn measure_migrations(
     kind: MigrationKind,
     hz: u32,
     trials: usize,
 ) -> Result<MigrationTrials, BenchError> {
-    measure_migrations_with(kind, hz, trials, &crate::progress::Progress::hidden()).await
+    let hidden = crate::progress::Progress::hidden();
+    measure_migrations_with(kind, hz, trials, Detection::Measured, &hidden).await
 }
 
-/// [`measure_migrations`], advancing `progress` once per trial.
+/// [`measure_migrations`] with the failure detection `detection`, advancing `progress`
+/// once per trial.
 pub async fn measure_migrations_with(
     kind: MigrationKind,
     hz: u32,
     trials: usize,
+    detection: Detection,
     progress: &crate::progress::Progress,
 ) -> Result<MigrationTrials, BenchError> {
     let mut pauses = Vec::with_capacity(trials);
@@ -147,7 +151,7 @@ pub async fn measure_migrations_with(
     for trial in 0..trials {
         tracing::debug!(kind = kind.key(), trial, "migration trial");
         if let Some((pause, moved)) =
-            failures.take(kind.key(), trials, one_trial(kind, hz).await)?
+            failures.take(kind.key(), trials, one_trial(kind, hz, detection).await)?
         {
             pauses.push(pause);
             to_new_host.push(moved);
@@ -163,8 +167,12 @@ pub async fn measure_migrations_with(
     })
 }
 
-async fn one_trial(kind: MigrationKind, hz: u32) -> Result<(Duration, Duration), BenchError> {
-    let mut config = session_config(hz, PLAYERS);
+async fn one_trial(
+    kind: MigrationKind,
+    hz: u32,
+    detection: Detection,
+) -> Result<(Duration, Duration), BenchError> {
+    let mut config = session_config_with(hz, PLAYERS, detection);
     config.handoff_hold = HANDOFF_HOLD;
     // Nobody submits inputs here.
     let probe = ProbeSession::start(|_| config.clone(), PLAYERS, None).await?;
@@ -173,11 +181,16 @@ async fn one_trial(kind: MigrationKind, hz: u32) -> Result<(Duration, Duration),
     outcome
 }
 
-async fn migrate(
+/// Moves the host of a warm session one way; returns the pause and the move's duration.
+pub(crate) async fn migrate(
     probe: &ProbeSession,
     kind: MigrationKind,
 ) -> Result<(Duration, Duration), BenchError> {
     probe.wait_until_warm().await?;
+    if kind == MigrationKind::Crash {
+        // A host crashes after some play: see `DETECTOR_WARMUP`.
+        tokio::time::sleep(DETECTOR_WARMUP).await;
+    }
     let sessions = &probe.sessions;
     let host = sessions[0]
         .status()
@@ -189,7 +202,9 @@ async fn migrate(
         .iter()
         .position(|session| session.id() == host)
         .ok_or(BenchError::Protocol("the host is not one of the players"))?;
-    let remaining: Vec<usize> = (0..PLAYERS).filter(|player| *player != old).collect();
+    let remaining: Vec<usize> = (0..sessions.len())
+        .filter(|player| *player != old)
+        .collect();
     let last_tick_before = sessions[old].with_game(|_, tick| tick);
 
     let told = Instant::now();

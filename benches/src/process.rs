@@ -8,7 +8,7 @@
 use crate::migration::{MigrationKind, MigrationTrials, TrialFailures};
 use crate::netns::NamespacePair;
 use crate::progress::Progress;
-use crate::session::WARMUP_TICKS;
+use crate::session::{Detection, DETECTOR_WARMUP, WARMUP_TICKS};
 use crate::{procfs, BenchError, SETUP_LIMIT};
 use serde::Serialize;
 use std::io::{BufRead, BufReader, Write};
@@ -54,6 +54,8 @@ pub struct PlayerSpec {
     pub netns: Option<String>,
     /// IP every player binds (`None`: 127.0.0.1).
     pub bind: Option<std::net::IpAddr>,
+    /// How its players detect a host crash.
+    pub detection: Detection,
 }
 
 /// Something a player process reported, with the time its line arrived here.
@@ -133,6 +135,9 @@ impl PlayerProcess {
         };
         if spec.print_ticks {
             command.arg("--print-ticks");
+        }
+        if spec.detection == Detection::Fixed {
+            command.arg("--fixed-election-timeout");
         }
         let mut child = command
             .stdin(Stdio::piped())
@@ -329,26 +334,36 @@ fn wait_for_processes(
     }
 }
 
-/// Starts a host process and joiner processes of `joiners[i]` players each; with `netns`,
-/// the host alone in the pair's host namespace and the joiners in its crowd namespace.
+impl PlayerSpec {
+    /// The host's spec of a session on loopback: `hz`, `max_voters`, the default detection.
+    fn host(hz: u32, max_voters: usize, print_ticks: bool, input_bytes: usize) -> PlayerSpec {
+        PlayerSpec {
+            hz,
+            max_voters,
+            join: None,
+            players: 1,
+            print_ticks,
+            input_bytes,
+            netns: None,
+            bind: None,
+            detection: Detection::Measured,
+        }
+    }
+}
+
+/// Starts a host process as `host` says and joiner processes of `joiners[i]` players each;
+/// with `netns`, the host alone in the pair's host namespace and the joiners in its crowd
+/// namespace.
 fn start_session(
     exe: &Path,
-    hz: u32,
-    max_voters: usize,
+    host: PlayerSpec,
     joiners: &[usize],
-    print_ticks: bool,
-    input_bytes: usize,
     netns: Option<&NamespacePair>,
 ) -> Result<Vec<PlayerProcess>, BenchError> {
     let spec = PlayerSpec {
-        hz,
-        max_voters,
-        join: None,
-        players: 1,
-        print_ticks,
-        input_bytes,
         netns: netns.map(|pair| pair.host.clone()),
         bind: netns.map(|_| crate::netns::HOST_ADDR),
+        ..host
     };
     let host = PlayerProcess::spawn(exe, &spec)?;
     let invite = host.invite.clone();
@@ -378,11 +393,13 @@ fn quit_all(processes: Vec<PlayerProcess>) {
 /// process killed with SIGKILL once warm. Per trial, the pause (longest interval between two
 /// ticks a survivor applied, across the kill) and the failover time (kill until the last
 /// survivor applied the new host's first tick), both timed here as the survivors' lines
-/// arrive (a pipe adds microseconds to figures of hundreds of milliseconds).
+/// arrive (a pipe adds microseconds to figures of hundreds of milliseconds). The players
+/// detect the crash as `detection` says.
 pub fn crash_trials(
     exe: &Path,
     hz: u32,
     trials: usize,
+    detection: Detection,
     progress: &Progress,
 ) -> Result<MigrationTrials, BenchError> {
     let mut pauses = Vec::with_capacity(trials);
@@ -390,7 +407,11 @@ pub fn crash_trials(
     let mut failures = TrialFailures::default();
     for trial in 0..trials {
         tracing::debug!(trial, "process crash trial");
-        let mut processes = start_session(exe, hz, CRASH_PLAYERS, &[1, 1], true, 0, None)?;
+        let host = PlayerSpec {
+            detection,
+            ..PlayerSpec::host(hz, CRASH_PLAYERS, true, 0)
+        };
+        let mut processes = start_session(exe, host, &[1, 1], None)?;
         let outcome = crash_one(&mut processes);
         quit_all(processes);
         if let Some((pause, moved)) = failures.take("process crash", trials, outcome)? {
@@ -421,6 +442,9 @@ fn crash_one(processes: &mut [PlayerProcess]) -> Result<(Duration, Duration), Be
                 && all.first().is_some_and(|host| host.role == "leader")
         },
     )?;
+    // A host crashes after some play, not in its first ticks: the followers' detector has
+    // filled its window by then (the fixed timeout does not care).
+    std::thread::sleep(DETECTOR_WARMUP);
     // Ticks from before the kill that the survivors already reported: the pause is measured
     // from the last of them.
     let mut before: Vec<Option<Instant>> = processes
@@ -543,7 +567,8 @@ pub fn session_costs(
 ) -> Result<SessionCosts, BenchError> {
     let voters = players.min(crate::session::VOTERS_MAX);
     let joiners = vec![1; players.saturating_sub(1)];
-    let mut processes = start_session(exe, hz, voters, &joiners, false, COST_INPUT_BYTES, None)?;
+    let host = PlayerSpec::host(hz, voters, false, COST_INPUT_BYTES);
+    let mut processes = start_session(exe, host, &joiners, None)?;
     let outcome = measure_costs(&mut processes, players, voters, hz, window);
     quit_all(processes);
     outcome
@@ -649,7 +674,8 @@ pub fn large_session(
     };
     // The processes are declared after the namespaces, so they are gone before the
     // namespaces are deleted (the kernel keeps a namespace while a process is inside).
-    let mut processes = start_session(exe, hz, voters, &joiners, false, COST_INPUT_BYTES, netns)?;
+    let host = PlayerSpec::host(hz, voters, false, COST_INPUT_BYTES);
+    let mut processes = start_session(exe, host, &joiners, netns)?;
     let outcome = measure_large(&mut processes, players, voters, hz, window, netns);
     quit_all(processes);
     outcome.map(|large| LargeSession {

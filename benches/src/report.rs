@@ -2,10 +2,11 @@
 //! of the same run; printed as tables or written as JSON (the field names are the ones
 //! issue 13 fixed, see `docs/benchmarks.md`).
 
+use crate::link::{LinkFault, LinkPlay};
 use crate::migration::MigrationTrials;
 use crate::process::{LargeSession, SessionCosts};
 use crate::saturation::Throughput;
-use crate::session::TickLatencies;
+use crate::session::{Detection, TickLatencies};
 use crate::stats::{quantile, Summary};
 use crate::{BenchError, HarnessConfig};
 use serde::Serialize;
@@ -21,6 +22,11 @@ pub const TARGET_HANDOFF_EXTRA_TICKS: f64 = 1.0;
 pub const TARGET_THROUGHPUT_RATIO: f64 = 1.0;
 /// Target: each node of a 10-player 60 Hz session under this share of one core, in %.
 pub const TARGET_NODE_CPU_PERCENT: f64 = 2.0;
+/// Target (issue 15): crash failover p99 with the host stopped in this process, at 60 Hz, ms
+/// (6 ticks).
+pub const TARGET_FAILOVER_IN_PROCESS_P99_MS: f64 = 100.0;
+/// Target (issue 15): crash failover p99 with the host process killed by SIGKILL, ms.
+pub const TARGET_FAILOVER_PROCESS_P99_MS: f64 = 150.0;
 
 /// p50 and p99 (and more) of one round-trip floor, in microseconds.
 #[derive(Debug, Clone, Serialize)]
@@ -216,6 +222,28 @@ pub struct ProposeRow {
     pub summary: Summary,
 }
 
+/// One faulty link: a session playing over it without a crash, and crashes over it.
+#[derive(Debug, Clone, Serialize)]
+pub struct LinkRow {
+    /// The fault on every link.
+    pub fault: LinkFault,
+    /// The window without a crash (needless elections counted), if it ran.
+    pub play: Option<LinkPlay>,
+    /// Crash failovers over the same fault, if they ran.
+    pub failover_ms: Option<MoveStats>,
+}
+
+impl LinkRow {
+    /// The row of a window played.
+    pub fn played(play: LinkPlay) -> LinkRow {
+        LinkRow {
+            fault: play.fault,
+            play: Some(play),
+            failover_ms: None,
+        }
+    }
+}
+
 /// A target and how this run did against it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Headline {
@@ -252,6 +280,12 @@ pub struct Report {
     pub failover_ms: Option<MoveStats>,
     /// Crash failover with the host stopped inside this process.
     pub failover_in_process_ms: Option<MoveStats>,
+    /// `failover_ms` with the fixed election timeout range (before the measured detector).
+    pub failover_fixed_ms: Option<MoveStats>,
+    /// `failover_in_process_ms` with the fixed election timeout range.
+    pub failover_in_process_fixed_ms: Option<MoveStats>,
+    /// Faulty links (issue 15): needless elections and crash failovers over each.
+    pub links: Vec<LinkRow>,
     /// Saturation, Baton beside openraft.
     pub throughput_per_s: Vec<ThroughputRow>,
     /// CPU per node of the cost session, % of one core.
@@ -303,6 +337,9 @@ impl Report {
             score_handoff_gap_ms: None,
             failover_ms: None,
             failover_in_process_ms: None,
+            failover_fixed_ms: None,
+            failover_in_process_fixed_ms: None,
+            links: Vec::new(),
             throughput_per_s: Vec::new(),
             node_cpu_percent: None,
             node_rss_mib: None,
@@ -376,11 +413,12 @@ impl Report {
         Ok(())
     }
 
-    /// Records one kind of host move.
+    /// Records one kind of host move; crashes go to the fields of their `detection`.
     pub fn add_moves(
         &mut self,
         trials: &MigrationTrials,
         processes: bool,
+        detection: Detection,
     ) -> Result<(), BenchError> {
         use crate::migration::MigrationKind;
         let missing = || BenchError::NoSamples(format!("migration {}", trials.kind.key()));
@@ -391,6 +429,14 @@ impl Report {
             MigrationKind::GameScore => {
                 self.score_handoff_gap_ms =
                     Some(MoveStats::of(trials, true, false).ok_or_else(missing)?)
+            }
+            MigrationKind::Crash if detection == Detection::Fixed => {
+                let stats = MoveStats::of(trials, false, processes).ok_or_else(missing)?;
+                if processes {
+                    self.failover_fixed_ms = Some(stats);
+                } else {
+                    self.failover_in_process_fixed_ms = Some(stats);
+                }
             }
             MigrationKind::Crash => {
                 let stats = MoveStats::of(trials, false, processes).ok_or_else(missing)?;
@@ -405,6 +451,25 @@ impl Report {
                     self.failover_in_process_ms = Some(stats);
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Records the crash failovers over a faulty link.
+    pub fn add_link_crashes(
+        &mut self,
+        fault: LinkFault,
+        trials: &MigrationTrials,
+    ) -> Result<(), BenchError> {
+        let stats = MoveStats::of(trials, false, false)
+            .ok_or_else(|| BenchError::NoSamples(format!("link crash {fault:?}")))?;
+        match self.links.iter_mut().find(|row| row.fault == fault) {
+            Some(row) => row.failover_ms = Some(stats),
+            None => self.links.push(LinkRow {
+                fault,
+                play: None,
+                failover_ms: Some(stats),
+            }),
         }
         Ok(())
     }
@@ -505,6 +570,43 @@ impl Report {
                 met: worst < TARGET_NODE_CPU_PERCENT,
             });
         }
+        for (what, stats, target) in [
+            (
+                "crash failover p99, host stopped in-process, 60 Hz loopback, ms",
+                &self.failover_in_process_ms,
+                TARGET_FAILOVER_IN_PROCESS_P99_MS,
+            ),
+            (
+                "crash failover p99, host process SIGKILLed, 60 Hz loopback, ms",
+                &self.failover_ms,
+                TARGET_FAILOVER_PROCESS_P99_MS,
+            ),
+        ] {
+            if let Some(stats) = stats
+                .as_ref()
+                .filter(|s| s.processes == what.contains("SIGKILL"))
+            {
+                headline.push(Headline {
+                    what,
+                    measured: stats.p99,
+                    target,
+                    met: stats.p99 <= target,
+                });
+            }
+        }
+        for row in &self.links {
+            if let Some(play) = &row.play {
+                headline.push(Headline {
+                    what: match row.fault {
+                        LinkFault::Delay => "needless elections (term changes), 80 ± 40 ms link",
+                        LinkFault::Loss => "needless elections (term changes), 2 % loss link",
+                    },
+                    measured: play.term_changes as f64,
+                    target: 0.0,
+                    met: play.term_changes == 0,
+                });
+            }
+        }
         self.headline = headline;
     }
 
@@ -584,6 +686,11 @@ impl Report {
                 "crash failover, in-process stop",
                 &self.failover_in_process_ms,
             ),
+            ("crash failover, headline, FIXED", &self.failover_fixed_ms),
+            (
+                "crash failover, in-process, FIXED",
+                &self.failover_in_process_fixed_ms,
+            ),
         ] {
             if let Some(s) = stats {
                 let _ = writeln!(
@@ -602,6 +709,29 @@ impl Report {
                     s.other_p50,
                     s.other_p99,
                     s.other_max
+                );
+            }
+        }
+        for row in &self.links {
+            let _ = writeln!(out, "\nFaulty link: {}", row.fault.label());
+            if let Some(play) = &row.play {
+                let _ = writeln!(
+                    out,
+                    "  {} players at {} Hz for {:.0} s: {} term changes (needless elections), {} host changes, {:.1} ticks/s applied; followers' detection timeouts {:?} ms",
+                    play.players,
+                    play.hz,
+                    play.window_s,
+                    play.term_changes,
+                    play.host_changes,
+                    play.applied_rate_hz,
+                    play.detection_timeout_ms
+                );
+            }
+            if let Some(s) = &row.failover_ms {
+                let _ = writeln!(
+                    out,
+                    "  crash failover {:>3} trials ({} failed) @{} Hz: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; pause p50 {:.1} / p99 {:.1} ms",
+                    s.trials, s.trials_failed, s.hz, s.p50, s.p99, s.max, s.other_p50, s.other_p99
                 );
             }
         }
@@ -747,7 +877,9 @@ mod tests {
             to_new_host: millis(&[5, 6, 7]),
             failed: 0,
         };
-        report.add_moves(&trials, false).unwrap();
+        report
+            .add_moves(&trials, false, Detection::Measured)
+            .unwrap();
         let handoff = report.handoff_gap_ms.as_ref().unwrap();
         assert_eq!(handoff.trials, 3);
         assert!((handoff.max - 20.0).abs() < 1e-9);

@@ -28,6 +28,10 @@ const TIMELINE_TICKS_MAX: usize = 1_000_000;
 /// Ticks every player applies before the measurement window opens (connections warm,
 /// first snapshot-free steady state).
 pub(crate) const WARMUP_TICKS: u64 = 10;
+/// Play before a host is crashed in a failover trial: about the window of gaps the
+/// followers' detector remembers (128 arrivals at 60 Hz), so a trial times the steady
+/// state of a game in progress rather than the session's first second.
+pub const DETECTOR_WARMUP: Duration = Duration::from_secs(2);
 /// Fractional part of the golden ratio: consecutive multiples of it fill [0, 1) evenly.
 const GOLDEN_RATIO_FRACTION: f64 = 0.618_033_988_749_895;
 /// How often the harness polls the session while waiting.
@@ -74,7 +78,7 @@ pub(crate) struct Timeline {
     /// Per player: `TickOverrun` events seen.
     overruns: Vec<u64>,
     /// Per player: `HostChanged` events seen.
-    host_changes: Vec<u64>,
+    pub(crate) host_changes: Vec<u64>,
 }
 
 pub(crate) type SharedTimeline = Arc<Mutex<Timeline>>;
@@ -252,17 +256,46 @@ impl ProbeSession {
     }
 }
 
+/// How followers decide that the host is gone: the crash trials run both, one after the
+/// other in the same run, so the comparison shares the machine's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Detection {
+    /// The fixed election timeout range (150–300 ms): Baton before the adaptive detector.
+    Fixed,
+    /// The default: the host's silence judged against the measured arrival of its messages.
+    Measured,
+}
+
+impl Detection {
+    /// Stable name, for row keys and the player's flag.
+    pub fn key(self) -> &'static str {
+        match self {
+            Detection::Fixed => "fixed",
+            Detection::Measured => "measured",
+        }
+    }
+}
+
 /// The session configuration of every measurement, in this process and in player
-/// processes alike: `hz` ticks per second, at most `max_voters` voters.
+/// processes alike: `hz` ticks per second, at most `max_voters` voters, the default
+/// (measured) failure detection.
 pub fn session_config(hz: u32, max_voters: usize) -> SessionConfig {
+    session_config_with(hz, max_voters, Detection::Measured)
+}
+
+/// [`session_config`] with the failure detection `detection`.
+pub fn session_config_with(hz: u32, max_voters: usize, detection: Detection) -> SessionConfig {
     // The default transport binds 127.0.0.1 on an ephemeral port: loopback only.
-    SessionConfig {
+    let mut config = SessionConfig {
         tick_mode: TickMode::FixedRate { hz },
         max_voters,
         // Promote the joiners quickly, so setup does not dominate the run.
         policy_interval: Duration::from_millis(100),
         ..SessionConfig::default()
-    }
+    };
+    config.node.raft.adaptive_election_timeout = detection == Detection::Measured;
+    config
 }
 
 /// Runs a session of `players` at `hz` until `ticks` ticks past the warm-up have been

@@ -14,6 +14,7 @@
 use baton::raft::Role;
 use baton::session::{Game, GameError, PlayerInput, Session, SessionEvent, TickRecord};
 use baton::transport::{Identity, Invite};
+use baton_bench::session::{session_config_with, Detection};
 use clap::Parser;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -52,6 +53,10 @@ struct Args {
     /// Bind every player to this IP (an ephemeral port each) instead of 127.0.0.1.
     #[arg(long)]
     bind: Option<std::net::IpAddr>,
+    /// Detect a host crash with the fixed election timeout range instead of the measured
+    /// one (the crash trials' "before").
+    #[arg(long)]
+    fixed_election_timeout: bool,
     /// Tokio worker threads of this process.
     #[arg(long, default_value_t = 1)]
     worker_threads: usize,
@@ -113,7 +118,12 @@ async fn run(args: Args) -> Result<(), String> {
     if args.hz == 0 {
         return Err("--hz must be positive".into());
     }
-    let mut config = baton_bench::session::session_config(args.hz, args.max_voters);
+    let detection = if args.fixed_election_timeout {
+        Detection::Fixed
+    } else {
+        Detection::Measured
+    };
+    let mut config = session_config_with(args.hz, args.max_voters, detection);
     if let Some(ip) = args.bind {
         config.node.transport.bind = std::net::SocketAddr::new(ip, 0);
     }

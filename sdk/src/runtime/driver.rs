@@ -1158,6 +1158,10 @@ impl<S: StateMachine> Driver<S> {
             peer_links,
             internet: self.transport.internet_status(),
             dialed_peers: self.transport.dialed_peers(),
+            detection_timeout: self
+                .core
+                .detection_timeout_ticks()
+                .map(|ticks| self.config.tick_interval * ticks),
         }
     }
 }

@@ -82,7 +82,10 @@ pub struct StorageSettings {
 }
 
 /// Everything a node needs to run. `Default` gives settings fit for a 20–60 Hz game on a
-/// LAN or a good Internet link: failover in roughly 150–300 ms.
+/// LAN or a home Internet link: followers judge the host's silence against what they
+/// measured of its messages (`raft.adaptive_election_timeout`), so a crash is noticed
+/// within 40–80 ms on a LAN and within about the link's longest recent silence on a
+/// jittery link; until measured, the fixed 150–300 ms range applies (`docs/host-migration.md`).
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
     /// Template for the core's settings; the runtime fills in `id` and `rng_seed`.
@@ -122,6 +125,11 @@ impl Default for NodeConfig {
         raft.election_timeout_ticks_min = 15;
         raft.election_timeout_ticks_max = 30;
         raft.heartbeat_interval_ticks = 3;
+        // 40 ms: twice the heartbeat interval a LAN settles at, and above the 1–16 ms
+        // scheduling outliers of a loaded machine. 1 s: a crash costs at most that on a
+        // link whose silences would ask for more.
+        raft.detection_timeout_ticks_floor = 4;
+        raft.detection_timeout_ticks_ceiling = 100;
         NodeConfig {
             raft,
             tick_interval: Duration::from_millis(10),
@@ -199,6 +207,10 @@ pub struct NodeStatus {
     /// The peers the transport keeps (re)connecting to, with the address it dials: the
     /// members of the address book (and a joiner being admitted), never a removed node.
     pub dialed_peers: Vec<(NodeId, SocketAddr)>,
+    /// How long a silence of the leader this node follows must last before it suspects
+    /// it, as measured on that leader's messages (`None`: not measured yet, or the
+    /// adaptive election timeout is off; the fixed election timeout range applies).
+    pub detection_timeout: Option<Duration>,
 }
 
 /// Why a node operation failed.

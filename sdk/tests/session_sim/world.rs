@@ -1816,5 +1816,7 @@ fn node_status(live: &Live) -> NodeStatus {
         peer_links: Vec::new(),
         internet: None,
         dialed_peers: Vec::new(),
+        // The session core does not read it.
+        detection_timeout: None,
     }
 }

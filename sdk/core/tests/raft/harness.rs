@@ -94,6 +94,8 @@ pub struct Network {
     pub delivered: u64,
     /// Messages delivered, by kind.
     pub delivered_kinds: BTreeMap<&'static str, usize>,
+    /// Messages delivered, by receiver and kind.
+    pub delivered_to: BTreeMap<(NodeId, &'static str), usize>,
 }
 
 pub fn kind(body: &MessageBody) -> &'static str {
@@ -140,6 +142,7 @@ impl Network {
             applied_anywhere: BTreeMap::new(),
             delivered: 0,
             delivered_kinds: BTreeMap::new(),
+            delivered_to: BTreeMap::new(),
         };
         let boot = PersistedState::bootstrap(membership(voters, learners));
         for &id in voters.iter().chain(learners) {
@@ -239,6 +242,7 @@ impl Network {
             let to = msg.to;
             self.delivered += 1;
             *self.delivered_kinds.entry(kind(&msg.body)).or_default() += 1;
+            *self.delivered_to.entry((to, kind(&msg.body))).or_default() += 1;
             match self.raft(to).step(msg) {
                 // Late answers from a node removed from the configuration.
                 Ok(()) | Err(baton_core::StepError::UnknownPeer(_)) => {}

@@ -4,6 +4,7 @@
 mod harness;
 
 mod codec;
+mod detector;
 mod election;
 mod fitness;
 mod membership;
