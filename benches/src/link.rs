@@ -1,7 +1,10 @@
 //! Failure detection over a bad link: sessions in this process whose every player sends
 //! through the fault-injecting socket (`baton::transport::FaultController`), one fault at a
-//! time — every datagram delayed by 80 ± 40 ms (uniform in 40–120 ms, so datagrams also
-//! overtake each other), or 2 % of datagrams dropped.
+//! time — every datagram delayed by 80 ± 40 ms (uniform in 40–120 ms, each path keeping its
+//! order, as a queue does: `FaultController::set_jitter`), or 2 % of datagrams dropped.
+//! Independent delays of that span would reorder most datagrams, which QUIC reads as loss
+//! (its packet threshold is 3) until its congestion window collapses: that measures
+//! QUIC's tolerance of reordering, which a real path seldom asks for, not the detector.
 //!
 //! Two measurements per fault: a session plays for a window with nobody crashing, and every
 //! term change in it is a needless election (a player that only suspected the host and
@@ -51,7 +54,7 @@ impl LinkFault {
     fn controller(self) -> FaultController {
         let faults = FaultController::new(FAULT_SEED);
         match self {
-            LinkFault::Delay => faults.set_delay(DELAY_MIN, DELAY_MAX),
+            LinkFault::Delay => faults.set_jitter(DELAY_MIN, DELAY_MAX),
             LinkFault::Loss => faults.set_drop_rate(LOSS_RATE),
         }
         faults

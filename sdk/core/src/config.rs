@@ -28,7 +28,8 @@ pub struct Config {
     /// of the fixed range above (default true; see `detector` and `docs/raft-core.md`).
     /// A follower's election timeout is then its detection timeout plus the fitness shift
     /// and the random jitter, drawn as from `[detection, 2 × detection)`; the fixed range
-    /// is used until `ARRIVAL_GAPS_MEASURED_MIN` gaps were measured.
+    /// is used until `ARRIVAL_GAPS_MEASURED_MIN` gaps were measured, and for every
+    /// election round (which waits for a vote's round trip, not for a heartbeat).
     pub adaptive_election_timeout: bool,
     /// Shortest detection timeout, in ticks (default 4): how fast a crash can be noticed
     /// on a link without jitter, and what scheduling noise must stay under.

@@ -2,9 +2,10 @@
 //! election timeouts.
 //!
 //! Fitness bias: a follower's election timeout is
-//! `base + shift + jitter`, where `base` is its detection timeout (see `detector`) and
-//! `width = base`, or, before the leader's arrivals are measured (and with
-//! `adaptive_election_timeout` off), `base = min` and `width = max - min`;
+//! `base + shift + jitter`, where, while it follows a leader, `base` is its detection
+//! timeout (see `detector`) and `width = base`; in election rounds, before the leader's
+//! arrivals are measured, and with `adaptive_election_timeout` off, `base = min` and
+//! `width = max - min`;
 //! `shift = width * position >> failed_rounds` and `jitter` is uniform in
 //! `[0, width - (width / 2 >> failed_rounds))`. `position` in `[0, 1]` is the follower's
 //! place in the last leader's succession order (rank 0 = fittest caught-up voter, sent in
@@ -31,7 +32,14 @@ impl RaftNode {
     }
 
     fn draw_election_timeout(&mut self) -> u32 {
-        let (min, width) = match self.detection_timeout() {
+        // Only a follower of a live leader judges silence by what it measured. Once it
+        // suspects the leader, each election round waits the fixed range: a round waits
+        // for a vote's round trip, and the gaps between a leader's messages say nothing
+        // about the latency of a link, only about its jitter (a link of 100 ms and no
+        // jitter has a small detection timeout and needs rounds longer than 200 ms).
+        let following = self.state == State::Follower && self.leader.is_some();
+        let detection = self.detection_timeout().filter(|_| following);
+        let (min, width) = match detection {
             Some(detection) => (detection, u64::from(detection)),
             None => {
                 let min = self.config.election_timeout_ticks_min;

@@ -16,7 +16,7 @@
 //! Delayed datagrams are sent from spawned tokio tasks, at most `DELAYED_DATAGRAMS_MAX` at once
 //! (more are dropped, which QUIC treats as loss).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::io::{self, IoSliceMut};
 use std::net::SocketAddr;
@@ -24,7 +24,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use quinn::udp::{RecvMeta, Transmit};
 use quinn::{AsyncUdpSocket, UdpPoller};
@@ -58,6 +58,10 @@ struct FaultState {
     reorder_rate: f64,
     delay_min: Duration,
     delay_max: Duration,
+    /// Delays keep each path's order (see [`FaultController::set_jitter`]).
+    in_order: bool,
+    /// Per path (from, to): when its latest delayed datagram leaves.
+    path_release: HashMap<(SocketAddr, SocketAddr), Instant>,
     blocked_links: HashSet<(SocketAddr, SocketAddr)>,
     isolated: HashSet<SocketAddr>,
     stats: FaultStats,
@@ -80,6 +84,17 @@ impl FaultState {
 
     fn chance(&mut self, rate: f64) -> bool {
         rate > 0.0 && self.rng.random::<f64>() < rate
+    }
+
+    /// `delay`, lengthened so the datagram leaves after the path's previous one.
+    fn keep_path_order(&mut self, from: SocketAddr, to: SocketAddr, delay: Duration) -> Duration {
+        let now = Instant::now();
+        let release = self
+            .path_release
+            .get(&(from, to))
+            .map_or(now + delay, |last| (*last).max(now + delay));
+        self.path_release.insert((from, to), release);
+        release - now
     }
 }
 
@@ -128,6 +143,8 @@ impl FaultController {
                 reorder_rate: 0.0,
                 delay_min: Duration::ZERO,
                 delay_max: Duration::ZERO,
+                in_order: false,
+                path_release: HashMap::new(),
                 blocked_links: HashSet::new(),
                 isolated: HashSet::new(),
                 stats: FaultStats::default(),
@@ -157,11 +174,23 @@ impl FaultController {
         self.lock().reorder_rate = clamp_rate(rate);
     }
 
-    /// Every datagram is delayed by a uniform random time in `[min, max]`.
+    /// Every datagram is delayed by a uniform random time in `[min, max]`, independently,
+    /// so datagrams overtake each other whenever the span exceeds their spacing.
     pub fn set_delay(&self, min: Duration, max: Duration) {
         let mut s = self.lock();
         s.delay_min = min;
         s.delay_max = max.max(min);
+        s.in_order = false;
+    }
+
+    /// Every datagram is delayed by a uniform random time in `[min, max]`, but leaves no
+    /// earlier than the datagram sent before it on the same path (to within the timer's
+    /// millisecond): queueing jitter as on a real path, which seldom reorders. With
+    /// [`set_delay`](Self::set_delay) instead, a span wider than the datagrams' spacing
+    /// reorders most of them, and QUIC takes that for loss.
+    pub fn set_jitter(&self, min: Duration, max: Duration) {
+        self.set_delay(min, max);
+        self.lock().in_order = true;
     }
 
     /// Blocks traffic between `a` and `b` in both directions.
@@ -197,6 +226,8 @@ impl FaultController {
         s.reorder_rate = 0.0;
         s.delay_min = Duration::ZERO;
         s.delay_max = Duration::ZERO;
+        s.in_order = false;
+        s.path_release.clear();
     }
 
     /// What the model has done so far.
@@ -224,6 +255,9 @@ impl FaultController {
             let reorder_rate = s.reorder_rate;
             if s.chance(reorder_rate) {
                 delay += s.delay_max + REORDER_EXTRA_DELAY;
+            }
+            if s.in_order {
+                delay = s.keep_path_order(from, to, delay);
             }
             *slot = Some(delay);
         }
