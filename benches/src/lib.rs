@@ -238,10 +238,10 @@ impl HarnessConfig {
     pub fn steps(&self) -> u64 {
         let floors = 3;
         let matrix = self.player_counts.len() * self.tick_rates_hz.len();
-        let crashes = (self.crash_trials + self.process_crash_trials)
-            * if self.crash_fixed_too { 2 } else { 1 };
+        let detections = if self.crash_fixed_too { 2 } else { 1 };
+        let crashes = (self.crash_trials + self.process_crash_trials) * detections;
         let links = link::LinkFault::ALL.len()
-            * (self.link_crash_trials + usize::from(!self.link_window.is_zero()));
+            * (self.link_crash_trials * detections + usize::from(!self.link_window.is_zero()));
         let moves = self.handoff_trials + self.score_trials + crashes + links;
         let saturation = self.saturation_payloads.len() * self.saturation_clients.len();
         let costs = usize::from(self.cost_players > 0) + usize::from(self.large_players > 0);
@@ -541,11 +541,23 @@ pub async fn run(config: &HarnessConfig, progress: &Progress) -> Result<Report, 
             report.links.push(report::LinkRow::played(played));
             progress.step();
         }
-        if config.link_crash_trials > 0 {
-            progress.stage(&format!("faulty link, {}: crash failover", fault.label()));
-            let crashed =
-                link::crashes(fault, players, hz, config.link_crash_trials, progress).await?;
-            report.add_link_crashes(fault, &crashed)?;
+        for &detection in detections {
+            if config.link_crash_trials == 0 {
+                break;
+            }
+            progress.stage(&format!(
+                "faulty link, {}: crash failover, {} detection",
+                fault.label(),
+                detection.key()
+            ));
+            let shape = link::LinkCrashes {
+                fault,
+                players,
+                hz,
+                detection,
+            };
+            let crashed = link::crashes(shape, config.link_crash_trials, progress).await?;
+            report.add_link_crashes(fault, detection, &crashed)?;
         }
     }
 

@@ -12,7 +12,7 @@
 //! host stopped dead, timed as [`crate::migration`] times a crash.
 
 use crate::migration::{migrate, MigrationKind, MigrationTrials, TrialFailures};
-use crate::session::{lock, session_config, ProbeSession, DETECTOR_WARMUP};
+use crate::session::{lock, session_config_with, Detection, ProbeSession, DETECTOR_WARMUP};
 use crate::BenchError;
 use baton::session::SessionConfig;
 use baton::transport::FaultController;
@@ -61,8 +61,8 @@ impl LinkFault {
     }
 
     /// A session configuration whose every player sends through this fault.
-    fn session_config(self, hz: u32, players: usize) -> SessionConfig {
-        let mut config = session_config(hz, players);
+    fn session_config(self, hz: u32, players: usize, detection: Detection) -> SessionConfig {
+        let mut config = session_config_with(hz, players, detection);
         config.node.transport.faults = Some(self.controller());
         config
     }
@@ -98,7 +98,8 @@ pub async fn play(
     hz: u32,
     window: Duration,
 ) -> Result<LinkPlay, BenchError> {
-    let probe = ProbeSession::start(fault.session_config(hz, players), players, None).await?;
+    let config = fault.session_config(hz, players, Detection::Measured);
+    let probe = ProbeSession::start(config, players, None).await?;
     let outcome = play_window(&probe, fault, hz, window).await;
     probe.stop().await;
     outcome
@@ -149,20 +150,38 @@ async fn highest_term(probe: &ProbeSession) -> Result<u64, BenchError> {
     Ok(highest)
 }
 
-/// `trials` crash failovers over `fault`, each in a fresh session of `players` at `hz`.
+/// The shape of the faulty-link crash trials.
+#[derive(Debug, Clone, Copy)]
+pub struct LinkCrashes {
+    /// The fault on every link.
+    pub fault: LinkFault,
+    /// Players (all voters) of each session.
+    pub players: usize,
+    /// Tick rate.
+    pub hz: u32,
+    /// How the survivors detect the crash.
+    pub detection: Detection,
+}
+
+/// `trials` crash failovers as `shape` says, each in a fresh session.
 pub async fn crashes(
-    fault: LinkFault,
-    players: usize,
-    hz: u32,
+    shape: LinkCrashes,
     trials: usize,
     progress: &crate::progress::Progress,
 ) -> Result<MigrationTrials, BenchError> {
+    let LinkCrashes {
+        fault,
+        players,
+        hz,
+        detection,
+    } = shape;
     let mut pauses = Vec::with_capacity(trials);
     let mut to_new_host = Vec::with_capacity(trials);
     let mut failures = TrialFailures::default();
     for trial in 0..trials {
         tracing::debug!(?fault, trial, "crash trial over a faulty link");
-        let probe = ProbeSession::start(fault.session_config(hz, players), players, None).await?;
+        let config = fault.session_config(hz, players, detection);
+        let probe = ProbeSession::start(config, players, None).await?;
         let outcome = migrate(&probe, MigrationKind::Crash).await;
         probe.stop().await;
         if let Some((pause, moved)) = failures.take("link crash", trials, outcome)? {

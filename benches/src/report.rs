@@ -231,6 +231,8 @@ pub struct LinkRow {
     pub play: Option<LinkPlay>,
     /// Crash failovers over the same fault, if they ran.
     pub failover_ms: Option<MoveStats>,
+    /// The same with the fixed election timeout range, if they ran.
+    pub failover_fixed_ms: Option<MoveStats>,
 }
 
 impl LinkRow {
@@ -240,6 +242,7 @@ impl LinkRow {
             fault: play.fault,
             play: Some(play),
             failover_ms: None,
+            failover_fixed_ms: None,
         }
     }
 }
@@ -459,17 +462,27 @@ impl Report {
     pub fn add_link_crashes(
         &mut self,
         fault: LinkFault,
+        detection: Detection,
         trials: &MigrationTrials,
     ) -> Result<(), BenchError> {
         let stats = MoveStats::of(trials, false, false)
             .ok_or_else(|| BenchError::NoSamples(format!("link crash {fault:?}")))?;
-        match self.links.iter_mut().find(|row| row.fault == fault) {
-            Some(row) => row.failover_ms = Some(stats),
-            None => self.links.push(LinkRow {
-                fault,
-                play: None,
-                failover_ms: Some(stats),
-            }),
+        let row = match self.links.iter().position(|row| row.fault == fault) {
+            Some(at) => &mut self.links[at],
+            None => {
+                self.links.push(LinkRow {
+                    fault,
+                    play: None,
+                    failover_ms: None,
+                    failover_fixed_ms: None,
+                });
+                let last = self.links.len() - 1;
+                &mut self.links[last]
+            }
+        };
+        match detection {
+            Detection::Fixed => row.failover_fixed_ms = Some(stats),
+            Detection::Measured => row.failover_ms = Some(stats),
         }
         Ok(())
     }
@@ -727,12 +740,17 @@ impl Report {
                     play.detection_timeout_ms
                 );
             }
-            if let Some(s) = &row.failover_ms {
-                let _ = writeln!(
-                    out,
-                    "  crash failover {:>3} trials ({} failed) @{} Hz: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; pause p50 {:.1} / p99 {:.1} ms",
-                    s.trials, s.trials_failed, s.hz, s.p50, s.p99, s.max, s.other_p50, s.other_p99
-                );
+            for (label, stats) in [
+                ("measured", &row.failover_ms),
+                ("FIXED", &row.failover_fixed_ms),
+            ] {
+                if let Some(s) = stats {
+                    let _ = writeln!(
+                        out,
+                        "  crash failover, {label:<8} {:>3} trials ({} failed) @{} Hz: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; pause p50 {:.1} / p99 {:.1} ms",
+                        s.trials, s.trials_failed, s.hz, s.p50, s.p99, s.max, s.other_p50, s.other_p99
+                    );
+                }
             }
         }
         if !self.throughput_per_s.is_empty() {
