@@ -11,7 +11,7 @@
 
 mod sim;
 
-use sim::world::{run_seed, Options, SeedReport, Stats};
+use sim::world::{run_seed, Options, Scenario, SeedReport, Stats};
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -19,6 +19,8 @@ use std::time::Instant;
 
 /// Seeds run by default (the CI run).
 const SEEDS_DEFAULT: u64 = 500;
+/// Seeds of the detector scenario run by default.
+const DETECTOR_SEEDS_DEFAULT: u64 = 100;
 /// Threads used by default for a multi-seed run, at most.
 const THREADS_MAX_DEFAULT: usize = 4;
 
@@ -36,19 +38,27 @@ fn say(line: std::fmt::Arguments<'_>) {
     let _ = writeln!(err, "{line}");
 }
 
-fn replay_command(seed: u64) -> String {
-    format!(
-        "BATON_SIM_SEED={seed} cargo test --release -p baton --test simulation -- simulation_seeds"
-    )
+fn replay_command(seed: u64, scenario: Scenario) -> String {
+    match scenario {
+        Scenario::Chaos => format!(
+            "BATON_SIM_SEED={seed} cargo test --release -p baton --test simulation -- simulation_seeds"
+        ),
+        Scenario::Detector => format!(
+            "BATON_SIM_SEED={seed} cargo test --release -p baton --test simulation -- detector_simulation_seeds"
+        ),
+    }
 }
 
-fn report_violation(report: &SeedReport) {
+fn report_violation(report: &SeedReport, scenario: Scenario) {
     if let Some(violation) = &report.violation {
         say(format_args!(
             "VIOLATION seed {} at step {} ({} ms): {}: {}",
             report.seed, report.steps, report.sim_ms, violation.invariant, violation.detail
         ));
-        say(format_args!("  replay: {}", replay_command(report.seed)));
+        say(format_args!(
+            "  replay: {}",
+            replay_command(report.seed, scenario)
+        ));
     }
 }
 
@@ -78,7 +88,7 @@ fn run_many(
                     totals.1.add(&report.stats);
                 }
                 if report.violation.is_some() {
-                    report_violation(&report);
+                    report_violation(&report, options.scenario);
                     failures.lock().unwrap().push(report);
                 }
             });
@@ -92,17 +102,32 @@ fn run_many(
 
 #[test]
 fn simulation_seeds() {
+    run_scenario(Scenario::Chaos, SEEDS_DEFAULT);
+}
+
+/// The failure detector's script (`sim/detector.rs`): drift, delay spikes, a crash and a
+/// partition on a LAN or an Internet link; no needless election, a bounded failover, the
+/// usual safety invariants and liveness after the heal.
+#[test]
+fn detector_simulation_seeds() {
+    run_scenario(Scenario::Detector, DETECTOR_SEEDS_DEFAULT);
+}
+
+fn run_scenario(scenario: Scenario, seeds_default: u64) {
     let started = Instant::now();
     let white_box = env_u64("BATON_SIM_WHITE_BOX") != Some(0);
+    let fixed_election_timeout = env_u64("BATON_SIM_FIXED_TIMEOUT") == Some(1);
     if let Some(seed) = env_u64("BATON_SIM_SEED") {
         let report = run_seed(
             seed,
             Options {
                 trace: true,
                 white_box,
+                scenario,
+                fixed_election_timeout,
             },
         );
-        report_violation(&report);
+        report_violation(&report, scenario);
         say(format_args!(
             "seed {seed}: {} steps, {} ms simulated; {}",
             report.steps, report.sim_ms, report.stats
@@ -115,7 +140,7 @@ fn simulation_seeds() {
         assert_eq!(violations, 0, "seed {seed} broke an invariant; see above");
         return;
     }
-    let count = env_u64("BATON_SIM_SEEDS").unwrap_or(SEEDS_DEFAULT);
+    let count = env_u64("BATON_SIM_SEEDS").unwrap_or(seeds_default);
     let start = env_u64("BATON_SIM_START").unwrap_or(0);
     let threads = env_u64("BATON_SIM_THREADS").map_or_else(
         || {
@@ -128,10 +153,12 @@ fn simulation_seeds() {
     let options = Options {
         trace: false,
         white_box,
+        scenario,
+        fixed_election_timeout,
     };
     let (failures, steps, stats) = run_many(start, count, threads, options);
     say(format_args!(
-        "seeds {start}..{}: {:.1} s wall on {threads} threads; {stats}",
+        "{scenario:?} seeds {start}..{}: {:.1} s wall on {threads} threads; {stats}",
         start + count,
         started.elapsed().as_secs_f64()
     ));
@@ -157,13 +184,15 @@ fn regression(seed: u64) {
         Options {
             trace: false,
             white_box: true,
+            scenario: Scenario::Chaos,
+            fixed_election_timeout: false,
         },
     );
-    report_violation(&report);
+    report_violation(&report, Scenario::Chaos);
     assert!(
         report.violation.is_none(),
         "seed {seed} regressed; replay: {}",
-        replay_command(seed)
+        replay_command(seed, Scenario::Chaos)
     );
 }
 

@@ -102,6 +102,7 @@ impl World {
                     duplicate_ppm: self.chaos_rng.random_range(0..=dup_max),
                     long_delay_ppm: self.chaos_rng.random_range(0..=delay_max),
                     reorder: reorder && self.chaos_rng.random_bool(0.5),
+                    ..Weather::default()
                 };
                 trace!(self, "FAULT network weather {:?}", self.network.weather);
             }

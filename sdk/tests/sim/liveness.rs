@@ -12,7 +12,11 @@ impl World {
     pub(super) fn on_heal(&mut self) -> Result<(), Violation> {
         self.heal_at_ms = Some(self.now_ms);
         self.network.heal();
-        self.network.weather = Weather::default();
+        // The link's own latency stays (the detector scenario's Internet): only faults end.
+        self.network.weather = Weather {
+            latency_ms: self.network.weather.latency_ms,
+            ..Weather::default()
+        };
         trace!(self, "HEAL all faults off; crashed nodes restart");
         for id in self.all_ids() {
             if !self.up(id) {

@@ -14,6 +14,7 @@ macro_rules! trace {
 pub mod app;
 pub mod check;
 pub mod client;
+pub mod detector;
 pub mod faults;
 pub mod liveness;
 pub mod log;

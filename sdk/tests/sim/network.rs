@@ -27,6 +27,11 @@ pub struct Weather {
     /// Whether a link may deliver out of send order; otherwise each link is FIFO, like
     /// one QUIC stream per peer pair.
     pub reorder: bool,
+    /// Latency range of every link, inclusive (`None`: `LATENCY_MS_MIN..=LATENCY_MS_MAX`).
+    pub latency_ms: Option<(u64, u64)>,
+    /// A delay spike: messages sent on this directed link before the instant arrive no
+    /// earlier than it (from, to, until ms).
+    pub spike: Option<(NodeId, NodeId, u64)>,
 }
 
 /// Decides the fate of every message.
@@ -66,11 +71,20 @@ impl Network {
         };
         let mut times = Vec::with_capacity(copies);
         for _ in 0..copies {
-            let mut latency = self.rng.random_range(LATENCY_MS_MIN..=LATENCY_MS_MAX);
+            let (low, high) = self
+                .weather
+                .latency_ms
+                .unwrap_or((LATENCY_MS_MIN, LATENCY_MS_MAX));
+            let mut latency = self.rng.random_range(low..=high);
             if self.chance(self.weather.long_delay_ppm) {
                 latency = self.rng.random_range(LATENCY_MS_MIN..=LONG_DELAY_MS_MAX);
             }
             let mut at = now_ms + latency;
+            if let Some((a, b, until)) = self.weather.spike {
+                if (a, b) == (from, to) && now_ms < until {
+                    at = at.max(until);
+                }
+            }
             if !self.weather.reorder {
                 let last = self.last_delivery_ms.entry((from, to)).or_insert(0);
                 at = at.max(*last);

@@ -93,7 +93,64 @@ pub struct Profile {
     pub max_inflight_appends: usize,
 }
 
+/// The link the detector scenario simulates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Link {
+    /// 1–6 ms.
+    Lan,
+    /// 40–120 ms, each link in order (queueing jitter): 80 ± 40 ms.
+    Internet,
+}
+
+impl Link {
+    /// Latency range, inclusive, in ms.
+    pub fn latency_ms(self) -> (u64, u64) {
+        match self {
+            Link::Lan => (
+                super::network::LATENCY_MS_MIN,
+                super::network::LATENCY_MS_MAX,
+            ),
+            Link::Internet => (40, 120),
+        }
+    }
+}
+
 impl Profile {
+    /// The detector scenario's cluster: 3–5 voters, no learners, no random faults (the
+    /// script injects them), clocks drifting within `TICK_MS_MIN..=TICK_MS_MAX`.
+    pub fn detector(rng: &mut ChaCha8Rng) -> (Profile, Link) {
+        let voters = rng.random_range(NODES_MIN..=5);
+        let link = if rng.random_bool(0.5) {
+            Link::Lan
+        } else {
+            Link::Internet
+        };
+        let profile = Profile {
+            nodes: voters,
+            voters,
+            learners: 0,
+            weights: [0; FAULTS.len()],
+            chaos_interval_ms: 1_000,
+            drop_ppm_max: 0,
+            duplicate_ppm_max: 0,
+            long_delay_ppm_max: 0,
+            reorder: false,
+            persist_ms_max: [0, 2, 10][rng.random_range(0..3)],
+            tick_ms_min: TICK_MS_MIN,
+            tick_ms_max: TICK_MS_MAX,
+            doomed_leader_per_mille: 0,
+            doomed_voter_per_mille: 0,
+            compact_threshold_entries: 256,
+            crashed_max: 1,
+            clients: rng.random_range(1..=2),
+            commands_per_client: rng.random_range(150..=600),
+            snapshot_chunk_bytes: 64 * 1024,
+            max_entries_per_append: 64,
+            max_inflight_appends: 8,
+        };
+        (profile, link)
+    }
+
     pub fn draw(rng: &mut ChaCha8Rng) -> Profile {
         let nodes = rng.random_range(NODES_MIN..=NODES_MAX);
         // Three voters often: the smallest quorum makes the dangerous interleavings (a

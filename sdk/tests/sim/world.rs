@@ -7,9 +7,10 @@
 use super::app::{Applied, StateMachine};
 use super::check::{Checker, Violation};
 use super::client::{Client, CLIENT_THINK_MS_MAX};
+use super::detector::{Script, Step};
 use super::log::{self, holds, payload_digest, snapshot_index};
 use super::network::Network;
-use super::profile::Profile;
+use super::profile::{Link, Profile};
 use baton::raft::{
     AppendOutcome, ClientTag, Config, Entry, Fitness, HardState, Index, Membership, Message,
     MessageBody, NodeId, PersistedState, ProposalId, RaftNode, Ready, Role, Snapshot, Term,
@@ -68,6 +69,8 @@ pub(super) enum Event {
     Client(usize),
     /// End of the fault phase.
     Heal,
+    /// The detector scenario's next step.
+    Script(Step),
 }
 
 struct Scheduled {
@@ -157,6 +160,9 @@ pub struct Stats {
     pub duplicates_suppressed: u64,
     pub liveness_ms: u64,
     pub in_flight_max: u64,
+    /// Detector scenario: each seed's crash failover (crash to a later term's leader), ms.
+    pub failovers_lan_ms: Vec<u64>,
+    pub failovers_internet_ms: Vec<u64>,
 }
 
 impl Stats {
@@ -177,6 +183,9 @@ impl Stats {
         self.duplicates_suppressed += other.duplicates_suppressed;
         self.liveness_ms = self.liveness_ms.max(other.liveness_ms);
         self.in_flight_max = self.in_flight_max.max(other.in_flight_max);
+        self.failovers_lan_ms.extend(&other.failovers_lan_ms);
+        self.failovers_internet_ms
+            .extend(&other.failovers_internet_ms);
     }
 }
 
@@ -203,7 +212,27 @@ impl fmt::Display for Stats {
             self.duplicates_suppressed,
             self.liveness_ms,
             self.in_flight_max
-        )
+        )?;
+        for (link, failovers) in [
+            ("LAN", &self.failovers_lan_ms),
+            ("Internet", &self.failovers_internet_ms),
+        ] {
+            if failovers.is_empty() {
+                continue;
+            }
+            let mut sorted = failovers.clone();
+            sorted.sort_unstable();
+            let at = |q: f64| sorted[((sorted.len() - 1) as f64 * q).round() as usize];
+            write!(
+                f,
+                " failover-{link} n {} p50 {} p99 {} max {} ms",
+                sorted.len(),
+                at(0.5),
+                at(0.99),
+                at(1.0)
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -243,12 +272,34 @@ pub struct Options {
     /// protocol-level invariants. Turning them off measures what the consequences alone
     /// catch.
     pub white_box: bool,
+    /// Random chaos, or the failure detector's script.
+    pub scenario: Scenario,
+    /// Detector scenario: time out on the fixed range instead (Baton before the detector),
+    /// to compare.
+    pub fixed_election_timeout: bool,
+}
+
+/// What a seed runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scenario {
+    /// Swarm-tested random faults (`profile`, `faults`).
+    Chaos,
+    /// The failure detector's script (`detector`), with the runtime's election timing.
+    Detector,
 }
 
 /// Runs one seed to completion.
 pub fn run_seed(seed: u64, options: Options) -> SeedReport {
     let mut world = World::new(seed, options);
     let violation = world.run().err();
+    if let Some(script) = &world.script {
+        if let Some(ms) = script.failover_ms {
+            match script.link {
+                Link::Lan => world.stats.failovers_lan_ms.push(ms),
+                Link::Internet => world.stats.failovers_internet_ms.push(ms),
+            }
+        }
+    }
     SeedReport {
         seed,
         steps: world.step,
@@ -285,12 +336,23 @@ pub(super) struct World {
     pub(super) acked_index_max: Index,
     pub(super) heal_at_ms: Option<u64>,
     pub(super) stats: Stats,
+    /// The detector scenario's script (`None` in chaos runs).
+    pub(super) script: Option<Script>,
 }
 
 impl World {
     pub(super) fn new(seed: u64, options: Options) -> World {
         let mut profile_rng = ChaCha8Rng::seed_from_u64(derive_seed(seed, STREAM_PROFILE));
-        let profile = Profile::draw(&mut profile_rng);
+        let (profile, script) = match options.scenario {
+            Scenario::Chaos => (Profile::draw(&mut profile_rng), None),
+            Scenario::Detector => {
+                let (profile, link) = Profile::detector(&mut profile_rng);
+                (profile, Some(Script::new(link)))
+            }
+        };
+        let mut network =
+            Network::new(ChaCha8Rng::seed_from_u64(derive_seed(seed, STREAM_NETWORK)));
+        network.weather.latency_ms = script.as_ref().map(|s| s.link.latency_ms());
         let mut chaos_rng = ChaCha8Rng::seed_from_u64(derive_seed(seed, STREAM_CHAOS));
         let founders = Membership {
             voters: (1..=profile.voters as NodeId).collect(),
@@ -340,7 +402,7 @@ impl World {
             queue: BinaryHeap::new(),
             next_order: 0,
             nodes,
-            network: Network::new(ChaCha8Rng::seed_from_u64(derive_seed(seed, STREAM_NETWORK))),
+            network,
             chaos_rng,
             client_rng: ChaCha8Rng::seed_from_u64(derive_seed(seed, STREAM_CLIENTS)),
             persist_rng: ChaCha8Rng::seed_from_u64(derive_seed(seed, STREAM_PERSIST)),
@@ -354,6 +416,7 @@ impl World {
             heal_at_ms: None,
             stats: Stats::default(),
             profile,
+            script,
         }
     }
 
@@ -404,8 +467,12 @@ impl World {
             let at = self.client_rng.random_range(0..=CLIENT_THINK_MS_MAX);
             self.schedule(at, Event::Client(client));
         }
-        self.schedule(0, Event::Chaos);
-        self.schedule(FAULT_PHASE_MS, Event::Heal);
+        if self.script.is_some() {
+            self.start_script();
+        } else {
+            self.schedule(0, Event::Chaos);
+            self.schedule(FAULT_PHASE_MS, Event::Heal);
+        }
         self.check_step()?;
         loop {
             if self.step >= STEPS_PER_SEED_MAX {
@@ -422,6 +489,7 @@ impl World {
             self.handle(next.event)?;
             self.step += 1;
             self.check_step()?;
+            self.check_script()?;
             if self.converged() {
                 return self.final_oracle();
             }
@@ -464,6 +532,7 @@ impl World {
             }
             Event::Client(client) => self.on_client(client),
             Event::Heal => self.on_heal(),
+            Event::Script(step) => self.on_script(step),
         }
     }
 
@@ -481,6 +550,18 @@ impl World {
         config.snapshot_chunk_bytes = self.profile.snapshot_chunk_bytes;
         config.max_entries_per_append = self.profile.max_entries_per_append;
         config.max_inflight_appends = self.profile.max_inflight_appends;
+        if self.script.is_some() {
+            // What ships: the runtime's election timing, detector included.
+            let shipped = baton::runtime::NodeConfig::default().raft;
+            config.election_timeout_ticks_min = shipped.election_timeout_ticks_min;
+            config.election_timeout_ticks_max = shipped.election_timeout_ticks_max;
+            config.heartbeat_interval_ticks = shipped.heartbeat_interval_ticks;
+            config.adaptive_election_timeout =
+                shipped.adaptive_election_timeout && !self.options.fixed_election_timeout;
+            config.detection_timeout_ticks_floor = shipped.detection_timeout_ticks_floor;
+            config.detection_timeout_ticks_ceiling = shipped.detection_timeout_ticks_ceiling;
+            config.detection_deviations = shipped.detection_deviations;
+        }
         config
     }
 
