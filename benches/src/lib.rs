@@ -137,7 +137,7 @@ pub struct HarnessConfig {
 }
 
 impl Default for HarnessConfig {
-    /// The full matrix: about 8 minutes on a loaded 2-core machine.
+    /// The full matrix: about 18 minutes on a loaded 2-core machine.
     fn default() -> Self {
         HarnessConfig {
             rtt_samples: 2_000,
