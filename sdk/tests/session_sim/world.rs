@@ -603,10 +603,16 @@ impl World {
     // ---------------------------------------------------------------- players
 
     fn node_config(&self, id: NodeId, life: u32) -> Config {
-        Config::new(
+        let mut config = Config::new(
             id,
             derive_seed(self.seed, STREAM_NODE_BASE + (id << 16) + u64::from(life)),
-        )
+        );
+        // The fixed election timeout, as these schedules were written for. The measured
+        // detection is simulated by the Raft simulator's detector scenario; under it, seeds
+        // 138, 171 and 839 of this simulator end in a liveness violation (open: see
+        // docs/simulation.md, "Open findings").
+        config.adaptive_election_timeout = false;
+        config
     }
 
     /// Starts a player: from its durable state (a founder, or a restart after a crash),
