@@ -99,7 +99,7 @@ pub async fn play(
     window: Duration,
 ) -> Result<LinkPlay, BenchError> {
     let config = fault.session_config(hz, players, Detection::Measured);
-    let probe = ProbeSession::start(config, players, None).await?;
+    let probe = ProbeSession::start(|_| config.clone(), players, None).await?;
     let outcome = play_window(&probe, fault, hz, window).await;
     probe.stop().await;
     outcome
@@ -181,7 +181,7 @@ pub async fn crashes(
     for trial in 0..trials {
         tracing::debug!(?fault, trial, "crash trial over a faulty link");
         let config = fault.session_config(hz, players, detection);
-        let probe = ProbeSession::start(config, players, None).await?;
+        let probe = ProbeSession::start(|_| config.clone(), players, None).await?;
         let outcome = migrate(&probe, MigrationKind::Crash).await;
         probe.stop().await;
         if let Some((pause, moved)) = failures.take("link crash", trials, outcome)? {
