@@ -64,7 +64,16 @@ async fn a_tiny_run_fills_every_field_of_the_json_with_sane_values() {
         positive(row, &["p50_over_paced"]);
     }
 
-    for moves in ["handoff_gap_ms", "failover_ms", "failover_in_process_ms"] {
+    // Every crash trial runs before (the fixed election range) and after (the measured
+    // detector) in the same run, so the two are comparable.
+    assert!(config.crash_fixed_too);
+    for moves in [
+        "handoff_gap_ms",
+        "failover_ms",
+        "failover_in_process_ms",
+        "failover_fixed_ms",
+        "failover_in_process_fixed_ms",
+    ] {
         let (p50, p99, max) = (
             positive(&json, &[moves, "p50"]),
             positive(&json, &[moves, "p99"]),
@@ -107,8 +116,26 @@ async fn a_tiny_run_fills_every_field_of_the_json_with_sane_values() {
     positive(&json, &["large_session", "host_packets_per_tick"]);
     positive(&json, &["large_session", "committed_rate_hz"]);
 
+    let links = json["links"].as_array().unwrap();
+    assert_eq!(links.len(), 2, "a delayed link and a lossy link");
+    for row in links {
+        assert!(row["play"]["term_changes"].as_u64().is_some(), "{row}");
+        for moves in ["failover_ms", "failover_fixed_ms"] {
+            assert_eq!(
+                row[moves]["trials"].as_u64().unwrap() as usize,
+                config.link_crash_trials,
+                "{row}"
+            );
+            assert!(positive(row, &[moves, "p50"]) > 0.0);
+        }
+    }
+
     assert_eq!(json["propose_us"].as_array().unwrap().len(), 3);
-    assert_eq!(json["headline"].as_array().unwrap().len(), 4);
+    // Four of issue 13, two failovers and one needless-election count per link.
+    assert_eq!(
+        json["headline"].as_array().unwrap().len(),
+        4 + 2 + links.len()
+    );
     assert!(report.table().contains("Targets"));
 
     let svg = data_dir.path().join("plot.svg");
