@@ -44,22 +44,30 @@ fn say(line: std::fmt::Arguments<'_>) {
 }
 
 /// The run's options: `BATON_SESSION_SIM_FRESH_REJOIN=1` lets departed players come
-/// back with an empty store (see `Options::fresh_rejoin`).
+/// back with an empty store (see `Options::fresh_rejoin`); `BATON_SESSION_SIM_MEASURED=1`
+/// detects a lost host by measured arrivals (`Options::measured_detection`).
 fn options(trace: bool) -> Options {
     Options {
         trace,
         fresh_rejoin: env_u64("BATON_SESSION_SIM_FRESH_REJOIN") == Some(1),
+        measured_detection: env_u64("BATON_SESSION_SIM_MEASURED") == Some(1),
     }
 }
 
 fn replay_command(seed: u64) -> String {
-    let fresh = if options(false).fresh_rejoin {
+    let options = options(false);
+    let fresh = if options.fresh_rejoin {
         "BATON_SESSION_SIM_FRESH_REJOIN=1 "
     } else {
         ""
     };
+    let measured = if options.measured_detection {
+        "BATON_SESSION_SIM_MEASURED=1 "
+    } else {
+        ""
+    };
     format!(
-        "{fresh}BATON_SESSION_SIM_SEED={seed} cargo test --release -p baton --test session_simulation -- session_simulation_seeds"
+        "{fresh}{measured}BATON_SESSION_SIM_SEED={seed} cargo test --release -p baton --test session_simulation -- session_simulation_seeds"
     )
 }
 
