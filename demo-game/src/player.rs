@@ -46,7 +46,8 @@ pub struct PlayerArgs {
     #[arg(long)]
     pub advertise: Option<SocketAddr>,
     /// Play across the Internet through this rendezvous service (UDP address): punch
-    /// through NATs, relay through the studio's TURN server when punching cannot work.
+    /// through NATs, relay through the studio's TURN server when punching cannot work. A
+    /// joiner without it uses the one its invite names.
     #[arg(long)]
     pub rendezvous: Option<SocketAddr>,
     /// Found a new session and host it.

@@ -318,8 +318,6 @@ fn player(name: &str, home: &Namespace, dir: &Path, seed: u64, join: Option<&str
         data.to_str().unwrap(),
         "--bind",
         PLAYER_BIND,
-        "--rendezvous",
-        RENDEZVOUS,
         "--seed",
         &seed,
         "--turn-ms",
@@ -327,9 +325,10 @@ fn player(name: &str, home: &Namespace, dir: &Path, seed: u64, join: Option<&str
         "--think-ms",
         "30",
     ];
+    // Only the host is told where the rendezvous service is: the invite names it.
     match join {
         Some(invite) => args.extend(["--join", invite]),
-        None => args.push("--host"),
+        None => args.extend(["--host", "--rendezvous", RENDEZVOUS]),
     }
     Proc::spawn(name, home, &demo_exe(), &args)
 }

@@ -35,6 +35,8 @@ pub mod stun;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::transport::{Invite, TransportConfig};
+
 pub use agent::InternetStatus;
 pub(crate) use agent::{Agent, Punch, Request, PUNCH_QUEUE_MAX};
 pub use socket::{PathCounters, PathKind};
@@ -60,5 +62,49 @@ impl InternetConfig {
             register_interval: Duration::from_secs(5),
             first_registration_timeout: Duration::from_secs(3),
         }
+    }
+
+    /// What a player joining with `invite` uses: the configuration's own, which overrides,
+    /// else the rendezvous service the invite names (none on the application's own
+    /// network, which has no IP addresses to punch).
+    pub(crate) fn for_joiner(
+        transport: &TransportConfig,
+        invite: &Invite,
+    ) -> Option<InternetConfig> {
+        match (&transport.internet, &transport.app_net) {
+            (Some(configured), _) => Some(configured.clone()),
+            (None, Some(_)) => None,
+            (None, None) => invite.rendezvous.map(InternetConfig::new),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::SessionCredentials;
+
+    #[test]
+    fn a_joiner_takes_the_invites_rendezvous_unless_configured_with_one() {
+        let named: SocketAddr = "192.0.2.1:3479".parse().unwrap();
+        let invite = Invite {
+            credentials: SessionCredentials::generate(),
+            addrs: Vec::new(),
+            rendezvous: Some(named),
+        };
+        let mut transport = TransportConfig::default();
+        assert_eq!(
+            InternetConfig::for_joiner(&transport, &invite),
+            Some(InternetConfig::new(named))
+        );
+        let own = InternetConfig::new("198.51.100.7:3479".parse().unwrap());
+        transport.internet = Some(own.clone());
+        assert_eq!(InternetConfig::for_joiner(&transport, &invite), Some(own));
+        let lan = Invite {
+            rendezvous: None,
+            ..invite
+        };
+        transport.internet = None;
+        assert_eq!(InternetConfig::for_joiner(&transport, &lan), None);
     }
 }

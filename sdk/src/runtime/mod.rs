@@ -312,6 +312,8 @@ pub struct Node<S: StateMachine> {
     id: NodeId,
     addr: SocketAddr,
     announced: SocketAddr,
+    /// The rendezvous service instance the node registers on, if it plays over the Internet.
+    rendezvous: Option<SocketAddr>,
     credentials: SessionCredentials,
     commands: mpsc::Sender<Command<S>>,
     events: broadcast::Sender<NodeEvent>,
@@ -328,6 +330,7 @@ impl<S: StateMachine> Clone for Node<S> {
             id: self.id,
             addr: self.addr,
             announced: self.announced,
+            rendezvous: self.rendezvous,
             credentials: self.credentials.clone(),
             commands: self.commands.clone(),
             events: self.events.clone(),
@@ -359,6 +362,7 @@ impl<S: StateMachine> Node<S> {
         let (events_tx, _) = broadcast::channel(EVENT_QUEUE_LEN_MAX);
         let (session_tx, session_rx) = mpsc::channel(PLAYER_INBOX_LEN_MAX);
         let (join_state_tx, join_state) = watch::channel(JoinState::Joining);
+        let rendezvous = config.transport.internet.as_ref().map(|i| i.rendezvous);
         let started = driver::Driver::start(
             config,
             identity,
@@ -377,6 +381,7 @@ impl<S: StateMachine> Node<S> {
             id: started.id,
             addr: started.addr,
             announced: started.announced,
+            rendezvous,
             credentials,
             commands: commands_tx,
             events: events_tx,
@@ -407,7 +412,8 @@ impl<S: StateMachine> Node<S> {
     /// machine's interface IPs with the bound port, LAN and public IPs first (a joiner
     /// tries them in order). Behind NAT none of them is reachable from the Internet: set
     /// `advertise_addr` to the forwarded address, or build the [`Invite`] from addresses the
-    /// game knows.
+    /// game knows. A node that plays over the Internet names its rendezvous service
+    /// instance too, so joiners need not be configured with it.
     pub fn invite(&self) -> Invite {
         let interfaces = if self.announced.ip().is_unspecified() {
             match if_addrs::get_if_addrs() {
@@ -423,6 +429,7 @@ impl<S: StateMachine> Node<S> {
         Invite {
             credentials: self.credentials.clone(),
             addrs: address::invite_addrs(self.announced, interfaces),
+            rendezvous: self.rendezvous,
         }
     }
 

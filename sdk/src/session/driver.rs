@@ -87,13 +87,17 @@ impl SessionHandle {
     }
 
     /// Joins the session an invite names (or restarts from this player's storage).
-    /// Returns at once; a refused invite arrives as [`Event::Fatal`].
+    /// Returns at once; a refused invite arrives as [`Event::Fatal`]. An invite that names a
+    /// rendezvous service makes the player play over the Internet through it, unless
+    /// `config.node.transport.internet` names one already.
     pub fn join(
         invite: &Invite,
-        config: SessionConfig,
+        mut config: SessionConfig,
         identity: Identity,
         runtime: &tokio::runtime::Handle,
     ) -> Result<SessionHandle, SessionError> {
+        config.node.transport.internet =
+            crate::internet::InternetConfig::for_joiner(&config.node.transport, invite);
         let bootstrap = Bootstrap::Join {
             addrs: invite.addrs.clone(),
         };

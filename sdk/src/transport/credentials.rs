@@ -20,10 +20,15 @@ pub const SESSION_ID_BYTES: usize = 16;
 pub const SESSION_SECRET_BYTES: usize = 32;
 /// Most addresses one invite may carry.
 pub const INVITE_ADDRS_MAX: usize = 8;
-/// The human-visible prefix of an invite code; its digit is the invite format version.
+/// The human-visible prefix of an invite code; its digit names the code family (the
+/// format version inside says what the code carries).
 pub const INVITE_PREFIX: &str = "baton1-";
 
+/// Credentials and bootstrap addresses.
 const INVITE_FORMAT_VERSION: u8 = 1;
+/// Version 1 followed by the rendezvous service's address. An invite without one is still
+/// written as version 1, so that older nodes keep reading it.
+const INVITE_FORMAT_VERSION_RENDEZVOUS: u8 = 2;
 const INVITE_CHECKSUM_BYTES: usize = 4;
 const ADDR_TAG_V4: u8 = 4;
 const ADDR_TAG_V6: u8 = 6;
@@ -152,6 +157,10 @@ pub struct Invite {
     pub credentials: SessionCredentials,
     /// Bootstrap addresses (at most [`INVITE_ADDRS_MAX`]; extra ones are left out of the code).
     pub addrs: Vec<SocketAddr>,
+    /// The rendezvous service instance the session is registered on, for play over the
+    /// Internet: a joiner whose configuration names none uses this one
+    /// (`docs/internet-play.md`).
+    pub rendezvous: Option<SocketAddr>,
 }
 
 /// Why an invite code (or a session id string) was rejected.
@@ -197,12 +206,15 @@ pub enum InviteError {
 impl Invite {
     fn to_bytes(&self) -> Vec<u8> {
         let addrs = &self.addrs[..self.addrs.len().min(INVITE_ADDRS_MAX)];
-        let mut out = Vec::with_capacity(64 + addrs.len() * 19);
-        out.push(INVITE_FORMAT_VERSION);
+        let mut out = Vec::with_capacity(64 + (addrs.len() + 1) * 19);
+        out.push(match self.rendezvous {
+            Some(_) => INVITE_FORMAT_VERSION_RENDEZVOUS,
+            None => INVITE_FORMAT_VERSION,
+        });
         out.extend_from_slice(&self.credentials.session_id.0);
         out.extend_from_slice(&self.credentials.secret.0);
         out.push(addrs.len() as u8);
-        for addr in addrs {
+        for addr in addrs.iter().chain(&self.rendezvous) {
             match addr.ip() {
                 IpAddr::V4(ip) => {
                     out.push(ADDR_TAG_V4);
@@ -231,7 +243,7 @@ impl Invite {
         }
         let mut reader = ByteReader { bytes: body };
         let version = reader.u8()?;
-        if version != INVITE_FORMAT_VERSION {
+        if version != INVITE_FORMAT_VERSION && version != INVITE_FORMAT_VERSION_RENDEZVOUS {
             return Err(InviteError::UnsupportedVersion(version));
         }
         let mut session_id = [0u8; SESSION_ID_BYTES];
@@ -244,23 +256,12 @@ impl Invite {
         }
         let mut addrs = Vec::with_capacity(count);
         for _ in 0..count {
-            let ip = match reader.u8()? {
-                ADDR_TAG_V4 => {
-                    let mut o = [0u8; 4];
-                    o.copy_from_slice(reader.take(4)?);
-                    IpAddr::V4(Ipv4Addr::from(o))
-                }
-                ADDR_TAG_V6 => {
-                    let mut o = [0u8; 16];
-                    o.copy_from_slice(reader.take(16)?);
-                    IpAddr::V6(Ipv6Addr::from(o))
-                }
-                tag => return Err(InviteError::BadAddrTag(tag)),
-            };
-            let mut port = [0u8; 2];
-            port.copy_from_slice(reader.take(2)?);
-            addrs.push(SocketAddr::new(ip, u16::from_be_bytes(port)));
+            addrs.push(reader.addr()?);
         }
+        let rendezvous = match version {
+            INVITE_FORMAT_VERSION_RENDEZVOUS => Some(reader.addr()?),
+            _ => None,
+        };
         if !reader.bytes.is_empty() {
             return Err(InviteError::TrailingBytes);
         }
@@ -270,6 +271,7 @@ impl Invite {
                 secret: SessionSecret(secret),
             },
             addrs,
+            rendezvous,
         })
     }
 }
@@ -289,6 +291,25 @@ impl<'a> ByteReader<'a> {
     }
     fn u8(&mut self) -> Result<u8, InviteError> {
         Ok(self.take(1)?[0])
+    }
+    /// One address record: tag, IP, port.
+    fn addr(&mut self) -> Result<SocketAddr, InviteError> {
+        let ip = match self.u8()? {
+            ADDR_TAG_V4 => {
+                let mut o = [0u8; 4];
+                o.copy_from_slice(self.take(4)?);
+                IpAddr::V4(Ipv4Addr::from(o))
+            }
+            ADDR_TAG_V6 => {
+                let mut o = [0u8; 16];
+                o.copy_from_slice(self.take(16)?);
+                IpAddr::V6(Ipv6Addr::from(o))
+            }
+            tag => return Err(InviteError::BadAddrTag(tag)),
+        };
+        let mut port = [0u8; 2];
+        port.copy_from_slice(self.take(2)?);
+        Ok(SocketAddr::new(ip, u16::from_be_bytes(port)))
     }
 }
 
@@ -380,6 +401,7 @@ mod tests {
                 "127.0.0.1:7000".parse().unwrap(),
                 "[::1]:7001".parse().unwrap(),
             ],
+            rendezvous: None,
         }
     }
 
@@ -390,6 +412,53 @@ mod tests {
         assert!(code.starts_with(INVITE_PREFIX));
         assert_eq!(code.parse::<Invite>().unwrap(), invite);
         assert_eq!(code.to_uppercase().parse::<Invite>().unwrap(), invite);
+    }
+
+    #[test]
+    fn an_invite_names_its_rendezvous_service_and_one_without_stays_version_1() {
+        let plain = sample();
+        let bytes = plain.to_bytes();
+        assert_eq!(bytes[0], INVITE_FORMAT_VERSION, "readable by older nodes");
+        let invite = Invite {
+            rendezvous: Some("192.0.2.1:3479".parse().unwrap()),
+            ..plain
+        };
+        let with = invite.to_bytes();
+        assert_eq!(with[0], INVITE_FORMAT_VERSION_RENDEZVOUS);
+        // The same fields, then one more address record.
+        assert_eq!(
+            with[1..bytes.len() - INVITE_CHECKSUM_BYTES],
+            bytes[1..bytes.len() - INVITE_CHECKSUM_BYTES]
+        );
+        assert_eq!(invite.to_string().parse::<Invite>().unwrap(), invite);
+        let v6 = Invite {
+            rendezvous: Some("[2001:db8::1]:3479".parse().unwrap()),
+            ..invite
+        };
+        assert_eq!(v6.to_string().parse::<Invite>().unwrap(), v6);
+    }
+
+    #[test]
+    fn a_rendezvous_invite_cut_short_or_of_an_unknown_version_is_refused() {
+        let invite = Invite {
+            rendezvous: Some("192.0.2.1:3479".parse().unwrap()),
+            ..sample()
+        };
+        let mut body = invite.to_bytes();
+        body.truncate(body.len() - INVITE_CHECKSUM_BYTES);
+        let seal = |mut body: Vec<u8>| {
+            let sum = digest::digest(&digest::SHA256, &body);
+            body.extend_from_slice(&sum.as_ref()[..INVITE_CHECKSUM_BYTES]);
+            body
+        };
+        // Without its rendezvous record (checksum recomputed): truncated, not misread.
+        let short = seal(body[..body.len() - 7].to_vec());
+        assert_eq!(Invite::from_bytes(&short), Err(InviteError::Truncated));
+        body[0] = 3;
+        assert_eq!(
+            Invite::from_bytes(&seal(body)),
+            Err(InviteError::UnsupportedVersion(3))
+        );
     }
 
     #[test]

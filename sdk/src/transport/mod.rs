@@ -21,7 +21,7 @@
 //! let credentials = SessionCredentials::generate();
 //! let (host, mut host_events) = Transport::<String>::bind(
 //!     Identity::generate()?, credentials.clone(), TransportConfig::default()).await?;
-//! let code = Invite { credentials, addrs: vec![host.local_addr()] }.to_string();
+//! let code = Invite { credentials, addrs: vec![host.local_addr()], rendezvous: None }.to_string();
 //!
 //! // A player joins with the code.
 //! let invite: Invite = code.parse().expect("a valid code");
