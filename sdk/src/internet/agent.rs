@@ -345,12 +345,18 @@ impl Agent {
                     datagram = self.inbox.recv() => datagram?,
                 };
                 let (from, payload) = datagram;
-                if from == server {
-                    if let Ok(answer) = Message::decode(&payload) {
-                        if answer.transaction == request.transaction
+                let ours = from == server
+                    && Message::decode(&payload).is_ok_and(|answer| {
+                        answer.transaction == request.transaction
                             && matches!(answer.class, Class::Success | Class::Error)
-                        {
-                            return Some(answer);
+                    });
+                if ours {
+                    // A forged answer may come first; the server's own may still follow.
+                    match stun::check_answer(&payload, key) {
+                        Ok(answer) => return Some(answer),
+                        Err(e) => {
+                            tracing::warn!(%server, method = request.method, error = %e, "TURN answer refused");
+                            continue;
                         }
                     }
                 }

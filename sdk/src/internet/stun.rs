@@ -80,6 +80,88 @@ pub mod attr {
     pub const REQUESTED_TRANSPORT: u16 = 0x0019;
     /// XOR-MAPPED-ADDRESS.
     pub const XOR_MAPPED_ADDRESS: u16 = 0x0020;
+    /// FINGERPRINT (CRC-32 of the message, XOR 0x5354554e).
+    pub const FINGERPRINT: u16 = 0x8028;
+}
+
+/// The value FINGERPRINT's CRC is XORed with (RFC 8489 §14.7).
+const FINGERPRINT_XOR: u32 = 0x5354_554e;
+/// Bytes of a MESSAGE-INTEGRITY attribute: header and HMAC-SHA1.
+const INTEGRITY_ATTRIBUTE_BYTES: usize = 24;
+
+/// Why an answer to an authenticated request is not taken for the server's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AnswerError {
+    /// A success (or an error other than a challenge) without MESSAGE-INTEGRITY: anyone
+    /// who saw the request could have sent it.
+    #[error("TURN answer without MESSAGE-INTEGRITY refused (unauthenticated)")]
+    IntegrityMissing,
+    /// MESSAGE-INTEGRITY does not verify under our key: forged, or altered on the way.
+    #[error("TURN answer whose MESSAGE-INTEGRITY does not verify refused (forged or altered)")]
+    IntegrityMismatch,
+    /// FINGERPRINT is present and wrong: damaged, or not a STUN message at all.
+    #[error("STUN answer whose FINGERPRINT does not match refused")]
+    FingerprintMismatch,
+    /// Not a STUN message.
+    #[error(transparent)]
+    Malformed(#[from] StunError),
+}
+
+/// Checks a STUN answer in its wire form before anything in it is believed: a FINGERPRINT,
+/// if present, must match; with `key` (the answer to a request sent with long-term
+/// credentials) MESSAGE-INTEGRITY must verify, except on the unauthenticated challenges
+/// RFC 8489 §9.2.5 lets a server send (401 Unauthenticated, 438 Stale Nonce), which carry
+/// only a new nonce to retry with.
+pub fn check_answer(bytes: &[u8], key: Option<&[u8]>) -> Result<Message, AnswerError> {
+    let message = Message::decode(bytes)?;
+    let spans = attribute_spans(bytes)?;
+    if let Some(&(at, _)) = spans.iter().find(|(_, kind)| *kind == attr::FINGERPRINT) {
+        let stated = bytes.get(at + 4..at + 8).ok_or(StunError::Truncated)?;
+        let crc = crc32fast::hash(&bytes[..at]) ^ FINGERPRINT_XOR;
+        if stated != crc.to_be_bytes() {
+            return Err(AnswerError::FingerprintMismatch);
+        }
+    }
+    let Some(key) = key else {
+        return Ok(message);
+    };
+    let Some(&(at, _)) = spans
+        .iter()
+        .find(|(_, kind)| *kind == attr::MESSAGE_INTEGRITY)
+    else {
+        let challenge =
+            message.class == Class::Error && matches!(message.error_code(), Some(401 | 438));
+        return match challenge {
+            true => Ok(message),
+            false => Err(AnswerError::IntegrityMissing),
+        };
+    };
+    let stated = bytes
+        .get(at + 4..at + INTEGRITY_ATTRIBUTE_BYTES)
+        .ok_or(StunError::Truncated)?;
+    // The HMAC covers everything before the attribute, with the header's length counting
+    // up to the attribute's end (RFC 8489 §14.5).
+    let mut signed = bytes[..at].to_vec();
+    set_length(&mut signed, INTEGRITY_ATTRIBUTE_BYTES);
+    let hmac_key = ring::hmac::Key::new(ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, key);
+    ring::hmac::verify(&hmac_key, &signed, stated).map_err(|_| AnswerError::IntegrityMismatch)?;
+    Ok(message)
+}
+
+/// Where each attribute of a decodable message starts, and its type.
+fn attribute_spans(bytes: &[u8]) -> Result<Vec<(usize, u16)>, StunError> {
+    let length = usize::from(u16::from_be_bytes([bytes[2], bytes[3]]));
+    let end = HEADER_BYTES + length;
+    let mut spans = Vec::new();
+    let mut at = HEADER_BYTES;
+    while at < end {
+        let header = bytes.get(at..at + 4).ok_or(StunError::Truncated)?;
+        let kind = u16::from_be_bytes([header[0], header[1]]);
+        let len = usize::from(u16::from_be_bytes([header[2], header[3]]));
+        spans.push((at, kind));
+        at += (4 + len + 3) & !3;
+    }
+    Ok(spans)
 }
 
 /// A STUN message: header fields and attributes in order (values without padding).
@@ -144,7 +226,9 @@ impl Message {
         decode_xor_addr(self.get(kind)?, &self.transaction)
     }
 
-    /// The wire form; with `key`, a MESSAGE-INTEGRITY attribute is appended last.
+    /// The wire form; with `key`, a MESSAGE-INTEGRITY attribute follows the others, and a
+    /// FINGERPRINT ends every message (it tells STUN from the other protocols on the shared
+    /// socket, RFC 8489 §7, and coturn answers in kind, so its answers are checked too).
     pub fn encode(&self, key: Option<&[u8]>) -> Vec<u8> {
         let kind = self.method;
         let class = self.class.bits();
@@ -168,6 +252,9 @@ impl Message {
             let tag = ring::hmac::sign(&hmac_key, &out);
             push_attribute(&mut out, attr::MESSAGE_INTEGRITY, tag.as_ref());
         }
+        set_length(&mut out, 8);
+        let crc = crc32fast::hash(&out) ^ FINGERPRINT_XOR;
+        push_attribute(&mut out, attr::FINGERPRINT, &crc.to_be_bytes());
         set_length(&mut out, 0);
         out
     }
@@ -312,12 +399,106 @@ mod tests {
         assert_eq!(back.class, Class::Request);
         assert_eq!(back.xor_addr(attr::XOR_PEER_ADDRESS), Some(peer));
         assert_eq!(back.get(attr::USERNAME), Some(&b"1600:node"[..]));
-        // The integrity covers everything before it, header length included.
-        let (kind, tag) = back.attributes.last().unwrap();
-        assert_eq!(*kind, attr::MESSAGE_INTEGRITY);
-        let covered = &bytes[..bytes.len() - 24];
+        // The integrity covers everything before it, with the header's length counting up
+        // to its end; the fingerprint comes last.
+        let kinds: Vec<u16> = back.attributes.iter().map(|(kind, _)| *kind).collect();
+        assert_eq!(
+            kinds[kinds.len() - 2..],
+            [attr::MESSAGE_INTEGRITY, attr::FINGERPRINT]
+        );
+        let tag = back.get(attr::MESSAGE_INTEGRITY).unwrap();
+        let mut covered = bytes[..bytes.len() - 24 - 8].to_vec();
+        set_length(&mut covered, 24);
         let hmac_key = ring::hmac::Key::new(ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, &key);
-        assert!(ring::hmac::verify(&hmac_key, covered, tag).is_ok());
+        assert!(ring::hmac::verify(&hmac_key, &covered, tag).is_ok());
+        assert_eq!(check_answer(&bytes, Some(&key)), Ok(back));
+    }
+
+    /// A success answer to an Allocate, as a TURN server would send it under `key`.
+    fn allocate_answer(transaction: [u8; 12], key: Option<&[u8]>) -> Vec<u8> {
+        let relayed: SocketAddr = "192.0.2.2:49160".parse().unwrap();
+        Message {
+            method: ALLOCATE,
+            class: Class::Success,
+            transaction,
+            attributes: vec![
+                (
+                    attr::XOR_RELAYED_ADDRESS,
+                    encode_xor_addr(relayed, &transaction),
+                ),
+                (attr::LIFETIME, 600u32.to_be_bytes().to_vec()),
+            ],
+        }
+        .encode(key)
+    }
+
+    #[test]
+    fn forged_unauthenticated_or_altered_turn_answers_are_refused() {
+        let key = long_term_key("1600:node", "baton", "pw");
+        let transaction = [7; 12];
+        let genuine = allocate_answer(transaction, Some(&key));
+        assert!(check_answer(&genuine, Some(&key)).is_ok());
+        // Someone who saw the request but holds no key: signed under another, or not at all.
+        let wrong = long_term_key("1600:node", "baton", "guess");
+        assert_eq!(
+            check_answer(&allocate_answer(transaction, Some(&wrong)), Some(&key)),
+            Err(AnswerError::IntegrityMismatch)
+        );
+        assert_eq!(
+            check_answer(&allocate_answer(transaction, None), Some(&key)),
+            Err(AnswerError::IntegrityMissing)
+        );
+        // A relayed address rewritten on the way, fingerprint recomputed to match.
+        let mut altered = genuine.clone();
+        altered[HEADER_BYTES + 4 + 7] ^= 0x01;
+        let fingerprint_at = altered.len() - 8;
+        let crc = crc32fast::hash(&altered[..fingerprint_at]) ^ FINGERPRINT_XOR;
+        altered[fingerprint_at + 4..].copy_from_slice(&crc.to_be_bytes());
+        assert_eq!(
+            check_answer(&altered, Some(&key)),
+            Err(AnswerError::IntegrityMismatch)
+        );
+        // ...or without the fingerprint fixed: the fingerprint says so first.
+        let mut damaged = genuine.clone();
+        damaged[HEADER_BYTES + 4 + 7] ^= 0x01;
+        assert_eq!(
+            check_answer(&damaged, Some(&key)),
+            Err(AnswerError::FingerprintMismatch)
+        );
+        assert_eq!(
+            check_answer(&damaged, None),
+            Err(AnswerError::FingerprintMismatch)
+        );
+    }
+
+    #[test]
+    fn a_challenge_needs_no_integrity_but_other_errors_do() {
+        let key = long_term_key("1600:node", "baton", "pw");
+        let error = |code: [u8; 4]| {
+            Message {
+                method: ALLOCATE,
+                class: Class::Error,
+                transaction: [9; 12],
+                attributes: vec![
+                    (attr::ERROR_CODE, code.to_vec()),
+                    (attr::NONCE, b"fresh".to_vec()),
+                ],
+            }
+            .encode(None)
+        };
+        let stale = error([0, 0, 4, 38]);
+        assert_eq!(
+            check_answer(&stale, Some(&key)).unwrap().error_code(),
+            Some(438)
+        );
+        assert!(check_answer(&error([0, 0, 4, 1]), Some(&key)).is_ok());
+        // A forged "403 Forbidden" would end the allocation attempt: refused.
+        assert_eq!(
+            check_answer(&error([0, 0, 4, 3]), Some(&key)),
+            Err(AnswerError::IntegrityMissing)
+        );
+        // Unauthenticated requests (Binding) get unauthenticated answers.
+        assert!(check_answer(&error([0, 0, 4, 3]), None).is_ok());
     }
 
     #[test]
