@@ -26,7 +26,10 @@ use crate::runtime::applier::SnapshotImage as RuntimeImage;
 use crate::runtime::wire::{decode, encode};
 use crate::runtime::{LogCommand, Wire};
 use crate::session::replica::SnapshotImage as SessionImage;
-use crate::session::{GameImage, InputMark, PlayerInput, PlayerMessage, Progress, TickRecord};
+use crate::session::{
+    decode_player, encode_player, GameImage, InputMark, PlayerInput, PlayerMessage, Progress,
+    TickRecord,
+};
 use crate::storage::file::SEGMENT_MAGIC;
 use crate::storage::record::{decode_record, encode_record, Checkpoint, Commit, RecordRef};
 use crate::storage::record::{SnapshotMarker, WalRecord};
@@ -384,7 +387,7 @@ fn wires() -> Vec<(String, Wire)> {
         .into_iter()
         .map(|(body, message)| (format!("raft-{body}"), Wire::Raft(raft_message(message))))
         .collect();
-    let player = encode(&PlayerMessage::Leave).expect("encodes");
+    let player = encode_player(&PlayerMessage::Leave, LIFE).expect("encodes");
     for wire in [
         Wire::Forward {
             tag: ClientTag {
@@ -409,6 +412,9 @@ fn wires() -> Vec<(String, Wire)> {
     }
     out
 }
+
+/// The sender's life appended to every player message (protocol 1.1).
+const LIFE: u64 = 0x0006_2a1c_55e0_4b31;
 
 fn player_messages() -> Vec<(&'static str, PlayerMessage)> {
     let name = |message: &PlayerMessage| match message {
@@ -498,7 +504,8 @@ fn protocol_samples() -> Vec<(String, Vec<u8>)> {
         out.push((format!("log-command.{name}.bin"), encoded(&command)));
     }
     for (name, message) in player_messages() {
-        out.push((format!("player-message.{name}.bin"), encoded(&message)));
+        let bytes = encode_player(&message, LIFE).expect("encodes");
+        out.push((format!("player-message.{name}.bin"), bytes));
     }
     out.push(("tick-record.bin".to_string(), encoded(&tick_record())));
     out.push(("game-image.bin".to_string(), encoded(&game_image())));
@@ -705,7 +712,7 @@ fn reencode_payload<T: Serialize + DeserializeOwned>(bytes: &[u8]) -> Result<Vec
 /// When a later minor appends a field to a payload, its decoder takes the sender's minor
 /// (from the frame header): add that case here, matching on `minor`, so the older files keep
 /// decoding the way a receiver decodes an older peer.
-fn reencode_protocol(name: &str, _minor: u16, bytes: &[u8]) -> Result<Vec<u8>, String> {
+fn reencode_protocol(name: &str, minor: u16, bytes: &[u8]) -> Result<Vec<u8>, String> {
     let kind = name.split('.').next().unwrap_or_default();
     match kind {
         "frame" => {
@@ -738,7 +745,13 @@ fn reencode_protocol(name: &str, _minor: u16, bytes: &[u8]) -> Result<Vec<u8>, S
         }
         "wire" => reencode_payload::<Wire>(bytes),
         "log-command" => reencode_with::<LogCommand>(bytes),
-        "player-message" => reencode_with::<PlayerMessage>(bytes),
+        // 1.0 sent the message alone; 1.1 appends the sender's life.
+        "player-message" if minor == 0 => reencode_with::<PlayerMessage>(bytes),
+        "player-message" => match decode_player(bytes) {
+            Some((message, Some(life))) => encode_player(&message, life).map_err(|e| e.to_string()),
+            Some((_, None)) => Err("no life after the message".into()),
+            None => Err("does not decode".into()),
+        },
         "tick-record" => reencode_with::<TickRecord>(bytes),
         "game-image" => reencode_with::<GameImage>(bytes),
         "session-snapshot" => reencode_with::<SessionImage>(bytes),

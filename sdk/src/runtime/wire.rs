@@ -117,6 +117,12 @@ pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, bincode::error:
     bincode::serde::encode_to_vec(value, codec_config())
 }
 
+/// Decodes a serde value from the front of `bytes`, and says how many bytes it took, so a
+/// later protocol minor's appended fields can be read after it.
+pub(crate) fn decode_prefix<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Option<(T, usize)> {
+    bincode::serde::decode_from_slice(bytes, codec_config()).ok()
+}
+
 /// Decodes any serde value with the runtime's bincode configuration.
 pub(crate) fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Option<T> {
     bincode::serde::decode_from_slice(bytes, codec_config())

@@ -24,7 +24,7 @@ use super::fitness::{self, FitnessInputs, HandoffHold, LossMeter};
 use super::replica::{Applied, GameImage, Progress};
 use super::{PlayerInput, SessionConfig, TickMode, TickRecord};
 use crate::raft::{Fitness, Membership, MembershipChange, NodeId, PeerProgress, Role};
-use crate::runtime::wire::{decode, encode};
+use crate::runtime::wire::{decode_prefix, encode};
 use crate::runtime::NodeStatus;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -257,6 +257,33 @@ pub(crate) enum PlayerMessage {
     Removed,
 }
 
+/// A player message as it crosses the wire (protocol 1.1): the message, then the sender's
+/// life (its incarnation). The host needs the life to tell a `Leave` of a player's earlier
+/// life, delivered late or replayed, from one of the life that rejoined since; without it
+/// the stale request removes the new life, which then waits for a log it never receives.
+/// A 1.0 receiver decodes the message and ignores the appended life; from a 1.0 sender
+/// the life is unknown (`None`).
+pub(crate) fn encode_player(
+    message: &PlayerMessage,
+    life: u64,
+) -> Result<Vec<u8>, bincode::error::EncodeError> {
+    let mut bytes = encode(message)?;
+    bytes.extend(encode(&life)?);
+    Ok(bytes)
+}
+
+/// The message and, from a 1.1 sender, its life; `None` if the bytes are malformed.
+pub(crate) fn decode_player(bytes: &[u8]) -> Option<(PlayerMessage, Option<u64>)> {
+    let (message, used) = decode_prefix::<PlayerMessage>(bytes)?;
+    let rest = &bytes[used..];
+    if rest.is_empty() {
+        return Some((message, None));
+    }
+    // A later minor may append more after the life; what this one knows is read.
+    let (life, _) = decode_prefix::<u64>(rest)?;
+    Some((message, Some(life)))
+}
+
 /// Where a host's current tick is.
 #[derive(Debug, Clone, PartialEq)]
 enum TickStage {
@@ -381,6 +408,8 @@ pub struct SessionCore {
     policy: Option<PolicyKind>,
     handoff: HandoffHold,
     absent_since: HashMap<NodeId, Instant>,
+    /// The newest life heard from each member (see [`encode_player`]).
+    lives: HashMap<NodeId, u64>,
 }
 
 impl SessionCore {
@@ -420,6 +449,7 @@ impl SessionCore {
             policy: None,
             handoff: HandoffHold::default(),
             absent_since: HashMap::new(),
+            lives: HashMap::new(),
             config,
         };
         // Every replica starts from the game's initial state: an image of it lets the log
@@ -764,6 +794,15 @@ impl SessionCore {
             // The new host has not seen our uncommitted inputs: send them now, not on the
             // next retry, so a migration costs one round trip.
             self.send_pending_inputs(now);
+            // With none, still tell it this life, so a leave of an earlier one that reaches
+            // it later is known for what it is.
+            if let Some(host) = leader.filter(|&host| host != self.me && self.pending.is_empty()) {
+                let message = PlayerMessage::Inputs {
+                    incarnation: self.incarnation,
+                    inputs: Vec::new(),
+                };
+                self.send(host, &message);
+            }
         }
         if role == Role::Leader && self.hosting == Hosting::No {
             self.hosting = Hosting::Barrier;
@@ -796,6 +835,7 @@ impl SessionCore {
         }
         for id in old.difference(&new) {
             self.inbox.remove(id);
+            self.lives.remove(id);
             self.absent_since.remove(id);
             self.events.push_back(Event::PlayerLeft(*id));
         }
@@ -815,19 +855,36 @@ impl SessionCore {
         if self.stopped {
             return;
         }
-        match decode::<PlayerMessage>(bytes) {
-            Some(PlayerMessage::Inputs {
+        let Some((message, life)) = decode_player(bytes) else {
+            tracing::warn!(peer = %format_args!("{from:016x}"), "malformed player message dropped");
+            return;
+        };
+        let life = match (&message, life) {
+            (PlayerMessage::Inputs { incarnation, .. }, _) => Some(*incarnation),
+            (_, life) => life,
+        };
+        if let Some(life) = life {
+            let newest = self.lives.entry(from).or_insert(life);
+            *newest = (*newest).max(life);
+        }
+        match message {
+            PlayerMessage::Inputs {
                 incarnation,
                 inputs,
-            }) => self.receive_inputs(from, incarnation, inputs, now),
-            Some(PlayerMessage::Leave) => self.on_leave_request(from),
-            Some(PlayerMessage::Removed) => {
+            } => self.receive_inputs(from, incarnation, inputs, now),
+            PlayerMessage::Leave => self.on_leave_request(from, life),
+            PlayerMessage::Removed => {
                 if self.host == Some(from) && self.leaving.is_some() {
                     self.finish_leave(now);
+                } else if self.host == Some(from) {
+                    // Only a leave of this player's earlier life, from a 1.0 host that
+                    // cannot tell lives apart, gets here: say so rather than wait silently.
+                    self.events.push_back(Event::Warning(
+                        "the host removed this player from the session, which it did not ask for; \
+                         join again with the invite"
+                            .into(),
+                    ));
                 }
-            }
-            None => {
-                tracing::warn!(peer = %format_args!("{from:016x}"), "malformed player message dropped")
             }
         }
     }
@@ -997,7 +1054,7 @@ impl SessionCore {
     }
 
     fn send(&mut self, to: NodeId, message: &PlayerMessage) {
-        match encode(message) {
+        match encode_player(message, self.incarnation) {
             Ok(bytes) => self.actions.push_back(Action::Send { to, bytes }),
             Err(err) => tracing::error!(%err, "cannot encode a player message"),
         }
@@ -1266,17 +1323,66 @@ impl SessionCore {
         }
     }
 
-    fn on_leave_request(&mut self, from: NodeId) {
+    fn on_leave_request(&mut self, from: NodeId, life: Option<u64>) {
         if self.hosting == Hosting::No {
+            return;
+        }
+        let newest = self.newest_life(from);
+        if life.is_some_and(|life| life < newest) {
+            tracing::info!(
+                peer = %format_args!("{from:016x}"),
+                life,
+                newest,
+                "a leave of a player's earlier life ignored"
+            );
             return;
         }
         if !self.is_member(from) {
             self.tell_removed(from);
             return;
         }
-        if self.policy.is_none() {
-            self.run_policy(MembershipChange::RemoveNode(from), Some(from));
+        if self.policy.is_some() {
+            return;
         }
+        if let Some(gone) = self.voter_gone_beside(from) {
+            // The leaver asks again every policy round; by then the quorum is the live one.
+            tracing::info!(
+                leaver = %format_args!("{from:016x}"),
+                gone = %format_args!("{gone:016x}"),
+                "a voter that is gone is demoted before a leaver is removed"
+            );
+            self.absent_since.remove(&gone);
+            self.run_policy(MembershipChange::DemoteVoter(gone), None);
+            return;
+        }
+        self.run_policy(MembershipChange::RemoveNode(from), Some(from));
+    }
+
+    /// A voter not heard from that would, once `leaver` is removed, leave the live voters
+    /// no majority: with voters {leaver, gone, host}, removing the leaver first leaves
+    /// {gone, host}, which never commits again.
+    fn voter_gone_beside(&self, leaver: NodeId) -> Option<NodeId> {
+        let after: Vec<NodeId> = self
+            .membership
+            .voters
+            .iter()
+            .copied()
+            .filter(|&id| id != leaver)
+            .collect();
+        let gone: Vec<NodeId> = after
+            .iter()
+            .copied()
+            .filter(|id| *id != self.me && self.absent_since.contains_key(id))
+            .collect();
+        let live = after.len() - gone.len();
+        (!gone.is_empty() && live * 2 <= after.len()).then(|| gone[0])
+    }
+
+    /// The newest life of `player` this host knows: from its messages, or from the
+    /// replicated state (the life of its newest committed input).
+    fn newest_life(&self, player: NodeId) -> u64 {
+        let heard = self.lives.get(&player).copied().unwrap_or(0);
+        heard.max(self.progress.mark(player).incarnation)
     }
 
     fn tell_removed(&mut self, player: NodeId) {
@@ -1356,7 +1462,7 @@ impl SessionCore {
         peer.recently_active && peer.match_index + CAUGHT_UP_LAG_ENTRIES_MAX >= last_index
     }
 
-    /// One policy step at a time (membership changes go one by one anyway): replace absent
+    /// One policy step at a time (membership changes go one by one anyway): demote absent
     /// voters, fill the voter set from the fittest learners, swap a weak voter for a much
     /// fitter learner, and hand over to a clearly fitter voter.
     fn host_policies(&mut self, progress: &[PeerProgress], last_index: u64, now: Instant) {
@@ -1379,7 +1485,10 @@ impl SessionCore {
             .filter(|(_, since)| now.duration_since(**since) >= self.config.voter_absence_limit)
             .map(|(id, _)| *id)
             .min();
-        if let (Some(absent), Some(_)) = (absent, &best_learner) {
+        // With a learner to take its seat, or without: a voter gone that long only counts
+        // against the quorum (two voters left, one of them gone, is a session that can no
+        // longer commit). Back and caught up, it is promoted again below.
+        if let Some(absent) = absent {
             self.absent_since.remove(&absent);
             self.run_policy(MembershipChange::DemoteVoter(absent), None);
             return;
@@ -1526,6 +1635,182 @@ mod tests {
             inputs,
         })
         .unwrap()
+    }
+
+    fn removals(core: &mut SessionCore) -> Vec<NodeId> {
+        std::iter::from_fn(|| core.poll_action())
+            .filter_map(|action| match action {
+                Action::ChangeMembership(MembershipChange::RemoveNode(id)) => Some(id),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn with_members(core: &mut SessionCore, voters: &[NodeId], now: Instant) {
+        let membership = Membership {
+            voters: voters.iter().copied().collect(),
+            learners: Default::default(),
+        };
+        core.handle_membership(membership, now);
+    }
+
+    #[test]
+    fn a_leave_of_a_players_earlier_life_does_not_remove_its_new_life() {
+        let now = Instant::now();
+        let mut core = hosting(now);
+        let third = 3;
+        with_members(&mut core, &[ME, OTHER, third], now);
+        let leave_of_life_5 = encode_player(&PlayerMessage::Leave, 5).unwrap();
+        core.handle_message(third, &leave_of_life_5, now);
+        assert_eq!(removals(&mut core), vec![third]);
+        core.handle_outcome(Outcome::Policy(Ok(())), now);
+        with_members(&mut core, &[ME, OTHER], now);
+        // It comes back (life 6), and its first words to the host name that life.
+        with_members(&mut core, &[ME, OTHER, third], now);
+        core.handle_message(
+            third,
+            &encode_player(
+                &PlayerMessage::Inputs {
+                    incarnation: 6,
+                    inputs: vec![],
+                },
+                6,
+            )
+            .unwrap(),
+            now,
+        );
+        // The old request, delivered late or replayed, is not a request of this life.
+        core.handle_message(third, &leave_of_life_5, now);
+        assert_eq!(removals(&mut core), Vec::<NodeId>::new());
+        core.handle_message(
+            third,
+            &encode_player(&PlayerMessage::Leave, 6).unwrap(),
+            now,
+        );
+        assert_eq!(removals(&mut core), vec![third], "its new life may leave");
+    }
+
+    /// The host's status: `voters` with `ME` hosting, `active` the ones heard from lately.
+    fn host_status(voters: &[NodeId], active: &[NodeId]) -> NodeStatus {
+        let peer = |id: NodeId| PeerProgress {
+            id,
+            is_voter: true,
+            match_index: 10,
+            next_index: 11,
+            fitness: Fitness(500),
+            recently_active: active.contains(&id),
+            snapshot_in_flight: false,
+        };
+        NodeStatus {
+            id: ME,
+            addr: std::net::SocketAddr::from(([127, 0, 0, 1], 1)),
+            address_book: Default::default(),
+            role: Role::Leader,
+            term: 2,
+            leader: Some(ME),
+            commit_index: 10,
+            applied_index: 10,
+            last_index: 10,
+            membership: Membership {
+                voters: voters.iter().copied().collect(),
+                learners: Default::default(),
+            },
+            fitness: Fitness(500),
+            progress: voters
+                .iter()
+                .copied()
+                .filter(|&id| id != ME)
+                .map(peer)
+                .collect(),
+            peer_links: Vec::new(),
+            internet: None,
+            dialed_peers: Vec::new(),
+            detection_timeout: None,
+        }
+    }
+
+    fn demotions(core: &mut SessionCore) -> Vec<NodeId> {
+        std::iter::from_fn(|| core.poll_action())
+            .filter_map(|action| match action {
+                Action::ChangeMembership(MembershipChange::DemoteVoter(id)) => Some(id),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_voter_gone_for_the_absence_limit_is_demoted_with_no_learner_to_replace_it() {
+        let now = Instant::now();
+        let mut core = hosting(now);
+        let gone = 3;
+        let status = host_status(&[ME, OTHER, gone], &[OTHER]);
+        core.handle_status(&status, now);
+        assert_eq!(
+            demotions(&mut core),
+            Vec::<NodeId>::new(),
+            "not gone long yet"
+        );
+        let later = now + core.config.voter_absence_limit;
+        core.handle_status(&status, later);
+        assert_eq!(demotions(&mut core), vec![gone]);
+    }
+
+    #[test]
+    fn a_gone_voter_is_demoted_before_a_leaver_whose_removal_would_lose_the_quorum() {
+        let now = Instant::now();
+        let mut core = hosting(now);
+        let (leaver, gone) = (3, 4);
+        with_members(&mut core, &[ME, leaver, gone], now);
+        core.handle_status(&host_status(&[ME, leaver, gone], &[leaver]), now);
+        while core.poll_action().is_some() {}
+        let leave = encode_player(&PlayerMessage::Leave, 9).unwrap();
+        core.handle_message(leaver, &leave, now);
+        assert_eq!(
+            demotions(&mut core),
+            vec![gone],
+            "{{ME, gone}} could never commit"
+        );
+        core.handle_outcome(Outcome::Policy(Ok(())), now);
+        core.handle_membership(
+            Membership {
+                voters: [ME, leaver].into_iter().collect(),
+                learners: [gone].into_iter().collect(),
+            },
+            now,
+        );
+        core.handle_message(leaver, &leave, now);
+        assert_eq!(removals(&mut core), vec![leaver], "then the leaver goes");
+    }
+
+    #[test]
+    fn a_leave_from_a_protocol_1_0_player_still_removes_it() {
+        let now = Instant::now();
+        let mut core = hosting(now);
+        core.handle_message(OTHER, &inputs_message(6, vec![]), now);
+        core.handle_message(OTHER, &encode(&PlayerMessage::Leave).unwrap(), now);
+        assert_eq!(removals(&mut core), vec![OTHER]);
+    }
+
+    #[test]
+    fn a_player_names_its_life_to_each_new_host_even_without_inputs() {
+        let now = Instant::now();
+        let mut core = SessionCore::new(config(), ME, 7, now);
+        with_members(&mut core, &[ME, OTHER], now);
+        drain(&mut core);
+        while core.poll_action().is_some() {}
+        core.handle_role(Role::Follower, Some(OTHER), now);
+        let sent: Vec<(NodeId, Option<(PlayerMessage, Option<u64>)>)> =
+            std::iter::from_fn(|| core.poll_action())
+                .filter_map(|action| match action {
+                    Action::Send { to, bytes } => Some((to, decode_player(&bytes))),
+                    _ => None,
+                })
+                .collect();
+        let announced = PlayerMessage::Inputs {
+            incarnation: 7,
+            inputs: vec![],
+        };
+        assert_eq!(sent, vec![(OTHER, Some((announced, Some(7))))]);
     }
 
     #[test]

@@ -32,7 +32,7 @@ use std::time::Duration;
 use tokio::sync::{broadcast, oneshot};
 
 #[cfg(test)]
-pub(crate) use self::core::PlayerMessage;
+pub(crate) use self::core::{decode_player, encode_player, PlayerMessage};
 pub use self::core::{
     Action, CallError, Event, GameImageHandoff, LeaveOutcome, Outcome, SessionCore, SessionView,
     INPUT_OVERHEAD_BYTES, LEAVE_TIMEOUT, RECORD_OVERHEAD_BYTES, TICK_INPUTS_PER_PLAYER_MAX,
@@ -122,7 +122,8 @@ pub struct SessionConfig {
     pub handoff_hold: Duration,
     /// How often fitness is measured and host policies run.
     pub policy_interval: Duration,
-    /// A voter unheard of for this long is demoted so a learner can take its seat.
+    /// A voter unheard of for this long is demoted (a learner may take its seat; back and
+    /// caught up, it is promoted again), since a gone voter only counts against the quorum.
     pub voter_absence_limit: Duration,
     /// How often a player re-sends inputs that are not yet in a committed tick.
     pub input_retry_interval: Duration,

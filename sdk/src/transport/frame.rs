@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 /// majors refuse each other.
 pub const PROTOCOL_MAJOR: u16 = 1;
 /// Protocol minor version: compatible additions (new optional kinds, appended fields).
-pub const PROTOCOL_MINOR: u16 = 0;
+/// 1.1: every player message ends with its sender's life (`session::encode_player`).
+pub const PROTOCOL_MINOR: u16 = 1;
 /// TLS ALPN identifier: the protocol name and its major version.
 pub const ALPN: &[u8] = b"baton/1";
 /// Majors, past and future, whose ALPN an acceptor takes at the TLS layer (its own first), so

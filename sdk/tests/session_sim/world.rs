@@ -88,9 +88,9 @@ pub struct Options {
     /// configuration naming it, which can then lead and replace committed ticks (a
     /// Raft-core issue; seeds in `docs/simulation.md`, "Open findings").
     pub fresh_rejoin: bool,
-    /// Players detect a lost host by the measured arrival of its messages (the
-    /// runtime's default) instead of the fixed election range.
-    pub measured_detection: bool,
+    /// Players detect a lost host after the fixed election range instead of by the
+    /// measured arrival of its messages (the runtime's default).
+    pub fixed_detection: bool,
 }
 
 /// Counters of what a run exercised.
@@ -318,6 +318,9 @@ pub struct World {
     tick_at_heal: u64,
     /// The newest player messages sent, for the replay fault.
     sent_player: std::collections::VecDeque<(NodeId, NodeId, Vec<u8>)>,
+    /// Each player's messages sent while it was leaving, and the life that sent them:
+    /// the replay fault delivers them to the host after the player came back.
+    last_words: BTreeMap<NodeId, (u64, Vec<Vec<u8>>)>,
     finished: bool,
     pub stats: Stats,
 }
@@ -404,6 +407,7 @@ impl World {
             heal_at: None,
             tick_at_heal: 0,
             sent_player: Default::default(),
+            last_words: Default::default(),
             finished: false,
             stats: Stats::default(),
         }
@@ -610,11 +614,9 @@ impl World {
             id,
             derive_seed(self.seed, STREAM_NODE_BASE + (id << 16) + u64::from(life)),
         );
-        // The fixed election timeout, as these schedules were written for; the measured
-        // detection is simulated by the Raft simulator's detector scenario. With
-        // `measured_detection` this runs the measured one (open finding: see
-        // docs/simulation.md, "Open findings").
-        config.adaptive_election_timeout = self.options.measured_detection;
+        // The runtime's default is the measured detection; `fixed_detection` runs the
+        // fixed election range, which these schedules were first written for.
+        config.adaptive_election_timeout = !self.options.fixed_detection;
         config
     }
 
@@ -1382,6 +1384,19 @@ impl World {
                 self.sent_player.pop_front();
             }
             self.sent_player.push_back((from, to, bytes.clone()));
+            let leaving = self.slot(from).and_then(|slot| {
+                let live = self.players[slot].live.as_ref()?;
+                live.leaving.then(|| live.core.incarnation())
+            });
+            if let Some(life) = leaving {
+                let words = self.last_words.entry(from).or_insert((life, Vec::new()));
+                if words.0 != life {
+                    *words = (life, Vec::new());
+                }
+                if words.1.len() < REPLAYABLE_MESSAGES_MAX {
+                    words.1.push(bytes.clone());
+                }
+            }
         }
         let times = self.network.route(from, to, self.now_ms);
         if times.is_empty() {
@@ -1467,6 +1482,9 @@ impl World {
                 Ok(())
             }
             Fault::Replay => {
+                if self.chaos_rng.random_ratio(1, 2) && self.replay_last_words() {
+                    return Ok(());
+                }
                 if self.sent_player.is_empty() {
                     return Ok(());
                 }
@@ -1482,6 +1500,50 @@ impl World {
                 Ok(())
             }
         }
+    }
+
+    /// Delivers to the host what a player said while leaving in an earlier life (its
+    /// leave request above all), now that a later life of it plays: the old request must
+    /// not remove the new life. False if no player came back after leaving.
+    fn replay_last_words(&mut self) -> bool {
+        let Some(host) = self.host() else {
+            return false;
+        };
+        let returned: Vec<NodeId> = self
+            .last_words
+            .iter()
+            .filter(|(id, (life, _))| {
+                **id != host
+                    && self.slot(**id).is_some_and(|slot| {
+                        self.players[slot]
+                            .live
+                            .as_ref()
+                            .is_some_and(|live| live.core.incarnation() > *life)
+                    })
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        if returned.is_empty() {
+            return false;
+        }
+        let from = returned[self.chaos_rng.random_range(0..returned.len())];
+        let words = self.last_words[&from].1.clone();
+        trace!(
+            self,
+            "FAULT {} messages player {from} sent while leaving in an earlier life reach host {host}",
+            words.len()
+        );
+        for bytes in words {
+            self.schedule(
+                self.now_ms + 1,
+                Ev::Player {
+                    from,
+                    to: host,
+                    bytes,
+                },
+            );
+        }
+        true
     }
 
     fn fault_crash(&mut self) -> Result<(), Violation> {

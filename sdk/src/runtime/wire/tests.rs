@@ -21,7 +21,7 @@ use crate::raft::{
     AppendOutcome, ClientTag, ConflictHint, Entry, EntryPayload, Fitness, Membership, Message,
     MessageBody, SnapshotMeta,
 };
-use crate::session::{PlayerInput, PlayerMessage, TickRecord};
+use crate::session::{decode_player, encode_player, PlayerInput, PlayerMessage, TickRecord};
 use crate::transport::frame::{
     decode_frame, decode_payload, encode_frame, encode_payload, ErrorFrame, FrameError, FrameKind,
     Hello, ERROR_MESSAGE_BYTES_MAX,
@@ -511,6 +511,22 @@ proptest! {
     #[test]
     fn session_messages_round_trip_through_the_runtime_codec(message in session_message()) {
         through_runtime_codec(&message)?;
+    }
+
+    #[test]
+    fn player_messages_carry_their_life_and_stay_readable_by_protocol_1_0(
+        message in session_message(),
+        life in int(),
+    ) {
+        let bytes = encode_player(&message, life).unwrap();
+        prop_assert_eq!(decode_player(&bytes), Some((message.clone(), Some(life))));
+        // A 1.0 receiver decodes the message and ignores the appended life.
+        prop_assert_eq!(decode::<PlayerMessage>(&bytes), Some(message.clone()));
+        // From a 1.0 sender the life is unknown.
+        let old = encode(&message).unwrap();
+        prop_assert_eq!(decode_player(&old), Some((message, None)));
+        // A life cut short is malformed, not a life of zero.
+        prop_assert_eq!(decode_player(&[&old[..], &[0xfd][..]].concat()), None);
     }
 
     #[test]
