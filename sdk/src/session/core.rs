@@ -1799,13 +1799,12 @@ mod tests {
         drain(&mut core);
         while core.poll_action().is_some() {}
         core.handle_role(Role::Follower, Some(OTHER), now);
-        let sent: Vec<(NodeId, Option<(PlayerMessage, Option<u64>)>)> =
-            std::iter::from_fn(|| core.poll_action())
-                .filter_map(|action| match action {
-                    Action::Send { to, bytes } => Some((to, decode_player(&bytes))),
-                    _ => None,
-                })
-                .collect();
+        let sent: Vec<_> = std::iter::from_fn(|| core.poll_action())
+            .filter_map(|action| match action {
+                Action::Send { to, bytes } => Some((to, decode_player(&bytes))),
+                _ => None,
+            })
+            .collect();
         let announced = PlayerMessage::Inputs {
             incarnation: 7,
             inputs: vec![],
