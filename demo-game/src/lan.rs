@@ -143,7 +143,7 @@ mod tests {
             addrs: (1..=8)
                 .map(|i| format!("192.168.1.{i}:4000").parse().expect("address"))
                 .collect(),
-            rendezvous: Some("192.0.2.1:3479".parse().expect("address")),
+            rendezvous: vec!["192.0.2.1:3479".parse().expect("address")],
         };
         let code = invite.to_string();
         let chunks: Vec<&str> = code

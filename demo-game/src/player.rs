@@ -18,8 +18,8 @@
 //! Commands: `status`, `state` (the whole game state, hex), `leave`, `quit`.
 
 use crate::{Bot, DemoError, Order, Territory};
-use baton::internet::{InternetConfig, PathKind};
-use baton::session::{Session, SessionConfig, SessionError, SessionEvent, TickMode};
+use baton::internet::{InternetConfig, InternetStatus, PathKind};
+use baton::session::{Session, SessionConfig, SessionError, SessionEvent, SessionStatus, TickMode};
 use baton::storage::Durability;
 use baton::transport::{Identity, Invite};
 use std::collections::BTreeSet;
@@ -46,10 +46,11 @@ pub struct PlayerArgs {
     #[arg(long)]
     pub advertise: Option<SocketAddr>,
     /// Play across the Internet through this rendezvous service (UDP address): punch
-    /// through NATs, relay through the studio's TURN server when punching cannot work. A
-    /// joiner without it uses the one its invite names.
+    /// through NATs, relay through the studio's TURN server when punching cannot work.
+    /// Repeat it to name other instances, used in order when one stops answering. A joiner
+    /// without it uses the ones its invite names.
     #[arg(long)]
-    pub rendezvous: Option<SocketAddr>,
+    pub rendezvous: Vec<SocketAddr>,
     /// Found a new session and host it.
     #[arg(long, conflicts_with = "join", required_unless_present = "join")]
     pub host: bool,
@@ -155,6 +156,20 @@ fn links(peer_links: &[(u64, baton::transport::LinkStats)]) -> String {
         .join(",")
 }
 
+/// One address of the node's Internet status for the `status` line, `-` if none.
+fn internet_field(
+    status: &SessionStatus,
+    field: impl Fn(&InternetStatus) -> Option<SocketAddr>,
+) -> String {
+    status
+        .node
+        .internet
+        .as_ref()
+        .and_then(field)
+        .map(|addr| addr.to_string())
+        .unwrap_or_else(|| "-".into())
+}
+
 /// Lower-case hex of `bytes`.
 pub fn to_hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
@@ -189,7 +204,7 @@ struct Bookkeeping {
 /// `idle_exit_turns` — until people stopped playing.
 pub async fn run(args: PlayerArgs) -> Result<(), DemoError> {
     let mut config = session_config(&args.data_dir, args.bind, args.advertise, args.turn_ms);
-    config.node.transport.internet = args.rendezvous.map(InternetConfig::new);
+    config.node.transport.internet = InternetConfig::of_instances(&args.rendezvous);
     let session = open_session(&args.data_dir, args.join.as_ref(), config).await?;
     let invite = session.invite();
     let addr = invite
@@ -298,7 +313,7 @@ async fn answer(session: &Session<Territory>, books: &Bookkeeping, line: &str) -
     match line {
         "status" => Answer::Reply(match session.status().await {
             Ok(status) => format!(
-                "status turn={} host={} role={:?} voters={} learners={} fitness={} submitted={} committed={} links={} public={}",
+                "status turn={} host={} role={:?} voters={} learners={} fitness={} submitted={} committed={} links={} public={} rendezvous={}",
                 status.last_tick,
                 status.node.leader.map(hex_id).unwrap_or_else(|| "-".into()),
                 status.node.role,
@@ -308,12 +323,8 @@ async fn answer(session: &Session<Territory>, books: &Bookkeeping, line: &str) -
                 books.submitted,
                 books.committed,
                 links(&status.node.peer_links),
-                status
-                    .node
-                    .internet
-                    .and_then(|internet| internet.public_addr())
-                    .map(|addr| addr.to_string())
-                    .unwrap_or_else(|| "-".into()),
+                internet_field(&status, InternetStatus::public_addr),
+                internet_field(&status, |internet| internet.rendezvous),
             ),
             Err(err) => format!("error {err}"),
         }),

@@ -29,6 +29,8 @@ const STEP_LIMIT: Duration = Duration::from_secs(60);
 /// it reconnect anyway; it takes one registration interval (5 s) and a punch.
 const MOVE_LIMIT: Duration = Duration::from_secs(15);
 const RENDEZVOUS: &str = "192.0.2.1:3479";
+/// A second instance of the rendezvous service, which the host names after the first one.
+const RENDEZVOUS_SPARE: &str = "192.0.2.3:3479";
 const PLAYER_BIND: &str = "0.0.0.0:4000";
 const TURN: &str = "192.0.2.2:3478";
 const TURN_SECRET: &str = "baton-test-turn-secret";
@@ -73,6 +75,7 @@ impl Internet {
         // The services live on addresses of their own, as public servers do.
         public.ip(&["addr", "add", "192.0.2.1/32", "dev", "lo"])?;
         public.ip(&["addr", "add", "192.0.2.2/32", "dev", "lo"])?;
+        public.ip(&["addr", "add", "192.0.2.3/32", "dev", "lo"])?;
         for (i, nat) in nats.iter().enumerate() {
             let n = i + 1;
             let router = Namespace::create(&format!("bi-r{n}"))?;
@@ -325,10 +328,17 @@ fn player(name: &str, home: &Namespace, dir: &Path, seed: u64, join: Option<&str
         "--think-ms",
         "30",
     ];
-    // Only the host is told where the rendezvous service is: the invite names it.
+    // Only the host is told where the rendezvous service is: the invite names its
+    // instances, in the order to use them.
     match join {
         Some(invite) => args.extend(["--join", invite]),
-        None => args.extend(["--host", "--rendezvous", RENDEZVOUS]),
+        None => args.extend([
+            "--host",
+            "--rendezvous",
+            RENDEZVOUS,
+            "--rendezvous",
+            RENDEZVOUS_SPARE,
+        ]),
     }
     Proc::spawn(name, home, &demo_exe(), &args)
 }
@@ -541,22 +551,50 @@ fn renumber_router(router: &Namespace, from: &str, to: &str, gateway: &str) {
         .unwrap();
 }
 
+/// The session's rendezvous instance dies and everyone moves to the next one the invite
+/// names; then two players' public addresses change, which only that instance can tell the
+/// others about.
 #[test]
-fn a_player_whose_public_address_changes_mid_game_reconnects_without_a_host_migration() {
-    let test = "a_player_whose_public_address_changes_mid_game_reconnects_without_a_host_migration";
+fn the_rendezvous_instance_dies_then_players_change_address_mid_game_and_play_on_without_a_host_migration(
+) {
+    let test = "the_rendezvous_instance_dies_then_players_change_address_mid_game_and_play_on_without_a_host_migration";
     let dir = tempfile::tempdir().unwrap();
     let Some((_serial, internet, rendezvous_exe)) = setup(test, dir.path(), &[Nat::Cone; 3]) else {
         return;
     };
     let started = Instant::now();
-    let rendezvous = Proc::spawn(
+    let mut rendezvous = Proc::spawn(
         "rendezvous",
         &internet.public,
         &rendezvous_exe,
         &["--bind", RENDEZVOUS],
     );
     rendezvous.wait_line("ready ");
+    let spare = Proc::spawn(
+        "spare",
+        &internet.public,
+        &rendezvous_exe,
+        &["--bind", RENDEZVOUS_SPARE],
+    );
+    spare.wait_line("ready ");
     let (mut players, ids) = three_players_joined(test, &internet, dir.path());
+
+    // The instance dies; the joiners know the spare one only from the invite.
+    for player in &mut players {
+        assert_eq!(player.status()["rendezvous"], RENDEZVOUS);
+    }
+    rendezvous.kill();
+    let killed_at = Instant::now();
+    wait_for("every player registered on the spare instance", || {
+        players.iter_mut().all(|p| {
+            let status = p.status();
+            status["rendezvous"] == RENDEZVOUS_SPARE
+        })
+    });
+    eprintln!(
+        "{test}: all on the spare rendezvous instance {:?} after the first died",
+        killed_at.elapsed()
+    );
     // Of each pair only the connection the lower id dialed is kept, and QUIC lets only a
     // connection's client move: the follower with the lower id moves first (its links to
     // the other follower migrate), the other one next (its link from the first must be
@@ -615,6 +653,7 @@ fn a_player_whose_public_address_changes_mid_game_reconnects_without_a_host_migr
     assert!(common >= 20, "only {common} turns common to all three");
     eprintln!("{test}: whole test {:?}", started.elapsed());
     drop(players);
+    drop(spare);
     drop(rendezvous);
     drop(internet);
 }

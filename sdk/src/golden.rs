@@ -459,7 +459,7 @@ fn invite() -> Invite {
     Invite {
         credentials: credentials(),
         addrs: vec![v4(), v6()],
-        rendezvous: None,
+        rendezvous: Vec::new(),
     }
 }
 

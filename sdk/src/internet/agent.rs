@@ -28,6 +28,8 @@ pub struct InternetStatus {
     pub observed: Option<SocketAddr>,
     /// Our address on the TURN server, when we relay.
     pub relayed: Option<SocketAddr>,
+    /// The rendezvous service instance in use.
+    pub rendezvous: Option<SocketAddr>,
     /// What the rendezvous service last refused, if it did.
     pub refused: Option<rendezvous::Refusal>,
 }
@@ -85,6 +87,15 @@ pub(crate) struct Agent {
     /// The candidates each member last announced, to tell a member that moved from one
     /// that only refreshed (at most `MEMBERS_PER_SESSION_MAX`).
     announced: HashMap<NodeId, Vec<Candidate>>,
+    /// The rendezvous service instances, in the order they are tried.
+    instances: Vec<SocketAddr>,
+    /// Which of `instances` we register on.
+    current: usize,
+    /// Registrations sent to the current instance since it last answered.
+    unanswered: u32,
+    /// The instance that told us our observed address: another one may see another
+    /// address (a symmetric NAT) without us having moved.
+    observed_via: Option<SocketAddr>,
     /// TURN credentials from the rendezvous service, if the studio runs a TURN server.
     grant: Option<TurnGrant>,
     /// Whether the NAT check against the TURN server was done.
@@ -132,9 +143,19 @@ impl Agent {
         local: SocketAddr,
         punch: mpsc::Sender<Request>,
     ) -> (Agent, watch::Receiver<InternetStatus>) {
-        routes.add_service(config.rendezvous);
-        let (status, status_rx) = watch::channel(InternetStatus::default());
+        let instances = config.instances();
+        for instance in &instances {
+            routes.add_service(*instance);
+        }
+        let (status, status_rx) = watch::channel(InternetStatus {
+            rendezvous: Some(config.rendezvous),
+            ..InternetStatus::default()
+        });
         let agent = Agent {
+            instances,
+            current: 0,
+            unanswered: 0,
+            observed_via: None,
             host_candidates: host_candidates(local),
             config,
             socket,
@@ -180,9 +201,41 @@ impl Agent {
             tracing::error!("registration does not fit a datagram");
             return;
         };
-        if let Err(e) = send_service(&self.socket, self.config.rendezvous, &bytes).await {
-            tracing::debug!(error = %e, "registration not sent");
+        // The earlier instances too, while we are on a later one: the earliest that answers
+        // is the one to be on, so members that had to move apart come back together.
+        for instance in &self.instances[..=self.current] {
+            if let Err(e) = send_service(&self.socket, *instance, &bytes).await {
+                tracing::debug!(error = %e, %instance, "registration not sent");
+            }
         }
+    }
+
+    fn rendezvous(&self) -> SocketAddr {
+        self.instances[self.current]
+    }
+
+    /// Counts one more registration to the current instance; after
+    /// [`REGISTRATIONS_UNANSWERED_MAX`] of them without an answer it is taken for dead and
+    /// the next instance is used. The members of a session all see the same instance go
+    /// silent and all hold the same list (the invite's), so they move the same way.
+    fn fail_over_if_silent(&mut self) {
+        self.unanswered += 1;
+        if self.unanswered <= REGISTRATIONS_UNANSWERED_MAX || self.instances.len() < 2 {
+            return;
+        }
+        let silent = self.rendezvous();
+        self.current = (self.current + 1) % self.instances.len();
+        self.unanswered = 1;
+        let next = self.rendezvous();
+        tracing::warn!(%silent, %next, "the rendezvous instance stopped answering; registering on the next one");
+        self.use_instance(next);
+    }
+
+    fn use_instance(&mut self, instance: SocketAddr) {
+        self.status.send_modify(|status| {
+            status.registered = false;
+            status.rendezvous = Some(instance);
+        });
     }
 
     /// Registers until the service answers or `first_registration_timeout` passes, so the
@@ -193,7 +246,7 @@ impl Agent {
         loop {
             tokio::select! {
                 _ = tokio::time::sleep_until(deadline) => {
-                    tracing::warn!(rendezvous = %self.config.rendezvous, "no answer from the rendezvous service yet; going on without a public address");
+                    tracing::warn!(rendezvous = %self.rendezvous(), "no answer from the rendezvous service yet; going on without a public address");
                     return;
                 }
                 _ = resend.tick() => self.register().await,
@@ -467,6 +520,7 @@ impl Agent {
             self.punch_pending().await;
             tokio::select! {
                 _ = refresh.tick() => {
+                    self.fail_over_if_silent();
                     self.register().await;
                     // A TURN server named only later (or unanswered at start) is tried now.
                     self.check_nat_and_relay().await;
@@ -511,8 +565,12 @@ impl Agent {
             tracing::trace!(%from, "TURN datagram outside a transaction ignored");
             return;
         }
-        if from != self.config.rendezvous {
+        let Some(instance) = self.instances.iter().position(|i| *i == from) else {
             tracing::trace!(%from, "service datagram from an unexpected address ignored");
+            return;
+        };
+        if instance > self.current {
+            tracing::trace!(%from, "late datagram from a rendezvous instance we left ignored");
             return;
         }
         let message = match rendezvous::decode::<ToClient>(bytes) {
@@ -533,8 +591,15 @@ impl Agent {
                 if turn.is_some() {
                     self.grant = turn;
                 }
+                if instance < self.current {
+                    tracing::info!(%from, "an earlier rendezvous instance answers again: back on it");
+                    self.current = instance;
+                    self.use_instance(from);
+                }
+                self.unanswered = 0;
                 let before = self.status.borrow().observed;
-                if let Some(before) = before.filter(|before| *before != observed) {
+                let same_instance = self.observed_via.replace(from) == Some(from);
+                if let Some(before) = before.filter(|before| same_instance && *before != observed) {
                     tracing::info!(from = %before, to = %observed, "our public address changed");
                     self.request(Request::Moved {
                         from: before,
@@ -594,6 +659,10 @@ impl Agent {
 /// Longest wait between two refreshes of a TURN allocation and its channels (permissions
 /// expire after 5 minutes, RFC 8656 §9).
 const RELAY_REFRESH_MAX: Duration = Duration::from_secs(4 * 60);
+
+/// Registrations an instance may leave unanswered before the next one is used (with the
+/// default 5 s interval: about 15 s, half the service's 30 s expiry).
+const REGISTRATIONS_UNANSWERED_MAX: u32 = 2;
 
 /// Wait between registrations until the first answer.
 const FIRST_REGISTRATION_RESEND: Duration = Duration::from_millis(300);

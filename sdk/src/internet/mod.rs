@@ -35,7 +35,7 @@ pub mod stun;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::transport::{Invite, TransportConfig};
+use crate::transport::{Invite, TransportConfig, INVITE_RENDEZVOUS_MAX};
 
 pub use agent::InternetStatus;
 pub(crate) use agent::{Agent, Punch, Request, PUNCH_QUEUE_MAX};
@@ -44,8 +44,12 @@ pub use socket::{PathCounters, PathKind};
 /// How a node reaches the Internet services.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InternetConfig {
-    /// The rendezvous service (UDP).
+    /// The rendezvous service instance to register on (UDP).
     pub rendezvous: SocketAddr,
+    /// Other instances of the rendezvous service, tried in order when the one in use stops
+    /// answering (at most [`INVITE_RENDEZVOUS_MAX`] instances in all are kept). The invite
+    /// names them all, so joiners move the same way.
+    pub fallbacks: Vec<SocketAddr>,
     /// How often the node refreshes its registration (also keeps its NAT mapping toward the
     /// service alive). Default 5 s, well inside the service's 30 s expiry.
     pub register_interval: Duration,
@@ -59,9 +63,31 @@ impl InternetConfig {
     pub fn new(rendezvous: SocketAddr) -> InternetConfig {
         InternetConfig {
             rendezvous,
+            fallbacks: Vec::new(),
             register_interval: Duration::from_secs(5),
             first_registration_timeout: Duration::from_secs(3),
         }
+    }
+
+    /// Defaults for these instances of the rendezvous service, tried in this order; `None`
+    /// for none.
+    pub fn of_instances(instances: &[SocketAddr]) -> Option<InternetConfig> {
+        let (first, fallbacks) = instances.split_first()?;
+        Some(InternetConfig {
+            fallbacks: fallbacks.to_vec(),
+            ..InternetConfig::new(*first)
+        })
+    }
+
+    /// Every instance, in the order they are tried, without repeats.
+    pub fn instances(&self) -> Vec<SocketAddr> {
+        let mut instances = vec![self.rendezvous];
+        for addr in &self.fallbacks {
+            if !instances.contains(addr) && instances.len() < INVITE_RENDEZVOUS_MAX {
+                instances.push(*addr);
+            }
+        }
+        instances
     }
 
     /// What a player joining with `invite` uses: the configuration's own, which overrides,
@@ -74,7 +100,7 @@ impl InternetConfig {
         match (&transport.internet, &transport.app_net) {
             (Some(configured), _) => Some(configured.clone()),
             (None, Some(_)) => None,
-            (None, None) => invite.rendezvous.map(InternetConfig::new),
+            (None, None) => InternetConfig::of_instances(&invite.rendezvous),
         }
     }
 }
@@ -87,21 +113,20 @@ mod tests {
     #[test]
     fn a_joiner_takes_the_invites_rendezvous_unless_configured_with_one() {
         let named: SocketAddr = "192.0.2.1:3479".parse().unwrap();
+        let spare: SocketAddr = "192.0.2.3:3479".parse().unwrap();
         let invite = Invite {
             credentials: SessionCredentials::generate(),
             addrs: Vec::new(),
-            rendezvous: Some(named),
+            rendezvous: vec![named, spare],
         };
         let mut transport = TransportConfig::default();
-        assert_eq!(
-            InternetConfig::for_joiner(&transport, &invite),
-            Some(InternetConfig::new(named))
-        );
+        let joiner = InternetConfig::for_joiner(&transport, &invite).unwrap();
+        assert_eq!(joiner.instances(), [named, spare]);
         let own = InternetConfig::new("198.51.100.7:3479".parse().unwrap());
         transport.internet = Some(own.clone());
         assert_eq!(InternetConfig::for_joiner(&transport, &invite), Some(own));
         let lan = Invite {
-            rendezvous: None,
+            rendezvous: Vec::new(),
             ..invite
         };
         transport.internet = None;

@@ -13,6 +13,7 @@ mod persist;
 mod validate;
 pub mod wire;
 
+use crate::internet::InternetConfig;
 use crate::raft::{
     self, Fitness, Index, Membership, MembershipChange, NodeId, PeerProgress, Role, Term,
 };
@@ -312,8 +313,9 @@ pub struct Node<S: StateMachine> {
     id: NodeId,
     addr: SocketAddr,
     announced: SocketAddr,
-    /// The rendezvous service instance the node registers on, if it plays over the Internet.
-    rendezvous: Option<SocketAddr>,
+    /// The rendezvous service instances the node registers on, in order, if it plays over
+    /// the Internet.
+    rendezvous: Vec<SocketAddr>,
     credentials: SessionCredentials,
     commands: mpsc::Sender<Command<S>>,
     events: broadcast::Sender<NodeEvent>,
@@ -330,7 +332,7 @@ impl<S: StateMachine> Clone for Node<S> {
             id: self.id,
             addr: self.addr,
             announced: self.announced,
-            rendezvous: self.rendezvous,
+            rendezvous: self.rendezvous.clone(),
             credentials: self.credentials.clone(),
             commands: self.commands.clone(),
             events: self.events.clone(),
@@ -362,7 +364,12 @@ impl<S: StateMachine> Node<S> {
         let (events_tx, _) = broadcast::channel(EVENT_QUEUE_LEN_MAX);
         let (session_tx, session_rx) = mpsc::channel(PLAYER_INBOX_LEN_MAX);
         let (join_state_tx, join_state) = watch::channel(JoinState::Joining);
-        let rendezvous = config.transport.internet.as_ref().map(|i| i.rendezvous);
+        let rendezvous = config
+            .transport
+            .internet
+            .as_ref()
+            .map(InternetConfig::instances)
+            .unwrap_or_default();
         let started = driver::Driver::start(
             config,
             identity,
@@ -413,7 +420,7 @@ impl<S: StateMachine> Node<S> {
     /// tries them in order). Behind NAT none of them is reachable from the Internet: set
     /// `advertise_addr` to the forwarded address, or build the [`Invite`] from addresses the
     /// game knows. A node that plays over the Internet names its rendezvous service
-    /// instance too, so joiners need not be configured with it.
+    /// instances too, so joiners need not be configured with them.
     pub fn invite(&self) -> Invite {
         let interfaces = if self.announced.ip().is_unspecified() {
             match if_addrs::get_if_addrs() {
@@ -429,7 +436,7 @@ impl<S: StateMachine> Node<S> {
         Invite {
             credentials: self.credentials.clone(),
             addrs: address::invite_addrs(self.announced, interfaces),
-            rendezvous: self.rendezvous,
+            rendezvous: self.rendezvous.clone(),
         }
     }
 

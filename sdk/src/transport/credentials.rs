@@ -20,14 +20,16 @@ pub const SESSION_ID_BYTES: usize = 16;
 pub const SESSION_SECRET_BYTES: usize = 32;
 /// Most addresses one invite may carry.
 pub const INVITE_ADDRS_MAX: usize = 8;
+/// Most rendezvous service instances one invite may name.
+pub const INVITE_RENDEZVOUS_MAX: usize = 4;
 /// The human-visible prefix of an invite code; its digit names the code family (the
 /// format version inside says what the code carries).
 pub const INVITE_PREFIX: &str = "baton1-";
 
 /// Credentials and bootstrap addresses.
 const INVITE_FORMAT_VERSION: u8 = 1;
-/// Version 1 followed by the rendezvous service's address. An invite without one is still
-/// written as version 1, so that older nodes keep reading it.
+/// Version 1 followed by the rendezvous service instances (a count, then address records).
+/// An invite without any is still written as version 1, so that older nodes keep reading it.
 const INVITE_FORMAT_VERSION_RENDEZVOUS: u8 = 2;
 const INVITE_CHECKSUM_BYTES: usize = 4;
 const ADDR_TAG_V4: u8 = 4;
@@ -157,10 +159,12 @@ pub struct Invite {
     pub credentials: SessionCredentials,
     /// Bootstrap addresses (at most [`INVITE_ADDRS_MAX`]; extra ones are left out of the code).
     pub addrs: Vec<SocketAddr>,
-    /// The rendezvous service instance the session is registered on, for play over the
-    /// Internet: a joiner whose configuration names none uses this one
-    /// (`docs/internet-play.md`).
-    pub rendezvous: Option<SocketAddr>,
+    /// The rendezvous service instances of the session, for play over the Internet, in the
+    /// order a member tries them: the one it registers on first, then the ones it moves to
+    /// when that one stops answering. A joiner whose configuration names none uses these
+    /// (`docs/internet-play.md`). At most [`INVITE_RENDEZVOUS_MAX`]; extra ones are left
+    /// out of the code.
+    pub rendezvous: Vec<SocketAddr>,
 }
 
 /// Why an invite code (or a session id string) was rejected.
@@ -206,26 +210,23 @@ pub enum InviteError {
 impl Invite {
     fn to_bytes(&self) -> Vec<u8> {
         let addrs = &self.addrs[..self.addrs.len().min(INVITE_ADDRS_MAX)];
-        let mut out = Vec::with_capacity(64 + (addrs.len() + 1) * 19);
-        out.push(match self.rendezvous {
-            Some(_) => INVITE_FORMAT_VERSION_RENDEZVOUS,
-            None => INVITE_FORMAT_VERSION,
+        let rendezvous = &self.rendezvous[..self.rendezvous.len().min(INVITE_RENDEZVOUS_MAX)];
+        let mut out = Vec::with_capacity(64 + (addrs.len() + rendezvous.len()) * 19);
+        out.push(match rendezvous.is_empty() {
+            true => INVITE_FORMAT_VERSION,
+            false => INVITE_FORMAT_VERSION_RENDEZVOUS,
         });
         out.extend_from_slice(&self.credentials.session_id.0);
         out.extend_from_slice(&self.credentials.secret.0);
         out.push(addrs.len() as u8);
-        for addr in addrs.iter().chain(&self.rendezvous) {
-            match addr.ip() {
-                IpAddr::V4(ip) => {
-                    out.push(ADDR_TAG_V4);
-                    out.extend_from_slice(&ip.octets());
-                }
-                IpAddr::V6(ip) => {
-                    out.push(ADDR_TAG_V6);
-                    out.extend_from_slice(&ip.octets());
-                }
+        for addr in addrs {
+            push_addr(&mut out, *addr);
+        }
+        if !rendezvous.is_empty() {
+            out.push(rendezvous.len() as u8);
+            for addr in rendezvous {
+                push_addr(&mut out, *addr);
             }
-            out.extend_from_slice(&addr.port().to_be_bytes());
         }
         let sum = digest::digest(&digest::SHA256, &out);
         out.extend_from_slice(&sum.as_ref()[..INVITE_CHECKSUM_BYTES]);
@@ -258,10 +259,16 @@ impl Invite {
         for _ in 0..count {
             addrs.push(reader.addr()?);
         }
-        let rendezvous = match version {
-            INVITE_FORMAT_VERSION_RENDEZVOUS => Some(reader.addr()?),
-            _ => None,
-        };
+        let mut rendezvous = Vec::new();
+        if version == INVITE_FORMAT_VERSION_RENDEZVOUS {
+            let count = reader.u8()? as usize;
+            if count > INVITE_RENDEZVOUS_MAX {
+                return Err(InviteError::TooManyAddrs(count));
+            }
+            for _ in 0..count {
+                rendezvous.push(reader.addr()?);
+            }
+        }
         if !reader.bytes.is_empty() {
             return Err(InviteError::TrailingBytes);
         }
@@ -274,6 +281,21 @@ impl Invite {
             rendezvous,
         })
     }
+}
+
+/// One address record: tag, IP, port (big-endian).
+fn push_addr(out: &mut Vec<u8>, addr: SocketAddr) {
+    match addr.ip() {
+        IpAddr::V4(ip) => {
+            out.push(ADDR_TAG_V4);
+            out.extend_from_slice(&ip.octets());
+        }
+        IpAddr::V6(ip) => {
+            out.push(ADDR_TAG_V6);
+            out.extend_from_slice(&ip.octets());
+        }
+    }
+    out.extend_from_slice(&addr.port().to_be_bytes());
 }
 
 struct ByteReader<'a> {
@@ -401,7 +423,7 @@ mod tests {
                 "127.0.0.1:7000".parse().unwrap(),
                 "[::1]:7001".parse().unwrap(),
             ],
-            rendezvous: None,
+            rendezvous: Vec::new(),
         }
     }
 
@@ -420,19 +442,22 @@ mod tests {
         let bytes = plain.to_bytes();
         assert_eq!(bytes[0], INVITE_FORMAT_VERSION, "readable by older nodes");
         let invite = Invite {
-            rendezvous: Some("192.0.2.1:3479".parse().unwrap()),
+            rendezvous: vec![
+                "192.0.2.1:3479".parse().unwrap(),
+                "192.0.2.3:3479".parse().unwrap(),
+            ],
             ..plain
         };
         let with = invite.to_bytes();
         assert_eq!(with[0], INVITE_FORMAT_VERSION_RENDEZVOUS);
-        // The same fields, then one more address record.
+        // The same fields, then the rendezvous instances.
         assert_eq!(
             with[1..bytes.len() - INVITE_CHECKSUM_BYTES],
             bytes[1..bytes.len() - INVITE_CHECKSUM_BYTES]
         );
         assert_eq!(invite.to_string().parse::<Invite>().unwrap(), invite);
         let v6 = Invite {
-            rendezvous: Some("[2001:db8::1]:3479".parse().unwrap()),
+            rendezvous: vec!["[2001:db8::1]:3479".parse().unwrap()],
             ..invite
         };
         assert_eq!(v6.to_string().parse::<Invite>().unwrap(), v6);
@@ -441,7 +466,7 @@ mod tests {
     #[test]
     fn a_rendezvous_invite_cut_short_or_of_an_unknown_version_is_refused() {
         let invite = Invite {
-            rendezvous: Some("192.0.2.1:3479".parse().unwrap()),
+            rendezvous: vec!["192.0.2.1:3479".parse().unwrap()],
             ..sample()
         };
         let mut body = invite.to_bytes();

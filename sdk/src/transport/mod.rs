@@ -21,7 +21,7 @@
 //! let credentials = SessionCredentials::generate();
 //! let (host, mut host_events) = Transport::<String>::bind(
 //!     Identity::generate()?, credentials.clone(), TransportConfig::default()).await?;
-//! let code = Invite { credentials, addrs: vec![host.local_addr()], rendezvous: None }.to_string();
+//! let code = Invite { credentials, addrs: vec![host.local_addr()], rendezvous: vec![] }.to_string();
 //!
 //! // A player joins with the code.
 //! let invite: Invite = code.parse().expect("a valid code");
@@ -99,7 +99,8 @@ use tokio::task::{AbortHandle, JoinSet};
 pub use app_net::{AppNet, NetAddr, NetConfig, NetDatagram, NetError, NetStats};
 pub use credentials::{
     Invite, InviteError, RendezvousKey, SessionCredentials, SessionId, SessionSecret,
-    INVITE_ADDRS_MAX, INVITE_PREFIX, RENDEZVOUS_KEY_BYTES, SESSION_ID_BYTES, SESSION_SECRET_BYTES,
+    INVITE_ADDRS_MAX, INVITE_PREFIX, INVITE_RENDEZVOUS_MAX, RENDEZVOUS_KEY_BYTES, SESSION_ID_BYTES,
+    SESSION_SECRET_BYTES,
 };
 pub use fault::{FaultController, FaultStats};
 pub use frame::{FrameError, ALPN, PROTOCOL_MAJOR, PROTOCOL_MINOR};
