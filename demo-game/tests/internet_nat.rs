@@ -660,10 +660,29 @@ fn the_rendezvous_instance_dies_then_players_change_address_mid_game_and_play_on
 
 #[test]
 fn a_player_behind_a_symmetric_nat_plays_through_the_turn_relay() {
-    let test = "a_player_behind_a_symmetric_nat_plays_through_the_turn_relay";
+    relayed_session(
+        "a_player_behind_a_symmetric_nat_plays_through_the_turn_relay",
+        Nat::Cone,
+    );
+}
+
+/// Both players behind symmetric NATs: each talks to the other's relayed address through
+/// its own allocation, so every datagram crosses coturn twice (relay to relay).
+#[test]
+fn two_players_behind_symmetric_nats_play_relay_to_relay() {
+    relayed_session(
+        "two_players_behind_symmetric_nats_play_relay_to_relay",
+        Nat::Symmetric,
+    );
+}
+
+/// A host behind `host_nat` and a player behind a symmetric NAT, coturn and the
+/// rendezvous service (handing out TURN credentials) on the public side: the player
+/// relays, the link is relayed from both sides, and the session plays on.
+fn relayed_session(test: &str, host_nat: Nat) {
     let dir = tempfile::tempdir().unwrap();
     let Some((_serial, internet, rendezvous_exe)) =
-        setup(test, dir.path(), &[Nat::Cone, Nat::Symmetric])
+        setup(test, dir.path(), &[host_nat, Nat::Symmetric])
     else {
         return;
     };
@@ -698,10 +717,16 @@ fn a_player_behind_a_symmetric_nat_plays_through_the_turn_relay() {
 
     let mut host = player("host", &internet.homes[0], dir.path(), 1, None);
     let (host_id, host_addr, invite) = ready(&host.wait_line("ready "));
-    assert_eq!(
-        host_addr, "203.0.1.2:4000",
-        "behind a cone NAT the host needs no relay"
-    );
+    match host_nat {
+        Nat::Cone => assert_eq!(
+            host_addr, "203.0.1.2:4000",
+            "behind a cone NAT the host needs no relay"
+        ),
+        Nat::Symmetric => assert!(
+            host_addr.starts_with("192.0.2.2:"),
+            "behind a symmetric NAT the host announces its relayed address, not {host_addr}"
+        ),
+    }
     let mut relayed = player("relayed", &internet.homes[1], dir.path(), 2, Some(&invite));
     let (_, relayed_addr, _) = ready(&relayed.wait_line("ready "));
     assert!(
