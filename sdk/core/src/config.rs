@@ -31,6 +31,14 @@ pub struct Config {
     /// is used until `ARRIVAL_GAPS_MEASURED_MIN` gaps were measured, and for every
     /// election round (which waits for a vote's round trip, not for a heartbeat).
     pub adaptive_election_timeout: bool,
+    /// Grant no vote while this node knows no configuration (default false, as in Raft,
+    /// where a server with an empty log may vote). Set it on a node that starts from an
+    /// empty store to join: its empty log and unrecorded vote say nothing, and if it is
+    /// a member that lost its storage and came back under the same id, its grant can
+    /// complete a majority for a candidate that lacks committed entries. A joiner is sent
+    /// the log, and with it a configuration, before a caught-up promotion lets its vote
+    /// count; a voter promoted before that is not counted on until it has the log.
+    pub refuse_votes_without_configuration: bool,
     /// Shortest detection timeout, in ticks (default 4): how fast a crash can be noticed
     /// on a link without jitter, and what scheduling noise must stay under.
     pub detection_timeout_ticks_floor: u32,
@@ -77,6 +85,7 @@ impl Config {
             election_timeout_ticks_max: 20,
             heartbeat_interval_ticks: 2,
             adaptive_election_timeout: true,
+            refuse_votes_without_configuration: false,
             detection_timeout_ticks_floor: 4,
             detection_timeout_ticks_ceiling: 100,
             detection_deviations: 4,

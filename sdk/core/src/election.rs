@@ -365,7 +365,8 @@ impl RaftNode {
     /// RPCs without consulting their configurations): candidates only ask, and only count,
     /// the voters of *their* latest configuration, so a learner is asked only by a candidate
     /// that knows it was promoted, and must answer or the cluster can stall until the
-    /// promotion reaches it.
+    /// promotion reaches it. Except with `refuse_votes_without_configuration`: a node
+    /// that knows no configuration yet (a joiner's empty store) then grants nothing.
     pub(crate) fn handle_request_vote(
         &mut self,
         from: NodeId,
@@ -377,7 +378,11 @@ impl RaftNode {
         let free_to_vote = self.vote == Some(from)
             || (self.vote.is_none() && self.leader.is_none())
             || (pre_vote && msg_term > self.term);
-        let grant = free_to_vote && self.log.is_up_to_date(last_log_index, last_log_term);
+        let knows_configuration =
+            !self.membership.voters.is_empty() || !self.membership.learners.is_empty();
+        let may_vote = knows_configuration || !self.config.refuse_votes_without_configuration;
+        let grant =
+            free_to_vote && may_vote && self.log.is_up_to_date(last_log_index, last_log_term);
         let body = MessageBody::RequestVoteResponse {
             pre_vote,
             granted: grant,

@@ -190,6 +190,11 @@ impl<S: StateMachine> Driver<S> {
         let mut raft_config = config.raft.clone();
         raft_config.id = id;
         raft_config.rng_seed = config.rng_seed.unwrap_or_else(rand::random);
+        // A joiner from an empty store may be a member that lost its storage and came
+        // back under the same identity: its vote means nothing until it has the log.
+        if fresh && matches!(bootstrap, Bootstrap::Join { .. }) {
+            raft_config.refuse_votes_without_configuration = true;
+        }
         let mut core = RaftNode::new(raft_config, persisted.clone())?;
 
         let mut applier = Applier::new(state_machine);

@@ -633,8 +633,10 @@ impl World {
         }
         self.players[slot].life += 1;
         let life = self.players[slot].life;
-        let config = self.node_config(id, life);
+        let mut config = self.node_config(id, life);
         let durable = self.players[slot].durable.clone();
+        // As the runtime sets it for a joiner that starts from an empty store.
+        config.refuse_votes_without_configuration = rejoin && durable == PersistedState::default();
         let raft = RaftNode::new(config, durable.clone())
             .map_err(|e| Violation::new("RestartFromDurableState", format!("node {id}: {e}")))?;
         let session_config = self.profile.session_config(u64::from(life));

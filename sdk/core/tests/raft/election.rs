@@ -575,3 +575,78 @@ fn s6_2_reported_activity_does_not_flicker_at_check_quorum_rounds() {
         "check-quorum still steps down"
     );
 }
+
+/// A node that starts from an empty store to join, with
+/// `refuse_votes_without_configuration`, grants nothing until it knows a configuration:
+/// it may be a member that lost its storage, whose vote would then mean nothing. Without
+/// the setting it votes as Raft says an empty log may.
+#[test]
+fn an_empty_joiner_that_refuses_votes_without_configuration_grants_none() {
+    let vote_of = |refuse: bool| {
+        let mut cfg = config(4);
+        cfg.refuse_votes_without_configuration = refuse;
+        let mut node = RaftNode::new(cfg, PersistedState::default()).unwrap();
+        node.step(Message {
+            from: 1,
+            to: 4,
+            term: 5,
+            body: MessageBody::RequestVote {
+                pre_vote: false,
+                last_log_index: 3,
+                last_log_term: 2,
+                leader_transfer: false,
+            },
+        })
+        .unwrap();
+        let ready = node.ready();
+        let granted: Vec<bool> = ready
+            .persisted_messages
+            .iter()
+            .chain(ready.messages.iter())
+            .filter_map(|m| match m.body {
+                MessageBody::RequestVoteResponse { granted, .. } => Some(granted),
+                _ => None,
+            })
+            .collect();
+        granted
+    };
+    assert_eq!(vote_of(false), vec![true]);
+    assert_eq!(vote_of(true), vec![false]);
+}
+
+#[test]
+fn a_joiner_that_refuses_votes_votes_once_the_log_gave_it_a_configuration() {
+    let mut net = Network::new(&[1, 2, 3]);
+    net.elect(1);
+    let mut cfg = config(4);
+    cfg.refuse_votes_without_configuration = true;
+    net.add_node_with(cfg, PersistedState::default());
+    net.raft(1)
+        .propose_membership(baton_core::MembershipChange::AddLearner(4))
+        .unwrap();
+    net.run(5);
+    assert!(
+        net.raft(4).membership().learners.contains(&4),
+        "the log reached it"
+    );
+    let term = net.raft(4).term() + 1;
+    net.raft(4)
+        .step(Message {
+            from: 2,
+            to: 4,
+            term,
+            body: MessageBody::RequestVote {
+                pre_vote: false,
+                last_log_index: 1000,
+                last_log_term: term,
+                // A transfer's candidate: the lease of the leader it follows does not apply.
+                leader_transfer: true,
+            },
+        })
+        .unwrap();
+    let ready = net.raft(4).ready();
+    assert!(ready.persisted_messages.iter().any(|m| matches!(
+        m.body,
+        MessageBody::RequestVoteResponse { granted: true, .. }
+    )));
+}
