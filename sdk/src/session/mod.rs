@@ -122,8 +122,7 @@ pub struct SessionConfig {
     pub handoff_hold: Duration,
     /// How often fitness is measured and host policies run.
     pub policy_interval: Duration,
-    /// A voter unheard of for this long is demoted (a learner may take its seat; back and
-    /// caught up, it is promoted again), since a gone voter only counts against the quorum.
+    /// A voter unheard of for this long is demoted so a learner can take its seat.
     pub voter_absence_limit: Duration,
     /// How often a player re-sends inputs that are not yet in a committed tick.
     pub input_retry_interval: Duration,
