@@ -872,7 +872,7 @@ impl SessionCore {
                 incarnation,
                 inputs,
             } => self.receive_inputs(from, incarnation, inputs, now),
-            PlayerMessage::Leave => self.on_leave_request(from, life),
+            PlayerMessage::Leave => self.on_leave_request(from, life, now),
             PlayerMessage::Removed => {
                 if self.host == Some(from) && self.leaving.is_some() {
                     self.finish_leave(now);
@@ -1323,7 +1323,7 @@ impl SessionCore {
         }
     }
 
-    fn on_leave_request(&mut self, from: NodeId, life: Option<u64>) {
+    fn on_leave_request(&mut self, from: NodeId, life: Option<u64>, now: Instant) {
         if self.hosting == Hosting::No {
             return;
         }
@@ -1344,7 +1344,7 @@ impl SessionCore {
         if self.policy.is_some() {
             return;
         }
-        if let Some(gone) = self.voter_gone_beside(from) {
+        if let Some(gone) = self.voter_gone_beside(from, now) {
             // The leaver asks again every policy round; by then the quorum is the live one.
             tracing::info!(
                 leaver = %format_args!("{from:016x}"),
@@ -1358,10 +1358,10 @@ impl SessionCore {
         self.run_policy(MembershipChange::RemoveNode(from), Some(from));
     }
 
-    /// A voter not heard from that would, once `leaver` is removed, leave the live voters
+    /// A voter unheard of for `voter_absence_limit` that would, once `leaver` is removed, leave the live voters
     /// no majority: with voters {leaver, gone, host}, removing the leaver first leaves
     /// {gone, host}, which never commits again.
-    fn voter_gone_beside(&self, leaver: NodeId) -> Option<NodeId> {
+    fn voter_gone_beside(&self, leaver: NodeId, now: Instant) -> Option<NodeId> {
         let after: Vec<NodeId> = self
             .membership
             .voters
@@ -1372,7 +1372,14 @@ impl SessionCore {
         let gone: Vec<NodeId> = after
             .iter()
             .copied()
-            .filter(|id| *id != self.me && self.absent_since.contains_key(id))
+            // Gone means unheard of for the absence limit: a new host has heard from
+            // nobody in its first policy rounds, and a slow link makes any voter miss one.
+            .filter(|id| {
+                *id != self.me
+                    && self.absent_since.get(id).is_some_and(|since| {
+                        now.duration_since(*since) >= self.config.voter_absence_limit
+                    })
+            })
             .collect();
         let live = after.len() - gone.len();
         (!gone.is_empty() && live * 2 <= after.len()).then(|| gone[0])
@@ -1740,28 +1747,43 @@ mod tests {
 
     #[test]
     fn a_gone_voter_is_demoted_before_a_leaver_whose_removal_would_lose_the_quorum() {
-        let now = Instant::now();
-        let mut core = hosting(now);
         let (leaver, gone) = (3, 4);
-        with_members(&mut core, &[ME, leaver, gone], now);
-        core.handle_status(&host_status(&[ME, leaver, gone], &[leaver]), now);
-        while core.poll_action().is_some() {}
         let leave = encode_player(&PlayerMessage::Leave, 9).unwrap();
+        let status = host_status(&[ME, leaver, gone], &[leaver]);
+        let host_seeing_gone_since = |now: Instant| {
+            let mut core = hosting(now);
+            with_members(&mut core, &[ME, leaver, gone], now);
+            core.handle_status(&status, now);
+            while core.poll_action().is_some() {}
+            core
+        };
+        let now = Instant::now();
+        // Unheard of for a moment only (a new host, a slow link): not gone, the leaver goes.
+        let mut core = host_seeing_gone_since(now);
         core.handle_message(leaver, &leave, now);
+        assert_eq!(
+            removals(&mut core),
+            vec![leaver],
+            "missing one round is not gone"
+        );
+
+        let mut core = host_seeing_gone_since(now);
+        let later = now + core.config.voter_absence_limit;
+        core.handle_message(leaver, &leave, later);
         assert_eq!(
             demotions(&mut core),
             vec![gone],
             "{{ME, gone}} could never commit"
         );
-        core.handle_outcome(Outcome::Policy(Ok(())), now);
+        core.handle_outcome(Outcome::Policy(Ok(())), later);
         core.handle_membership(
             Membership {
                 voters: [ME, leaver].into_iter().collect(),
                 learners: [gone].into_iter().collect(),
             },
-            now,
+            later,
         );
-        core.handle_message(leaver, &leave, now);
+        core.handle_message(leaver, &leave, later);
         assert_eq!(removals(&mut core), vec![leaver], "then the leaver goes");
     }
 
