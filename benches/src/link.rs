@@ -11,7 +11,7 @@
 //! failed its pre-vote changes no term, and costs no tick); then fresh sessions have their
 //! host stopped dead, timed as [`crate::migration`] times a crash.
 
-use crate::migration::{migrate, MigrationKind, MigrationTrials, TrialFailures};
+use crate::migration::{migrate, MigrationKind, MigrationTrials};
 use crate::session::{lock, session_config_with, Detection, ProbeSession, DETECTOR_WARMUP};
 use crate::BenchError;
 use baton::session::SessionConfig;
@@ -175,26 +175,15 @@ pub async fn crashes(
         hz,
         detection,
     } = shape;
-    let mut pauses = Vec::with_capacity(trials);
-    let mut to_new_host = Vec::with_capacity(trials);
-    let mut failures = TrialFailures::default();
+    let mut run = MigrationTrials::new(MigrationKind::Crash, hz, trials);
     for trial in 0..trials {
         tracing::debug!(?fault, trial, "crash trial over a faulty link");
         let config = fault.session_config(hz, players, detection);
         let probe = ProbeSession::start(|_| config.clone(), players, None).await?;
         let outcome = migrate(&probe, MigrationKind::Crash).await;
         probe.stop().await;
-        if let Some((pause, moved)) = failures.take("link crash", trials, outcome)? {
-            pauses.push(pause);
-            to_new_host.push(moved);
-        }
+        run.record("link crash", trials, outcome)?;
         progress.step();
     }
-    Ok(MigrationTrials {
-        kind: MigrationKind::Crash,
-        hz,
-        pauses,
-        to_new_host,
-        failed: failures.count,
-    })
+    Ok(run)
 }

@@ -80,45 +80,52 @@ pub struct MigrationTrials {
     /// player applied the new host's first tick.
     pub to_new_host: Vec<Duration>,
     /// Trials in which the host did not move within the setup limit (the session never
-    /// showed a tick by a new host). Counted, not hidden; see [`TrialFailures`].
+    /// showed a tick by a new host). Counted, not hidden; see [`MigrationTrials::record`].
     pub failed: usize,
 }
 
-/// Trials whose move did not complete in time: counted and logged, so one stuck move does
-/// not throw away the rest of a run, but a run where most trials fail is abandoned.
-#[derive(Debug, Default)]
-pub struct TrialFailures {
-    /// Failed trials so far.
-    pub count: usize,
-}
+impl MigrationTrials {
+    /// No trial yet, room for `trials`.
+    pub fn new(kind: MigrationKind, hz: u32, trials: usize) -> MigrationTrials {
+        MigrationTrials {
+            kind,
+            hz,
+            pauses: Vec::with_capacity(trials),
+            to_new_host: Vec::with_capacity(trials),
+            failed: 0,
+        }
+    }
 
-impl TrialFailures {
-    /// Takes one trial's outcome: a timeout is counted (and `Ok(None)` returned) while at
-    /// most half of `trials` failed; any other error, or too many timeouts, ends the run.
-    pub fn take<T>(
+    /// Takes one trial's outcome (its pause and its time to the new host) out of `trials`.
+    /// A move that did not complete in time is counted and logged, so one stuck move does
+    /// not throw away the rest of a run, while at most half of `trials` failed; any other
+    /// error, or too many timeouts, ends the run.
+    pub fn record(
         &mut self,
         what: &str,
         trials: usize,
-        outcome: Result<T, BenchError>,
-    ) -> Result<Option<T>, BenchError> {
+        outcome: Result<(Duration, Duration), BenchError>,
+    ) -> Result<(), BenchError> {
         match outcome {
-            Ok(value) => Ok(Some(value)),
-            Err(BenchError::Timeout(why)) if (self.count + 1) * 2 <= trials => {
-                self.count += 1;
+            Ok((pause, moved)) => {
+                self.pauses.push(pause);
+                self.to_new_host.push(moved);
+                Ok(())
+            }
+            Err(BenchError::Timeout(why)) if (self.failed + 1) * 2 <= trials => {
+                self.failed += 1;
                 tracing::warn!(
                     what,
                     why,
-                    failed = self.count,
+                    failed = self.failed,
                     "a host-move trial did not complete"
                 );
-                Ok(None)
+                Ok(())
             }
             Err(err) => Err(err),
         }
     }
-}
 
-impl MigrationTrials {
     /// One tick period at the trials' rate.
     pub fn period(&self) -> Duration {
         Duration::from_secs_f64(1.0 / f64::from(self.hz))
@@ -145,26 +152,13 @@ pub async fn measure_migrations_with(
     detection: Detection,
     progress: &crate::progress::Progress,
 ) -> Result<MigrationTrials, BenchError> {
-    let mut pauses = Vec::with_capacity(trials);
-    let mut to_new_host = Vec::with_capacity(trials);
-    let mut failures = TrialFailures::default();
+    let mut run = MigrationTrials::new(kind, hz, trials);
     for trial in 0..trials {
         tracing::debug!(kind = kind.key(), trial, "migration trial");
-        if let Some((pause, moved)) =
-            failures.take(kind.key(), trials, one_trial(kind, hz, detection).await)?
-        {
-            pauses.push(pause);
-            to_new_host.push(moved);
-        }
+        run.record(kind.key(), trials, one_trial(kind, hz, detection).await)?;
         progress.step();
     }
-    Ok(MigrationTrials {
-        kind,
-        hz,
-        pauses,
-        to_new_host,
-        failed: failures.count,
-    })
+    Ok(run)
 }
 
 async fn one_trial(

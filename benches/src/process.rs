@@ -5,7 +5,7 @@
 //! Every process is started, driven and ended by this module: a [`PlayerProcess`] is killed
 //! when dropped, so a failed measurement leaves nothing running.
 
-use crate::migration::{MigrationKind, MigrationTrials, TrialFailures};
+use crate::migration::{MigrationKind, MigrationTrials};
 use crate::netns::NamespacePair;
 use crate::progress::Progress;
 use crate::session::{Detection, DETECTOR_WARMUP, WARMUP_TICKS};
@@ -402,9 +402,7 @@ pub fn crash_trials(
     detection: Detection,
     progress: &Progress,
 ) -> Result<MigrationTrials, BenchError> {
-    let mut pauses = Vec::with_capacity(trials);
-    let mut to_new_host = Vec::with_capacity(trials);
-    let mut failures = TrialFailures::default();
+    let mut run = MigrationTrials::new(MigrationKind::Crash, hz, trials);
     for trial in 0..trials {
         tracing::debug!(trial, "process crash trial");
         let host = PlayerSpec {
@@ -414,19 +412,10 @@ pub fn crash_trials(
         let mut processes = start_session(exe, host, &[1, 1], None)?;
         let outcome = crash_one(&mut processes);
         quit_all(processes);
-        if let Some((pause, moved)) = failures.take("process crash", trials, outcome)? {
-            pauses.push(pause);
-            to_new_host.push(moved);
-        }
+        run.record("process crash", trials, outcome)?;
         progress.step();
     }
-    Ok(MigrationTrials {
-        kind: MigrationKind::Crash,
-        hz,
-        pauses,
-        to_new_host,
-        failed: failures.count,
-    })
+    Ok(run)
 }
 
 fn crash_one(processes: &mut [PlayerProcess]) -> Result<(Duration, Duration), BenchError> {
