@@ -1358,9 +1358,16 @@ impl SessionCore {
         self.run_policy(MembershipChange::RemoveNode(from), Some(from));
     }
 
-    /// A voter unheard of for `voter_absence_limit` that would, once `leaver` is removed, leave the live voters
-    /// no majority: with voters {leaver, gone, host}, removing the leaver first leaves
-    /// {gone, host}, which never commits again.
+    /// Whether voter `id` has been unheard of for `voter_absence_limit`.
+    fn gone(&self, id: NodeId, now: Instant) -> bool {
+        self.absent_since
+            .get(&id)
+            .is_some_and(|since| now.duration_since(*since) >= self.config.voter_absence_limit)
+    }
+
+    /// A voter unheard of for `voter_absence_limit` that would, once `leaver` is removed,
+    /// leave the live voters no majority: with voters {leaver, gone, host}, removing the
+    /// leaver first leaves {gone, host}, which never commits again.
     fn voter_gone_beside(&self, leaver: NodeId, now: Instant) -> Option<NodeId> {
         let after: Vec<NodeId> = self
             .membership
@@ -1374,12 +1381,7 @@ impl SessionCore {
             .copied()
             // Gone means unheard of for the absence limit: a new host has heard from
             // nobody in its first policy rounds, and a slow link makes any voter miss one.
-            .filter(|id| {
-                *id != self.me
-                    && self.absent_since.get(id).is_some_and(|since| {
-                        now.duration_since(*since) >= self.config.voter_absence_limit
-                    })
-            })
+            .filter(|&id| id != self.me && self.gone(id, now))
             .collect();
         let live = after.len() - gone.len();
         (!gone.is_empty() && live * 2 <= after.len()).then(|| gone[0])
@@ -1488,9 +1490,9 @@ impl SessionCore {
         }
         let absent = self
             .absent_since
-            .iter()
-            .filter(|(_, since)| now.duration_since(**since) >= self.config.voter_absence_limit)
-            .map(|(id, _)| *id)
+            .keys()
+            .copied()
+            .filter(|&id| self.gone(id, now))
             .min();
         // Only with a learner to take its seat: without one, demoting a voter that is
         // merely slow to answer shrinks the voters the next host crash leaves behind
