@@ -1386,10 +1386,9 @@ impl World {
                 self.sent_player.pop_front();
             }
             self.sent_player.push_back((from, to, bytes.clone()));
-            let leaving = self.slot(from).and_then(|slot| {
-                let live = self.players[slot].live.as_ref()?;
-                live.leaving.then(|| live.core.incarnation())
-            });
+            let leaving = self
+                .live(from, None)
+                .and_then(|live| live.leaving.then(|| live.core.incarnation()));
             if let Some(life) = leaving {
                 let words = self.last_words.entry(from).or_insert((life, Vec::new()));
                 if words.0 != life {
@@ -1512,18 +1511,13 @@ impl World {
             return false;
         };
         let returned: Vec<NodeId> = self
-            .last_words
+            .players
             .iter()
-            .filter(|(id, (life, _))| {
-                **id != host
-                    && self.slot(**id).is_some_and(|slot| {
-                        self.players[slot]
-                            .live
-                            .as_ref()
-                            .is_some_and(|live| live.core.incarnation() > *life)
-                    })
+            .filter_map(|player| {
+                let live = player.live.as_ref()?;
+                let (life, _) = self.last_words.get(&player.id)?;
+                (player.id != host && live.core.incarnation() > *life).then_some(player.id)
             })
-            .map(|(id, _)| *id)
             .collect();
         if returned.is_empty() {
             return false;
