@@ -72,6 +72,11 @@ pub struct MatchArgs {
     /// Plain progress lines even when stdout is a terminal.
     #[arg(long)]
     pub plain: bool,
+    /// A rolling-upgrade drill: the `baton-demo` binary process 0, 1, … runs (repeat the
+    /// flag, in process order), e.g. an earlier release's beside today's; processes past
+    /// the list run this binary.
+    #[arg(long, value_name = "PATH")]
+    pub player_exe: Vec<PathBuf>,
 }
 
 impl MatchArgs {
@@ -95,6 +100,12 @@ impl MatchArgs {
                  kill must leave a majority of the voters alive (a dead voter is replaced \
                  only by a learner, and there are {} learner(s))",
                 players.saturating_sub(VOTERS_MAX)
+            )));
+        }
+        if self.player_exe.len() > players {
+            return Err(DemoError::Usage(format!(
+                "--player-exe names {} binaries for {players} players",
+                self.player_exe.len()
             )));
         }
         if self.kills > 0 && self.first_kill_turn() >= self.turns {
@@ -146,6 +157,8 @@ impl KillReport {
 pub struct PlayerReport {
     /// Seat letter.
     pub letter: char,
+    /// Index of its process in start order (0 founded the session).
+    pub process: usize,
     /// Node id.
     pub id: u64,
     /// Killed with SIGKILL (as a host).
@@ -439,7 +452,12 @@ impl Match<'_> {
         let log_path = self.dir.join(format!("process-{index}.log"));
         let log = std::fs::File::create(&log_path)
             .map_err(DemoError::io(format!("creating {}", log_path.display())))?;
-        let mut command = Command::new(self.exe);
+        let exe = self
+            .args
+            .player_exe
+            .get(index)
+            .map_or(self.exe, PathBuf::as_path);
+        let mut command = Command::new(exe);
         command
             .arg("player")
             .arg("--data-dir")
@@ -892,7 +910,8 @@ impl Match<'_> {
         let mut player_reports: Vec<PlayerReport> = self
             .seats
             .iter()
-            .map(|seat| {
+            .enumerate()
+            .map(|(process, seat)| {
                 let final_hash = if seat.alive {
                     states
                         .iter()
@@ -910,6 +929,7 @@ impl Match<'_> {
                         .map(|state| state.seat_letter(seat.id))
                         .filter(|letter| *letter != '?')
                         .unwrap_or(seat.letter),
+                    process,
                     id: seat.id,
                     killed: !seat.alive,
                     final_hash,

@@ -15,123 +15,15 @@ mod support;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 use support::process::{converged_sequence, members, promote_all, wait_for, NodeProcess, Start};
+use support::release::{newest_release, release_binary, target_of};
 use support::runtime::assert_exactly_once;
 
 const PROGRESS_LIMIT: Duration = Duration::from_secs(60);
 /// Proposals per node per phase, and how many each keeps in flight.
 const PROPOSALS: u64 = 80;
 const CONCURRENCY: u64 = 4;
-
-/// The repository root (this crate is `sdk/`).
-fn repository() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("sdk/ has a parent")
-        .to_path_buf()
-}
-
-/// The newest release in `releases.txt`: (crate version, commit).
-fn newest_release() -> (String, String) {
-    let text = std::fs::read_to_string(repository().join("releases.txt")).expect("releases.txt");
-    let line = text
-        .lines()
-        .map(str::trim)
-        .rfind(|line| !line.is_empty() && !line.starts_with('#'))
-        .expect("releases.txt names a release");
-    let words: Vec<&str> = line.split_whitespace().collect();
-    (words[0].to_string(), words[1].to_string())
-}
-
-/// `target/` of this build: today's binary lives in `target/debug/`.
-fn target_dir() -> PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_baton-node"))
-        .ancestors()
-        .nth(2)
-        .expect("the binary is in <target>/<profile>/")
-        .to_path_buf()
-}
-
-fn run(command: &mut Command, what: &str) {
-    let output = command
-        .output()
-        .unwrap_or_else(|err| panic!("{what}: {err}"));
-    assert!(
-        output.status.success(),
-        "{what} failed ({}):\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-/// The release's `baton-node`, built from a worktree of its commit on first use.
-fn release_binary(version: &str, commit: &str) -> PathBuf {
-    let releases = target_dir().join("releases");
-    let binary = releases.join(format!("baton-node-{version}-{commit}"));
-    if binary.is_file() {
-        return binary;
-    }
-    std::fs::create_dir_all(&releases).expect("create target/releases");
-    let git = |args: &[&str]| {
-        let mut command = Command::new("git");
-        command.arg("-C").arg(repository()).args(args);
-        command
-    };
-    let known = git(&["cat-file", "-e", &format!("{commit}^{{commit}}")])
-        .status()
-        .is_ok_and(|status| status.success());
-    assert!(
-        known,
-        "release commit {commit} (releases.txt) is not in this clone's history; \
-         fetch the full history (git fetch --unshallow) to run the compatibility test"
-    );
-    let source = releases.join(format!("src-{commit}"));
-    // A run cut short leaves its worktree behind; start from a clean one.
-    if source.exists() {
-        let _ = git(&["worktree", "remove", "--force"])
-            .arg(&source)
-            .status();
-        let _ = std::fs::remove_dir_all(&source);
-    }
-    let _ = git(&["worktree", "prune"]).status();
-    run(
-        git(&["worktree", "add", "--detach"])
-            .arg(&source)
-            .arg(commit),
-        "git worktree add of the release commit",
-    );
-    // Its own target directory: the one of this build is locked while tests run, and the
-    // release's dependencies may differ. It stays, so a later release builds incrementally.
-    let release_target = releases.join("target");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    run(
-        Command::new(cargo)
-            .current_dir(&source)
-            .env("CARGO_TARGET_DIR", &release_target)
-            .args([
-                "build",
-                "--locked",
-                "--offline",
-                "-p",
-                "baton",
-                "--bin",
-                "baton-node",
-            ]),
-        "building the release's baton-node (offline: if the release locks a crate that \
-         today's build does not, fetch it first, e.g. `cargo fetch` in a worktree of the \
-         release commit)",
-    );
-    let built = release_target.join("debug").join("baton-node");
-    let partial = releases.join(format!("baton-node-{version}-{commit}.partial"));
-    std::fs::copy(&built, &partial).expect("copy the release binary");
-    std::fs::rename(&partial, &binary).expect("move the release binary into place");
-    let _ = git(&["worktree", "remove", "--force"])
-        .arg(&source)
-        .status();
-    binary
-}
 
 fn leader(nodes: &mut [NodeProcess]) -> Option<String> {
     nodes.iter_mut().find_map(|node| {
@@ -193,9 +85,8 @@ fn wait_done(nodes: &[NodeProcess], labels: &[String]) {
 
 #[test]
 fn a_session_of_old_and_new_releases_moves_its_host_and_upgrades_in_place() {
-    let (version, commit) = newest_release();
-    let old = release_binary(&version, &commit);
     let new = PathBuf::from(env!("CARGO_BIN_EXE_baton-node"));
+    let old = release_binary(&newest_release(), &target_of(&new), "baton", "baton-node");
     let dir = tempfile::tempdir().unwrap();
     let spawn = |binary: &Path, name: &str, start: Start<'_>| {
         NodeProcess::spawn_binary(binary, name, &dir.path().join(name), "127.0.0.1:0", start)

@@ -3,6 +3,7 @@
 pub mod game;
 pub mod netns;
 pub mod process;
+pub mod release;
 pub mod runtime;
 pub mod sessions;
 
