@@ -1,5 +1,6 @@
 // The C# binding under Mono against the real library: bad input, and a 3-player session
-// in one process whose host is dropped while the game goes on. Exit code 0 = passed.
+// in one process whose host is dropped while the game goes on, over UDP and over the
+// application's own network (a stand-in for Steam or EOS). Exit code 0 = passed.
 using System;
 using System.Collections.Generic;
 using System.Diagnostics;
@@ -9,6 +10,7 @@ using Baton;
 class Player
 {
     public Session Session;
+    public byte[] NetName;
     public ulong Tick;
     public ulong Hash = 14695981039346656037UL;
     public Dictionary<ulong, ulong> History = new Dictionary<ulong, ulong>();
@@ -87,6 +89,76 @@ class Player
     }
 }
 
+// A platform's P2P messaging (SteamNetworkingMessages, EOS P2P) as the game sees it: players
+// known by opaque ids, unreliable datagrams of at most 1170 bytes (EOS's packet size), some
+// lost, some late (delivered a frame later, so reordered), and a closed connection reported
+// for a player who has gone. Every frame the game carries what each session wants sent.
+class Platform
+{
+    public const int DatagramMax = 1170;
+    public long Carried;
+    readonly List<Player> players;
+    readonly List<KeyValuePair<Player, byte[]>> late = new List<KeyValuePair<Player, byte[]>>();
+    readonly List<Player> lateFrom = new List<Player>();
+    readonly byte[] peer = new byte[Native.NetAddrBytesMax];
+    readonly byte[] datagram = new byte[DatagramMax];
+
+    public Platform(List<Player> players) { this.players = players; }
+
+    Player Named(byte[] name, int len)
+    {
+        foreach (var p in players)
+        {
+            if (p.NetName.Length != len) continue;
+            bool same = true;
+            for (int i = 0; i < len && same; i++) same = p.NetName[i] == name[i];
+            if (same) return p;
+        }
+        return null;
+    }
+
+    void Deliver(Player from, Player to, byte[] data, int len)
+    {
+        if (to.Stopped)
+        {
+            from.Session.NetUnreachable(to.NetName, to.NetName.Length);
+            return;
+        }
+        // A full queue is the platform's loss, as a real one drops what nobody reads.
+        to.Session.NetPush(from.NetName, from.NetName.Length, data, len);
+    }
+
+    public void Carry()
+    {
+        for (int i = 0; i < late.Count; i++)
+            Deliver(lateFrom[i], late[i].Key, late[i].Value, late[i].Value.Length);
+        late.Clear();
+        lateFrom.Clear();
+        foreach (var from in players)
+        {
+            if (from.Stopped) continue;
+            for (;;)
+            {
+                int peerLen;
+                int len = from.Session.NetTake(peer, out peerLen, datagram);
+                if (len == 0) break;
+                var to = Named(peer, peerLen);
+                Carried++;
+                if (to == null || Carried % 50 == 0) continue;
+                if (Carried % 7 == 0)
+                {
+                    var copy = new byte[len];
+                    Array.Copy(datagram, copy, len);
+                    late.Add(new KeyValuePair<Player, byte[]>(to, copy));
+                    lateFrom.Add(from);
+                    continue;
+                }
+                Deliver(from, to, datagram, len);
+            }
+        }
+    }
+}
+
 static class SessionTests
 {
     static int failures;
@@ -96,12 +168,13 @@ static class SessionTests
         if (!condition) { Console.Error.WriteLine("expected: " + what); failures++; }
     }
 
-    static void PumpUntil(List<Player> players, Func<bool> done)
+    static void PumpUntil(List<Player> players, Func<bool> done, Platform platform = null)
     {
         var clock = Stopwatch.StartNew();
         while (clock.Elapsed.TotalSeconds < 30)
         {
             foreach (var p in players) p.Pump();
+            if (platform != null) platform.Carry();
             if (done()) return;
             Thread.Sleep(2);
         }
@@ -140,25 +213,41 @@ static class SessionTests
         }
     }
 
-    static void HostDropped()
+    static Player Start(string invite, uint tickHz, byte[] netName)
     {
         var config = Session.DefaultConfig();
-        config.TickHz = 60;
-        var host = new Player(Session.Host(config));
-        var players = new List<Player> { host };
-        PumpUntil(players, () => host.Started);
+        config.TickHz = tickHz;
+        if (netName != null)
+            config.NetDatagramBytesMax = Platform.DatagramMax;
+        var session = invite == null
+            ? Session.Host(config, null, netName)
+            : Session.Join(invite, config, null, netName);
+        var player = new Player(session);
+        player.NetName = netName;
+        return player;
+    }
+
+    static void HostDropped(bool ownNetwork)
+    {
+        var players = new List<Player>();
+        Platform platform = ownNetwork ? new Platform(players) : null;
+        // Steam IDs as their 8 little-endian bytes, as docs/own-network.md advises.
+        Func<int, byte[]> name = i => ownNetwork ? BitConverter.GetBytes(76561198000000001UL + (ulong)i) : null;
+        var host = Start(null, 60, name(0));
+        players.Add(host);
+        PumpUntil(players, () => host.Started, platform);
         var invite = host.Session.Invite();
-        for (int i = 0; i < 2; i++)
-            players.Add(new Player(Session.Join(invite, Session.DefaultConfig())));
-        PumpUntil(players, () => players.TrueForAll(p => p.Session.Status().Voter == 1 && p.Committed >= 3));
+        for (int i = 1; i < 3; i++)
+            players.Add(Start(invite, 60, name(i)));
+        PumpUntil(players, () => players.TrueForAll(p => p.Session.Status().Voter == 1 && p.Committed >= 3), platform);
 
         Expect(host.Hosting, "the founder hosts");
         host.Session.Stop();
         host.Stopped = true;
         var droppedAt = host.Tick;
         var survivors = players.GetRange(1, 2);
-        PumpUntil(survivors, () => survivors.TrueForAll(p => p.Tick >= droppedAt + 30)
-                                   && survivors.FindAll(p => p.Hosting).Count == 1);
+        PumpUntil(players, () => survivors.TrueForAll(p => p.Tick >= droppedAt + 30)
+                                 && survivors.FindAll(p => p.Hosting).Count == 1, platform);
         var a = survivors[0];
         var b = survivors[1];
         foreach (var entry in a.History)
@@ -169,7 +258,8 @@ static class SessionTests
         }
         Expect(a.History[droppedAt] == host.History[droppedAt], "the dropped host's last tick survives");
         Expect(b.History[droppedAt] == host.History[droppedAt], "the dropped host's last tick survives");
-        Console.WriteLine("csharp: host dropped at tick " + droppedAt + "; survivors at " + a.Tick + " and " + b.Tick);
+        Console.WriteLine("csharp" + (ownNetwork ? " over the application's network (" + platform.Carried + " datagrams)" : "")
+                          + ": host dropped at tick " + droppedAt + "; survivors at " + a.Tick + " and " + b.Tick);
         foreach (var p in players) p.Session.Dispose();
     }
 
@@ -177,7 +267,8 @@ static class SessionTests
     {
         Expect(Native.baton_abi_version() == Native.AbiVersion, "the library's ABI is the binding's");
         BadInput();
-        HostDropped();
+        HostDropped(false);
+        HostDropped(true);
         // Sessions left to the finalizer are freed on its thread.
         Session.Host(Session.DefaultConfig());
         GC.Collect();

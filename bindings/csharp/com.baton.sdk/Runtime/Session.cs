@@ -2,6 +2,7 @@
 // libbaton allows), calls that throw BatonException with the library's code and
 // message, and a Poll that fills a caller-owned Event array without allocating.
 using System;
+using System.Collections.Generic;
 using System.Runtime.InteropServices;
 using System.Text;
 
@@ -85,10 +86,14 @@ namespace Baton
             return config;
         }
 
-        /// <summary>Founds a session; Started (or Fatal) arrives in a poll.</summary>
-        public static Session Host(Config config, string bind = null)
+        /// <summary>
+        /// Founds a session; Started (or Fatal) arrives in a poll. With netAddr (at most
+        /// NetAddrBytesMax bytes, e.g. a Steam ID's 8 little-endian bytes) the session plays
+        /// over the application's network instead of UDP: pump it with NetTake and NetPush.
+        /// </summary>
+        public static Session Host(Config config, string bind = null, byte[] netAddr = null)
         {
-            return WithText(ref config, bind, (ref Config c) =>
+            return WithText(ref config, bind, netAddr, (ref Config c) =>
             {
                 ulong value;
                 BatonException.Check(Native.baton_host(Native.AbiVersion, ref c, out value), "baton_host");
@@ -96,11 +101,11 @@ namespace Baton
             });
         }
 
-        /// <summary>Joins the session an invite code names.</summary>
-        public static Session Join(string invite, Config config, string bind = null)
+        /// <summary>Joins the session an invite code names; netAddr as for Host.</summary>
+        public static Session Join(string invite, Config config, string bind = null, byte[] netAddr = null)
         {
             var code = Encoding.UTF8.GetBytes(invite);
-            return WithText(ref config, bind, (ref Config c) =>
+            return WithText(ref config, bind, netAddr, (ref Config c) =>
             {
                 ulong value;
                 BatonException.Check(
@@ -112,23 +117,40 @@ namespace Baton
 
         delegate Session Start(ref Config config);
 
-        static Session WithText(ref Config config, string bind, Start start)
+        // The library copies what the config points at before baton_host or baton_join
+        // returns, so the unmanaged copies live only for the call.
+        static Session WithText(ref Config config, string bind, byte[] netAddr, Start start)
         {
-            if (bind == null)
-                return start(ref config);
-            var bytes = Encoding.UTF8.GetBytes(bind);
-            var text = Marshal.AllocHGlobal(bytes.Length);
+            var owned = new List<IntPtr>();
             try
             {
-                Marshal.Copy(bytes, 0, text, bytes.Length);
-                config.BindAddr = text;
-                config.BindAddrLen = new UIntPtr((uint)bytes.Length);
+                if (bind != null)
+                {
+                    var bytes = Encoding.UTF8.GetBytes(bind);
+                    config.BindAddr = Unmanaged(bytes, owned);
+                    config.BindAddrLen = new UIntPtr((uint)bytes.Length);
+                }
+                if (netAddr != null)
+                {
+                    config.NetAddr = Unmanaged(netAddr, owned);
+                    config.NetAddrLen = new UIntPtr((uint)netAddr.Length);
+                }
                 return start(ref config);
             }
             finally
             {
-                Marshal.FreeHGlobal(text);
+                foreach (var pointer in owned)
+                    Marshal.FreeHGlobal(pointer);
             }
+        }
+
+        static IntPtr Unmanaged(byte[] bytes, List<IntPtr> owned)
+        {
+            // AllocHGlobal(0) may return null, which the library reads as "not set".
+            var pointer = Marshal.AllocHGlobal(Math.Max(bytes.Length, 1));
+            owned.Add(pointer);
+            Marshal.Copy(bytes, 0, pointer, bytes.Length);
+            return pointer;
         }
 
         /// <summary>The raw handle.</summary>
