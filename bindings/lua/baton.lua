@@ -335,6 +335,11 @@ function Session:set_game_score(score)
     check(lib.baton_set_game_score(self.cell[0], score), "baton_set_game_score")
 end
 
+--- The device's network changed: over the Internet, re-register at once (harmless on a LAN).
+function Session:network_changed()
+    check(lib.baton_network_changed(self.cell[0]), "baton_network_changed")
+end
+
 --- Starts a graceful leave (a host hands over first); LEFT says how it ended.
 function Session:leave()
     check(lib.baton_leave(self.cell[0]), "baton_leave")

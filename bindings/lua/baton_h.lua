@@ -164,6 +164,7 @@ baton_result baton_answer_snapshot(baton_session session,
                                    const uint8_t *snapshot,
                                    size_t len);
 baton_result baton_set_game_score(baton_session session, double score);
+baton_result baton_network_changed(baton_session session);
 baton_result baton_leave(baton_session session);
 baton_result baton_stop(baton_session session);
 baton_result baton_status(baton_session session, struct baton_session_status *status);

@@ -211,6 +211,7 @@ _SIGNATURES = {
     "baton_commit_tick": ([ctypes.c_uint64, ctypes.c_uint64, ctypes.c_char_p, ctypes.c_size_t], ctypes.c_uint32),
     "baton_answer_snapshot": ([ctypes.c_uint64, ctypes.c_uint64, ctypes.c_char_p, ctypes.c_size_t], ctypes.c_uint32),
     "baton_set_game_score": ([ctypes.c_uint64, ctypes.c_double], ctypes.c_uint32),
+    "baton_network_changed": ([ctypes.c_uint64], ctypes.c_uint32),
     "baton_leave": ([ctypes.c_uint64], ctypes.c_uint32),
     "baton_stop": ([ctypes.c_uint64], ctypes.c_uint32),
     "baton_status": ([ctypes.c_uint64, ctypes.POINTER(_Status)], ctypes.c_uint32),
@@ -427,6 +428,10 @@ class Session:
 
     def set_game_score(self, score: float) -> None:
         _call("baton_set_game_score", self._handle, score)
+
+    def network_changed(self) -> None:
+        """The device's network changed: over the Internet, re-register at once."""
+        _call("baton_network_changed", self._handle)
 
     def leave(self) -> None:
         _call("baton_leave", self._handle)

@@ -15,7 +15,9 @@
 //! committed <sequence> <turn>                an order of ours was applied in turn
 //! ```
 //!
-//! Commands: `status`, `state` (the whole game state, hex), `leave`, `quit`.
+//! Commands: `status`, `state` (the whole game state, hex), `network-changed` (what a
+//! game calls from the OS's connectivity callback; answers `network-changed true|false`),
+//! `leave`, `quit`.
 
 use crate::{Bot, DemoError, Order, Territory};
 use baton::internet::{InternetConfig, InternetStatus, PathKind};
@@ -51,6 +53,10 @@ pub struct PlayerArgs {
     /// without it uses the ones its invite names.
     #[arg(long)]
     pub rendezvous: Vec<SocketAddr>,
+    /// How often to refresh the registration with the rendezvous service, in
+    /// milliseconds (with `--rendezvous`; default 5000).
+    #[arg(long, requires = "rendezvous")]
+    pub register_ms: Option<u64>,
     /// Found a new session and host it.
     #[arg(long, conflicts_with = "join", required_unless_present = "join")]
     pub host: bool,
@@ -204,7 +210,13 @@ struct Bookkeeping {
 /// `idle_exit_turns` — until people stopped playing.
 pub async fn run(args: PlayerArgs) -> Result<(), DemoError> {
     let mut config = session_config(&args.data_dir, args.bind, args.advertise, args.turn_ms);
-    config.node.transport.internet = InternetConfig::of_instances(&args.rendezvous);
+    config.node.transport.internet =
+        InternetConfig::of_instances(&args.rendezvous).map(|internet| InternetConfig {
+            register_interval: args
+                .register_ms
+                .map_or(internet.register_interval, Duration::from_millis),
+            ..internet
+        });
     let session = open_session(&args.data_dir, args.join.as_ref(), config).await?;
     let invite = session.invite();
     let addr = invite
@@ -332,6 +344,9 @@ async fn answer(session: &Session<Territory>, books: &Bookkeeping, line: &str) -
             Ok(bytes) => format!("state {}", to_hex(&bytes)),
             Err(err) => format!("error {err}"),
         }),
+        "network-changed" => {
+            Answer::Reply(format!("network-changed {}", session.network_changed()))
+        }
         "leave" => Answer::Leave,
         "quit" => Answer::Quit,
         other => Answer::Reply(format!("error unknown command: {other}")),

@@ -313,6 +313,18 @@ fn rendezvous_exe() -> Result<PathBuf, String> {
 }
 
 fn player(name: &str, home: &Namespace, dir: &Path, seed: u64, join: Option<&str>) -> Proc {
+    player_with(name, home, dir, seed, join, &[])
+}
+
+/// [`player`] with more flags.
+fn player_with(
+    name: &str,
+    home: &Namespace,
+    dir: &Path,
+    seed: u64,
+    join: Option<&str>,
+    extra: &[&str],
+) -> Proc {
     let data = dir.join(name);
     let seed = seed.to_string();
     let mut args = vec![
@@ -340,6 +352,7 @@ fn player(name: &str, home: &Namespace, dir: &Path, seed: u64, join: Option<&str
             RENDEZVOUS_SPARE,
         ]),
     }
+    args.extend(extra);
     Proc::spawn(name, home, &demo_exe(), &args)
 }
 
@@ -427,6 +440,16 @@ fn link_paths(status: &BTreeMap<String, String>) -> Vec<String> {
 /// Three players behind their NATs, joined through the rendezvous service, playing, all
 /// three voters with a direct link to each other. Returns them (host first) and their ids.
 fn three_players_joined(test: &str, internet: &Internet, dir: &Path) -> (Vec<Proc>, Vec<String>) {
+    three_players_joined_with(test, internet, dir, &[])
+}
+
+/// [`three_players_joined`], the third player started with more flags.
+fn three_players_joined_with(
+    test: &str,
+    internet: &Internet,
+    dir: &Path,
+    third_extra: &[&str],
+) -> (Vec<Proc>, Vec<String>) {
     let started = Instant::now();
     let mut host = player("host", &internet.homes[0], dir, 1, None);
     let (host_id, host_addr, invite) = ready(&host.wait_line("ready "));
@@ -437,7 +460,14 @@ fn three_players_joined(test: &str, internet: &Internet, dir: &Path) -> (Vec<Pro
     );
     let mut second = player("second", &internet.homes[1], dir, 2, Some(&invite));
     let (second_id, ..) = ready(&second.wait_line("ready "));
-    let mut third = player("third", &internet.homes[2], dir, 3, Some(&invite));
+    let mut third = player_with(
+        "third",
+        &internet.homes[2],
+        dir,
+        3,
+        Some(&invite),
+        third_extra,
+    );
     let (third_id, ..) = ready(&third.wait_line("ready "));
     eprintln!("{test}: three players ready after {:?}", started.elapsed());
 
@@ -654,6 +684,72 @@ fn the_rendezvous_instance_dies_then_players_change_address_mid_game_and_play_on
     eprintln!("{test}: whole test {:?}", started.elapsed());
     drop(players);
     drop(spare);
+    drop(rendezvous);
+    drop(internet);
+}
+
+/// A player's router gets a new public IP and the player's game says so (as a phone's
+/// connectivity callback does). Its registrations are 60 s apart, so only the immediate
+/// registration that the call brings can tell the others its new address before QUIC's
+/// 30 s idle timeout would break the links and the wait below.
+#[test]
+fn a_player_whose_game_reports_a_network_change_is_reached_again_without_waiting_to_register() {
+    let test =
+        "a_player_whose_game_reports_a_network_change_is_reached_again_without_waiting_to_register";
+    let dir = tempfile::tempdir().unwrap();
+    let Some((_serial, internet, rendezvous_exe)) = setup(test, dir.path(), &[Nat::Cone; 3]) else {
+        return;
+    };
+    let rendezvous = Proc::spawn(
+        "rendezvous",
+        &internet.public,
+        &rendezvous_exe,
+        &["--bind", RENDEZVOUS],
+    );
+    rendezvous.wait_line("ready ");
+    let slow_registration = ["--rendezvous", RENDEZVOUS, "--register-ms", "60000"];
+    let (mut players, ids) =
+        three_players_joined_with(test, &internet, dir.path(), &slow_registration);
+    assert_eq!(players[2].status()["public"], "203.0.3.2:4000");
+    let moved_at = Instant::now();
+    renumber_router(
+        &internet.routers[2],
+        "203.0.3.2/24",
+        "203.0.3.3/24",
+        "203.0.3.1",
+    );
+    let before = players[2].lines.lock().unwrap().len();
+    players[2].send("network-changed");
+    wait_for("the answer to network-changed", || {
+        players[2].lines.lock().unwrap()[before..]
+            .iter()
+            .any(|line| line == "network-changed true")
+    });
+    wait_within(
+        "the moved player registered at its new address",
+        MOVE_LIMIT,
+        || players[2].status()["public"] == "203.0.3.3:4000",
+    );
+    let registered = moved_at.elapsed();
+    let target = players[0].last_turn() + 3;
+    wait_within("turns on the moved player again", MOVE_LIMIT, || {
+        players[2].last_turn() >= target
+    });
+    eprintln!(
+        "{test}: registered its new address {registered:?} and got turns again {:?} after the move",
+        moved_at.elapsed()
+    );
+    let target = players[0].last_turn() + 5;
+    wait_for("five more turns on every player", || {
+        players.iter().all(|p| p.last_turn() >= target)
+    });
+    for player in &mut players {
+        let status = player.status();
+        assert_eq!(status["host"], ids[0], "{} sees another host", player.name);
+        assert_eq!(link_paths(&status), ["direct", "direct"], "{}", player.name);
+    }
+    assert_equal_turns(&[&players[0], &players[1], &players[2]]);
+    drop(players);
     drop(rendezvous);
     drop(internet);
 }

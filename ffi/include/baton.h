@@ -488,6 +488,14 @@ baton_result baton_answer_snapshot(baton_session session,
 // 0 when the app is in the background). A host whose score drops hands over.
 baton_result baton_set_game_score(baton_session session, double score);
 
+// Tells the session that the device's network changed: call it from the OS's or the
+// engine's connectivity callback (Wi-Fi to mobile data, a cable plugged in, a VPN up). A
+// session that plays over the Internet registers with the rendezvous service at once, so
+// the other players reach it again in a round trip instead of after its registration
+// interval (5 s by default). Harmless, and `BATON_RESULT_OK`, on a LAN session, over the
+// application's network, or before `BATON_EVENT_KIND_STARTED`. Callable from any thread.
+baton_result baton_network_changed(baton_session session);
+
 // Starts a graceful leave: a host hands over to the fittest caught-up voter first.
 // `BATON_EVENT_KIND_LEFT` says how it ended; free the session after it.
 baton_result baton_leave(baton_session session);

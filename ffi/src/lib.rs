@@ -703,6 +703,21 @@ pub extern "C" fn baton_set_game_score(session: baton_session, score: f64) -> ba
     })
 }
 
+/// Tells the session that the device's network changed: call it from the OS's or the
+/// engine's connectivity callback (Wi-Fi to mobile data, a cable plugged in, a VPN up). A
+/// session that plays over the Internet registers with the rendezvous service at once, so
+/// the other players reach it again in a round trip instead of after its registration
+/// interval (5 s by default). Harmless, and `BATON_RESULT_OK`, on a LAN session, over the
+/// application's network, or before `BATON_EVENT_KIND_STARTED`. Callable from any thread.
+#[no_mangle]
+pub extern "C" fn baton_network_changed(session: baton_session) -> baton_result {
+    boundary(|| {
+        let entry = registry::get(session)?;
+        entry.session.network_changed();
+        Ok(())
+    })
+}
+
 /// Starts a graceful leave: a host hands over to the fittest caught-up voter first.
 /// `BATON_EVENT_KIND_LEFT` says how it ended; free the session after it.
 #[no_mangle]

@@ -76,6 +76,8 @@ async fn a_founders_first_events_reach_a_game_that_starts_polling_late() {
         })
         .collect();
     assert_eq!(ticks, [1, 2, 3]);
+    // A LAN session has no rendezvous service to tell of a new network.
+    assert!(!handle.network_changed());
     handle.stop().await;
 }
 

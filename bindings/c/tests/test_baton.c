@@ -135,6 +135,7 @@ static void bad_input(void) {
     EXPECT_RESULT(baton_set_game_score(a.session, 1.5), BATON_RESULT_INVALID_ARGUMENT);
     EXPECT_RESULT(baton_set_game_score(a.session, 0.0 / 0.0), BATON_RESULT_INVALID_ARGUMENT);
     EXPECT_RESULT(baton_set_game_score(a.session, 0.5), BATON_RESULT_OK);
+    EXPECT_RESULT(baton_network_changed(a.session), BATON_RESULT_OK); /* a LAN session: nothing to do */
     EXPECT_RESULT(baton_commit_tick(a.session, 999, NULL, 0), BATON_RESULT_NO_SUCH_REQUEST);
     EXPECT_RESULT(baton_commit_tick(a.session, 999, NULL, 4), BATON_RESULT_NULL_POINTER);
     baton_session_status status;
@@ -181,6 +182,7 @@ static void bad_input(void) {
     player_start(&c, 3, NULL, 0, NULL);
     EXPECT(c.session != stale);
     EXPECT_RESULT(baton_leave(stale), BATON_RESULT_INVALID_HANDLE);
+    EXPECT_RESULT(baton_network_changed(stale), BATON_RESULT_INVALID_HANDLE);
     EXPECT_RESULT(baton_status(c.session, &status), BATON_RESULT_OK);
 
     /* The application's network: calls on a UDP session, bad addresses and datagrams. */

@@ -201,9 +201,11 @@ static class SessionTests
         ulong sequence;
         try { session.SubmitInput(new byte[1], 0, out sequence); Expect(false, "an empty input is refused"); }
         catch (BatonException e) { Expect(e.Code == Result.InvalidArgument, "InvalidArgument for length 0"); }
+        session.NetworkChanged(); // a LAN session: nothing to do, no error
         session.Dispose();
         session.Dispose();
         Expect(Native.baton_session_free(raw) == Result.InvalidHandle, "a second free is refused");
+        Expect(Native.baton_network_changed(raw) == Result.InvalidHandle, "network_changed on a stale handle");
         Expect(Native.baton_leave(raw) == Result.InvalidHandle, "a stale handle is refused");
         using (var udp = Session.Host(Session.DefaultConfig()))
         {

@@ -60,10 +60,12 @@ def test_bad_input_raises_with_the_librarys_code_and_message():
     with pytest.raises(baton.BatonError) as error:
         session.submit_input(bytes(1 << 20))
     assert error.value.code == baton.Result.TOO_LARGE
+    session.network_changed()  # a LAN session: nothing to do, no error
     handle = session.handle
     session.close()
     session.close()
     assert baton._lib.baton_session_free(handle) == baton.Result.INVALID_HANDLE
+    assert baton._lib.baton_network_changed(handle) == baton.Result.INVALID_HANDLE
 
 
 def test_three_players_lose_the_host_and_play_on():

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use quinn::AsyncUdpSocket;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Notify};
 
 use super::rendezvous::{
     self, Candidate, CandidateKind, ToClient, ToServer, TurnGrant, CANDIDATES_MAX,
@@ -109,7 +109,31 @@ pub(crate) struct Agent {
     pending_peers: VecDeque<Punch>,
     /// Whether the first registration and the NAT check are over.
     settled: bool,
+    /// The bound address, to list this machine's addresses again when its network changes.
+    local: SocketAddr,
+    /// Raised by the game when the device's network changed ([`NetworkSignal`]).
+    network: Arc<Notify>,
+    /// Registrations the service answered, to tell whether one came after a network change.
+    answers: u64,
 }
+
+/// The game's word that the device's network changed (Wi-Fi to mobile data, a cable
+/// plugged in, a VPN up): the agent registers at once instead of at its next interval, so
+/// the others learn the new address in a round trip rather than in up to
+/// `register_interval`. Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct NetworkSignal(Arc<Notify>);
+
+impl NetworkSignal {
+    /// Wakes the agent; a signal raised while it is busy is kept until it looks.
+    pub(crate) fn raise(&self) {
+        self.0.notify_one();
+    }
+}
+
+/// Registrations sent after a network change, `FIRST_REGISTRATION_RESEND` apart, until one
+/// is answered: the first datagrams on a network that is just coming up are often lost.
+const NETWORK_CHANGE_REGISTRATIONS: u32 = 8;
 
 /// A TURN allocation and the channels bound on it.
 struct Allocation {
@@ -142,6 +166,7 @@ impl Agent {
         node: NodeId,
         local: SocketAddr,
         punch: mpsc::Sender<Request>,
+        network: NetworkSignal,
     ) -> (Agent, watch::Receiver<InternetStatus>) {
         let instances = config.instances();
         for instance in &instances {
@@ -172,6 +197,9 @@ impl Agent {
             deferred: VecDeque::new(),
             pending_peers: VecDeque::new(),
             settled: false,
+            local,
+            network: network.0,
+            answers: 0,
         };
         (agent, status_rx)
     }
@@ -515,6 +543,10 @@ impl Agent {
         });
         let mut relay_refresh = tokio::time::interval(relay_every);
         relay_refresh.tick().await;
+        // After a network change: registrations still to send quickly, and when.
+        let mut urgent = 0;
+        let mut answers_before_change = 0;
+        let mut next_urgent = tokio::time::Instant::now();
         loop {
             // Answers that arrived while a TURN request was waiting, and peers to bind.
             self.punch_pending().await;
@@ -524,6 +556,23 @@ impl Agent {
                     self.register().await;
                     // A TURN server named only later (or unanswered at start) is tried now.
                     self.check_nat_and_relay().await;
+                }
+                _ = self.network.notified() => {
+                    tracing::info!("the network changed: registering now");
+                    self.host_candidates = host_candidates(self.local);
+                    answers_before_change = self.answers;
+                    urgent = NETWORK_CHANGE_REGISTRATIONS;
+                    next_urgent = tokio::time::Instant::now();
+                    refresh.reset();
+                }
+                _ = tokio::time::sleep_until(next_urgent), if urgent > 0 => {
+                    if self.answers > answers_before_change {
+                        urgent = 0;
+                    } else {
+                        urgent -= 1;
+                        self.register().await;
+                        next_urgent = tokio::time::Instant::now() + FIRST_REGISTRATION_RESEND;
+                    }
                 }
                 _ = relay_refresh.tick() => self.refresh_relay().await,
                 datagram = self.inbox.recv() => match datagram {
@@ -597,6 +646,7 @@ impl Agent {
                     self.use_instance(from);
                 }
                 self.unanswered = 0;
+                self.answers += 1;
                 let before = self.status.borrow().observed;
                 let same_instance = self.observed_via.replace(from) == Some(from);
                 if let Some(before) = before.filter(|before| same_instance && *before != observed) {

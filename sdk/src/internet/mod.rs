@@ -38,7 +38,7 @@ use std::time::Duration;
 use crate::transport::{Invite, TransportConfig, INVITE_RENDEZVOUS_MAX};
 
 pub use agent::InternetStatus;
-pub(crate) use agent::{Agent, Punch, Request, PUNCH_QUEUE_MAX};
+pub(crate) use agent::{Agent, NetworkSignal, Punch, Request, PUNCH_QUEUE_MAX};
 pub use socket::{PathCounters, PathKind};
 
 /// How a node reaches the Internet services.

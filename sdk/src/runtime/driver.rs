@@ -9,6 +9,7 @@ use super::{
     Bootstrap, Command, JoinState, NodeConfig, NodeError, NodeEvent, NodeStatus, ReadFn, Reply,
     StateMachine,
 };
+use crate::internet::NetworkSignal;
 use crate::raft::{
     self, ClientTag, Entry, Index, Membership, MembershipChange, Message, NodeId, PersistedState,
     ProposalId, RaftNode, Ready, Role, SoftState,
@@ -47,6 +48,7 @@ pub(crate) struct Started {
     pub(crate) id: NodeId,
     pub(crate) addr: SocketAddr,
     pub(crate) announced: SocketAddr,
+    pub(crate) network: Option<NetworkSignal>,
 }
 
 struct PendingProposal {
@@ -284,6 +286,7 @@ impl<S: StateMachine> Driver<S> {
             span: span.clone(),
         };
         tracing::info!(parent: &span, %addr, %announced, fresh, "node started");
+        let network = driver.transport.network_signal();
         let supervised = Supervised {
             transport: driver.transport.clone(),
             events: driver.events.clone(),
@@ -299,6 +302,7 @@ impl<S: StateMachine> Driver<S> {
             id,
             addr,
             announced,
+            network,
         })
     }
 

@@ -13,7 +13,7 @@ mod persist;
 mod validate;
 pub mod wire;
 
-use crate::internet::InternetConfig;
+use crate::internet::{InternetConfig, NetworkSignal};
 use crate::raft::{
     self, Fitness, Index, Membership, MembershipChange, NodeId, PeerProgress, Role, Term,
 };
@@ -321,6 +321,7 @@ pub struct Node<S: StateMachine> {
     events: broadcast::Sender<NodeEvent>,
     player_inbox: PlayerInbox,
     join_state: watch::Receiver<JoinState>,
+    network: Option<NetworkSignal>,
 }
 
 /// Session-layer messages from peers, as (sender, bytes); taken once by the layer above.
@@ -338,6 +339,7 @@ impl<S: StateMachine> Clone for Node<S> {
             events: self.events.clone(),
             player_inbox: self.player_inbox.clone(),
             join_state: self.join_state.clone(),
+            network: self.network.clone(),
         }
     }
 }
@@ -394,6 +396,7 @@ impl<S: StateMachine> Node<S> {
             events: events_tx,
             player_inbox: Arc::new(Mutex::new(Some(session_rx))),
             join_state,
+            network: started.network,
         })
     }
 
@@ -438,6 +441,16 @@ impl<S: StateMachine> Node<S> {
             addrs: address::invite_addrs(self.announced, interfaces),
             rendezvous: self.rendezvous.clone(),
         }
+    }
+
+    /// Tells the node that the device's network changed (the OS or platform said so: Wi-Fi
+    /// to mobile data, a cable plugged in, a VPN up). A node that plays over the Internet
+    /// registers with the rendezvous service at once, so the others learn its new address
+    /// in a round trip instead of at the next `register_interval`, and its links are
+    /// mended as for any address change. Callable from any thread; returns whether there
+    /// was anything to do (false on a LAN or over the application's network).
+    pub fn network_changed(&self) -> bool {
+        self.network.as_ref().map(NetworkSignal::raise).is_some()
     }
 
     /// Resolves once this node is in the cluster's configuration (at once if it already

@@ -270,6 +270,13 @@ impl SessionHandle {
         self.shared.node.get()
     }
 
+    /// The device's network changed (the OS or platform said so): see
+    /// [`Node::network_changed`]. Returns whether there was anything to do (false before
+    /// the session started, on a LAN, or over the application's network).
+    pub fn network_changed(&self) -> bool {
+        self.shared.node.get().is_some_and(Node::network_changed)
+    }
+
     /// An invite other players can join with, once started.
     pub fn invite(&self) -> Option<Invite> {
         self.shared.node.get().map(Node::invite)

@@ -523,6 +523,14 @@ impl<G: Game> Session<G> {
         Ok(())
     }
 
+    /// Tells the session that the device's network changed (Wi-Fi to mobile data, a cable
+    /// plugged in): over the Internet it re-registers at once, so the others reach it again
+    /// in a round trip instead of after `register_interval`. Call it from the OS's or the
+    /// engine's connectivity callback; returns whether there was anything to do.
+    pub fn network_changed(&self) -> bool {
+        self.handle.network_changed()
+    }
+
     /// Reads this player's replica of the game (the state of the last tick applied here).
     pub fn with_game<R>(&self, read: impl FnOnce(&G, u64) -> R) -> R {
         let cell = lock(&self.game);

@@ -109,7 +109,7 @@ pub use identity::{node_id_of_cert, CertParseError, Identity};
 
 use crate::internet::socket::{Routes, SharedSocket};
 use crate::internet::{
-    Agent, InternetConfig, InternetStatus, PathKind, Punch, Request, PUNCH_QUEUE_MAX,
+    Agent, InternetConfig, InternetStatus, NetworkSignal, PathKind, Punch, Request, PUNCH_QUEUE_MAX,
 };
 use crate::raft::NodeId;
 use frame::{decode_payload, encode_frame, encode_payload, ErrorFrame, FrameKind};
@@ -467,6 +467,7 @@ struct Inner<M> {
 struct InternetLink {
     routes: Routes,
     status: watch::Receiver<InternetStatus>,
+    network: NetworkSignal,
 }
 
 /// A node's QUIC transport. Cheap to clone; all clones drive the same endpoint.
@@ -672,6 +673,7 @@ where
         let internet = match (config.internet.clone(), routes, service_socket) {
             (Some(internet), Some((routes, inbox)), Some(socket)) => {
                 let (punch_tx, punch_rx) = mpsc::channel(PUNCH_QUEUE_MAX);
+                let network = NetworkSignal::default();
                 let (parts, status) = Agent::new(
                     internet,
                     socket,
@@ -681,9 +683,14 @@ where
                     identity.node_id(),
                     local_addr,
                     punch_tx,
+                    network.clone(),
                 );
                 agent = Some((parts, punch_rx));
-                Some(InternetLink { routes, status })
+                Some(InternetLink {
+                    routes,
+                    status,
+                    network,
+                })
             }
             _ => None,
         };
@@ -745,6 +752,26 @@ where
             .internet
             .as_ref()
             .map(|internet| internet.status.borrow().clone())
+    }
+
+    /// Tells the transport that the device's network changed (the OS or the platform said
+    /// so: Wi-Fi to mobile data, a cable plugged in): when it plays over the Internet it
+    /// registers with the rendezvous service at once, so its new public address reaches
+    /// the others in a round trip instead of at the next `register_interval`; the links
+    /// are then mended as for any address change. Returns whether there was anything to
+    /// do (false on a LAN or over the application's network, where the game's own network
+    /// or the addresses it configured decide).
+    pub fn network_changed(&self) -> bool {
+        self.network_signal()
+            .as_ref()
+            .map(NetworkSignal::raise)
+            .is_some()
+    }
+
+    /// The signal behind [`network_changed`](Self::network_changed), for the node's handle,
+    /// which must not hold the transport itself.
+    pub(crate) fn network_signal(&self) -> Option<NetworkSignal> {
+        Some(self.inner.internet.as_ref()?.network.clone())
     }
 
     /// Where players on the Internet should dial this node (its relayed address when it

@@ -141,6 +141,8 @@ namespace Baton
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         public static extern Result baton_set_game_score(ulong session, double score);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern Result baton_network_changed(ulong session);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         public static extern Result baton_leave(ulong session);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         public static extern Result baton_stop(ulong session);

@@ -233,6 +233,16 @@ namespace Baton
             BatonException.Check(Native.baton_set_game_score(handle.Value, score), "baton_set_game_score");
         }
 
+        /// <summary>
+        /// The device's network changed (Application.internetReachability changed, or the
+        /// platform said so): over the Internet the session re-registers at once, so the
+        /// others reach it again in a round trip. Harmless on a LAN session.
+        /// </summary>
+        public void NetworkChanged()
+        {
+            BatonException.Check(Native.baton_network_changed(handle.Value), "baton_network_changed");
+        }
+
         /// <summary>Starts a graceful leave; Left says how it ended.</summary>
         public void Leave() { BatonException.Check(Native.baton_leave(handle.Value), "baton_leave"); }
 
