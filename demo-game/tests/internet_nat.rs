@@ -581,6 +581,30 @@ fn renumber_router(router: &Namespace, from: &str, to: &str, gateway: &str) {
         .unwrap();
 }
 
+/// After players moved: `more` turns on everyone, then direct links again, the founder
+/// hosting all along and nobody else ever taking over, and equal hashes on every common
+/// turn; returns how many turns the three have in common.
+fn played_on_without_a_host_migration(players: &mut [Proc], ids: &[String], more: u64) -> usize {
+    let target = players[0].last_turn() + more;
+    wait_for("more turns on every player", || {
+        players.iter().all(|p| p.last_turn() >= target)
+    });
+    for player in players.iter_mut() {
+        let status = player.status();
+        assert_eq!(status["host"], ids[0], "{} sees another host", player.name);
+        assert_eq!(link_paths(&status), ["direct", "direct"], "{}", player.name);
+    }
+    for player in &players[1..] {
+        let lines = player.lines.lock().unwrap();
+        assert!(
+            !lines.iter().any(|l| l.starts_with("became-host ")),
+            "{} became host: the move caused a host migration",
+            player.name
+        );
+    }
+    assert_equal_turns(&[&players[0], &players[1], &players[2]])
+}
+
 /// The session's rendezvous instance dies and everyone moves to the next one the invite
 /// names; then two players' public addresses change, which only that instance can tell the
 /// others about.
@@ -661,25 +685,7 @@ fn the_rendezvous_instance_dies_then_players_change_address_mid_game_and_play_on
             moved_at.elapsed()
         );
     }
-    let target = players[0].last_turn() + 10;
-    wait_for("ten more turns on every player", || {
-        players.iter().all(|p| p.last_turn() >= target)
-    });
-    // Direct links again, the same host all along, and nobody else ever took over.
-    for player in &mut players {
-        let status = player.status();
-        assert_eq!(status["host"], ids[0], "{} sees another host", player.name);
-        assert_eq!(link_paths(&status), ["direct", "direct"], "{}", player.name);
-    }
-    for player in &players[1..] {
-        let lines = player.lines.lock().unwrap();
-        assert!(
-            !lines.iter().any(|l| l.starts_with("became-host ")),
-            "{} became host: the move caused a host migration",
-            player.name
-        );
-    }
-    let common = assert_equal_turns(&[&players[0], &players[1], &players[2]]);
+    let common = played_on_without_a_host_migration(&mut players, &ids, 10);
     assert!(common >= 20, "only {common} turns common to all three");
     eprintln!("{test}: whole test {:?}", started.elapsed());
     drop(players);
@@ -739,16 +745,7 @@ fn a_player_whose_game_reports_a_network_change_is_reached_again_without_waiting
         "{test}: registered its new address {registered:?} and got turns again {:?} after the move",
         moved_at.elapsed()
     );
-    let target = players[0].last_turn() + 5;
-    wait_for("five more turns on every player", || {
-        players.iter().all(|p| p.last_turn() >= target)
-    });
-    for player in &mut players {
-        let status = player.status();
-        assert_eq!(status["host"], ids[0], "{} sees another host", player.name);
-        assert_eq!(link_paths(&status), ["direct", "direct"], "{}", player.name);
-    }
-    assert_equal_turns(&[&players[0], &players[1], &players[2]]);
+    played_on_without_a_host_migration(&mut players, &ids, 5);
     drop(players);
     drop(rendezvous);
     drop(internet);
