@@ -752,10 +752,12 @@ fn a_player_whose_game_reports_a_network_change_is_reached_again_without_waiting
 }
 
 #[test]
-fn a_player_behind_a_symmetric_nat_plays_through_the_turn_relay() {
+fn a_player_behind_a_symmetric_nat_plays_through_the_turn_relay_and_again_after_its_address_changes(
+) {
     relayed_session(
-        "a_player_behind_a_symmetric_nat_plays_through_the_turn_relay",
+        "a_player_behind_a_symmetric_nat_plays_through_the_turn_relay_and_again_after_its_address_changes",
         Nat::Cone,
+        Move::RelayedPlayer,
     );
 }
 
@@ -766,13 +768,24 @@ fn two_players_behind_symmetric_nats_play_relay_to_relay() {
     relayed_session(
         "two_players_behind_symmetric_nats_play_relay_to_relay",
         Nat::Symmetric,
+        Move::Nobody,
     );
+}
+
+/// Whose router gets a new public IP once the relayed session plays.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Move {
+    Nobody,
+    /// The player behind the symmetric NAT: coturn ties its allocation to its old
+    /// mapping, so it must allocate again and announce the new relayed address.
+    RelayedPlayer,
 }
 
 /// A host behind `host_nat` and a player behind a symmetric NAT, coturn and the
 /// rendezvous service (handing out TURN credentials) on the public side: the player
-/// relays, the link is relayed from both sides, and the session plays on.
-fn relayed_session(test: &str, host_nat: Nat) {
+/// relays, the link is relayed from both sides, and the session plays on (across the
+/// move of `moving`, if any).
+fn relayed_session(test: &str, host_nat: Nat, moving: Move) {
     let dir = tempfile::tempdir().unwrap();
     let Some((_serial, internet, rendezvous_exe)) =
         setup(test, dir.path(), &[host_nat, Nat::Symmetric])
@@ -846,6 +859,37 @@ fn relayed_session(test: &str, host_nat: Nat) {
     wait_for("ten more turns through the relay", || {
         host.last_turn() >= target && relayed.last_turn() >= target
     });
+    if moving == Move::RelayedPlayer {
+        let before = relayed.status()["public"].clone();
+        let moved_at = Instant::now();
+        renumber_router(
+            &internet.routers[1],
+            "203.0.2.2/24",
+            "203.0.2.3/24",
+            "203.0.2.1",
+        );
+        // Its next registration (within register_interval, 5 s) shows the move.
+        wait_within("a new relayed address", MOVE_LIMIT, || {
+            let public = relayed.status()["public"].clone();
+            public != before && public.starts_with("192.0.2.2:")
+        });
+        let reallocated = moved_at.elapsed();
+        let target = host.last_turn() + 3;
+        wait_within("turns on the moved player again", MOVE_LIMIT, || {
+            relayed.last_turn() >= target
+        });
+        eprintln!(
+            "{test}: relayed again at {} {reallocated:?} after the move, turns again after {:?}",
+            relayed.status()["public"],
+            moved_at.elapsed()
+        );
+        let target = relayed.last_turn() + 10;
+        wait_for("ten more turns through the new relay", || {
+            host.last_turn() >= target && relayed.last_turn() >= target
+        });
+        assert_eq!(relayed.status()["host"], host_id, "the host stayed");
+        assert_eq!(link_paths(&relayed.status()), ["relayed"]);
+    }
     let common = assert_equal_turns(&[&host, &relayed]);
     assert!(common >= 10, "only {common} common turns");
     eprintln!("{test}: whole test {:?}", started.elapsed());

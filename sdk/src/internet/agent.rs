@@ -115,6 +115,8 @@ pub(crate) struct Agent {
     network: Arc<Notify>,
     /// Registrations the service answered, to tell whether one came after a network change.
     answers: u64,
+    /// Our public address changed while we relay: the allocation must be made again.
+    reallocate: bool,
 }
 
 /// The game's word that the device's network changed (Wi-Fi to mobile data, a cable
@@ -200,6 +202,7 @@ impl Agent {
             local,
             network: network.0,
             answers: 0,
+            reallocate: false,
         };
         (agent, status_rx)
     }
@@ -334,6 +337,24 @@ impl Agent {
             None => {
                 tracing::warn!(server = %grant.server, "TURN allocation failed; staying unreachable for peers that cannot punch")
             }
+        }
+    }
+
+    /// Our NAT mapping changed while we relay. The TURN server ties an allocation to the
+    /// client's address, so ours now answers somebody else's mapping, if anyone's: check
+    /// the NAT again and allocate anew. The new relayed address reaches the others with
+    /// the registration that follows, and they mend their links as for any move.
+    async fn reallocate(&mut self) {
+        self.reallocate = false;
+        tracing::info!("our public address changed while relaying: allocating a new relay");
+        self.allocation = None;
+        self.routes.clear_channels();
+        self.status.send_modify(|status| status.relayed = None);
+        self.nat_checked = false;
+        self.check_nat_and_relay().await;
+        if self.allocation.is_none() {
+            // A NAT that now maps endpoint-independently needs no relay: say so at once.
+            self.register().await;
         }
     }
 
@@ -548,6 +569,11 @@ impl Agent {
         let mut answers_before_change = 0;
         let mut next_urgent = tokio::time::Instant::now();
         loop {
+            // Before binding channels for the peers the service names: on the old
+            // allocation they would only wait out their retransmissions.
+            if self.reallocate {
+                self.reallocate().await;
+            }
             // Answers that arrived while a TURN request was waiting, and peers to bind.
             self.punch_pending().await;
             tokio::select! {
@@ -655,6 +681,7 @@ impl Agent {
                         from: before,
                         to: observed,
                     });
+                    self.reallocate |= self.allocation.is_some();
                 }
                 self.status.send_if_modified(|status| {
                     let changed = !status.registered || status.observed != Some(observed);

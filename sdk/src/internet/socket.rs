@@ -155,6 +155,12 @@ impl Routes {
         }
     }
 
+    /// Forgets every channel: the allocation they were bound on is gone (our NAT mapping
+    /// toward the TURN server changed), so traffic must not be wrapped for it any more.
+    pub fn clear_channels(&self) {
+        self.lock().relay = Relay::default();
+    }
+
     /// The channel bound for `peer`, if any.
     pub fn channel_of(&self, peer: SocketAddr) -> Option<u16> {
         self.lock().relay.by_peer.get(&peer).copied()
