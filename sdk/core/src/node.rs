@@ -552,6 +552,7 @@ impl RaftNode {
             commit: self.log.commit,
             last_index: self.log.last_index(),
             membership: self.membership.clone(),
+            committed_membership: self.membership_at(self.log.commit),
             fitness: self.fitness,
         }
     }

@@ -81,6 +81,10 @@ pub struct Status {
     pub last_index: Index,
     /// The configuration in effect (latest appended).
     pub membership: Membership,
+    /// The latest configuration at or below the commit index: the same as `membership`
+    /// except while a change is in flight, when a crash may leave the others holding
+    /// this one instead (§4.1: a configuration takes effect on append, not on commit).
+    pub committed_membership: Membership,
     /// Its fitness.
     pub fitness: Fitness,
 }

@@ -1162,6 +1162,7 @@ impl<S: StateMachine> Driver<S> {
             applied_index: self.applier.applied_index,
             last_index: raft.last_index,
             membership: raft.membership,
+            committed_membership: raft.committed_membership,
             fitness: raft.fitness,
             progress: self.core.progress(),
             peer_links,

@@ -195,6 +195,10 @@ pub struct NodeStatus {
     pub last_index: Index,
     /// The configuration in effect.
     pub membership: Membership,
+    /// The latest configuration committed here: `membership` itself unless a change is in
+    /// flight. Until that change commits, a crash of the leader may leave the others with
+    /// this configuration, so what the session survives is judged on both.
+    pub committed_membership: Membership,
     /// Its own fitness.
     pub fitness: Fitness,
     /// On the leader: every other member's replication progress and reported fitness.

@@ -1701,6 +1701,10 @@ mod tests {
 
     /// The host's status: `voters` with `ME` hosting, `active` the ones heard from lately.
     fn host_status(voters: &[NodeId], active: &[NodeId]) -> NodeStatus {
+        let membership = Membership {
+            voters: voters.iter().copied().collect(),
+            learners: Default::default(),
+        };
         let peer = |id: NodeId| PeerProgress {
             id,
             is_voter: true,
@@ -1720,10 +1724,8 @@ mod tests {
             commit_index: 10,
             applied_index: 10,
             last_index: 10,
-            membership: Membership {
-                voters: voters.iter().copied().collect(),
-                learners: Default::default(),
-            },
+            membership: membership.clone(),
+            committed_membership: membership,
             fitness: Fitness(500),
             progress: voters
                 .iter()
@@ -1787,6 +1789,22 @@ mod tests {
         );
         core.handle_message(leaver, &leave, later);
         assert_eq!(removals(&mut core), vec![leaver], "then the leaver goes");
+    }
+
+    #[test]
+    fn a_promotion_in_flight_survives_no_failure_until_it_commits() {
+        let (a, b) = (3, 4);
+        let survivable = |status: &NodeStatus| {
+            crate::session::SessionStatus::from_node(status.clone(), 0).survivable_voter_failures
+        };
+        let mut status = host_status(&[ME, a, b], &[a, b]);
+        assert_eq!(survivable(&status), 1, "three live voters, committed");
+        // The host has appended the promotion of b, nobody else may have it yet: a crash
+        // of the host leaves {ME, a}, which cannot elect without ME.
+        status.committed_membership.voters.remove(&b);
+        assert_eq!(survivable(&status), 0, "{{ME, a}} survives no failure");
+        status.role = Role::Follower;
+        assert_eq!(survivable(&status), 0, "nor seen from a player");
     }
 
     #[test]

@@ -27,6 +27,7 @@ use crate::raft::{Fitness, NodeId};
 use crate::runtime::{Node, NodeConfig, NodeError, NodeStatus};
 use crate::transport::{Identity, Invite};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::{broadcast, oneshot};
@@ -350,29 +351,42 @@ pub struct SessionStatus {
     pub last_tick: u64,
     /// How many more voters may fail at once with the session still going. The host
     /// counts only the voters it has heard from recently; another player, which cannot
-    /// tell, counts every voter.
+    /// tell, counts every voter. While a change of the voters is not committed, the
+    /// smaller of the counts under the old and the new voters: a host that crashes right
+    /// after promoting a third voter may take the promotion with it, and the two voters
+    /// left of the old configuration cannot elect a new host without the crashed one.
     pub survivable_voter_failures: usize,
 }
 
 impl SessionStatus {
     fn from_node(node: NodeStatus, last_tick: u64) -> SessionStatus {
-        let voters = node.membership.voters.len();
-        let live = if node.role == crate::raft::Role::Leader {
-            1 + node
-                .progress
-                .iter()
-                .filter(|peer| peer.is_voter && peer.recently_active)
-                .count()
-        } else {
-            voters
-        };
-        let majority = voters / 2 + 1;
+        let survivable_voter_failures = survivable_failures(&node, &node.membership.voters).min(
+            survivable_failures(&node, &node.committed_membership.voters),
+        );
         SessionStatus {
             node,
             last_tick,
-            survivable_voter_failures: live.saturating_sub(majority),
+            survivable_voter_failures,
         }
     }
+}
+
+/// How many of `voters` may fail with a majority of them still live, as `node` sees it.
+fn survivable_failures(node: &NodeStatus, voters: &BTreeSet<NodeId>) -> usize {
+    let live = if node.role == crate::raft::Role::Leader {
+        let heard = |id: &NodeId| {
+            node.progress
+                .iter()
+                .any(|peer| peer.id == *id && peer.recently_active)
+        };
+        voters
+            .iter()
+            .filter(|&id| *id == node.id || heard(id))
+            .count()
+    } else {
+        voters.len()
+    };
+    live.saturating_sub(voters.len() / 2 + 1)
 }
 
 /// Session events kept for slow subscribers.

@@ -1878,6 +1878,7 @@ fn node_status(live: &Live) -> NodeStatus {
         applied_index: live.applied,
         last_index: status.last_index,
         membership: status.membership,
+        committed_membership: status.committed_membership,
         fitness: status.fitness,
         progress: live.raft.progress(),
         peer_links: Vec::new(),

@@ -76,6 +76,44 @@ fn s4_1_node_unaware_of_its_promotion_still_answers_vote_requests() {
     assert_eq!(net.raft(3).role(), Role::Follower);
 }
 
+/// A configuration takes effect on append (§4.1), so the leader's status names the new
+/// voters at once; only its commit makes them safe to count on. A leader that crashes
+/// before the promotion left it takes the promotion with it: the others hold the old
+/// configuration, whose voters cannot elect without the crashed one.
+#[test]
+fn s4_1_a_promotion_only_the_crashed_leader_held_dies_with_it() {
+    let promoted = |isolated: bool| {
+        let mut net = Network::with_config(&[1, 2], &[3], |_| {});
+        net.elect(1);
+        net.run(3);
+        if isolated {
+            net.isolate(1);
+        }
+        net.raft(1)
+            .propose_membership(MembershipChange::PromoteLearner(3))
+            .unwrap();
+        net.run(3);
+        let status = net.raft(1).status();
+        assert_eq!(status.membership, membership(&[1, 2, 3], &[]));
+        net.crash(1);
+        net.heal();
+        (status, net)
+    };
+    let (status, mut net) = promoted(true);
+    assert_eq!(
+        status.committed_membership,
+        membership(&[1, 2], &[3]),
+        "not committed while nobody else has it"
+    );
+    assert_eq!(net.run_until(500, |n| n.leader().is_some()), None);
+    assert_eq!(net.raft(2).status().membership, membership(&[1, 2], &[3]));
+
+    let (status, mut net) = promoted(false);
+    assert_eq!(status.committed_membership, status.membership);
+    net.run_until(500, |n| n.leader().is_some())
+        .expect("a committed promotion survives the leader");
+}
+
 /// A leader that demoted itself loses its quorum before the change commits: it must be
 /// able to finish the change, else the only up-to-date log sits on a node that can
 /// neither campaign nor be outvoted.
