@@ -141,6 +141,7 @@ impl RaftNode {
                     self.transfer = None;
                 }
                 self.maybe_commit();
+                self.confirm_reads();
             }
             State::Candidate | State::PreCandidate if !self.may_campaign() => {
                 self.become_follower(self.term, None);

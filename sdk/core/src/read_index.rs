@@ -149,6 +149,14 @@ impl RaftNode {
         {
             read.acks.insert(from);
         }
+        self.confirm_reads();
+    }
+
+    /// Resolves, oldest first, the reads whose acks are a quorum of the voters in effect.
+    /// Also run when the configuration changes: a read that counted on a voter since
+    /// removed is confirmed by the acks of the rest (the leader's own, when it is left
+    /// alone), which no later heartbeat answer would otherwise bring.
+    pub(crate) fn confirm_reads(&mut self) {
         let quorum = self.quorum();
         while let Some(read) = self.reads.pending.front() {
             let confirmed = read

@@ -110,6 +110,9 @@ pub struct Stats {
     pub compactions: u64,
     pub messages_lost: u64,
     pub overruns: u64,
+    /// Barriers the core never answered, failed by the runtime's deadline: each one is a
+    /// host waiting `POLICY_TIMEOUT_MS` for nothing.
+    pub reads_timed_out: u64,
     pub sessions_ended: u64,
     pub liveness_ms: u64,
 }
@@ -130,6 +133,7 @@ impl Stats {
         self.compactions += other.compactions;
         self.messages_lost += other.messages_lost;
         self.overruns += other.overruns;
+        self.reads_timed_out += other.reads_timed_out;
         self.sessions_ended += other.sessions_ended;
         self.liveness_ms = self.liveness_ms.max(other.liveness_ms);
     }
@@ -141,7 +145,7 @@ impl fmt::Display for Stats {
             f,
             "ticks {} inputs {} acked {} hostings {} crashes {} leaves {} left {} unfit-hosts {} \
              joins {} forgeries {} restores {} compactions {} lost-messages {} overruns {} \
-             sessions-ended {} slowest-liveness {} ms",
+             reads-timed-out {} sessions-ended {} slowest-liveness {} ms",
             self.ticks,
             self.inputs,
             self.acked,
@@ -156,6 +160,7 @@ impl fmt::Display for Stats {
             self.compactions,
             self.messages_lost,
             self.overruns,
+            self.reads_timed_out,
             self.sessions_ended,
             self.liveness_ms
         )
@@ -745,6 +750,7 @@ impl World {
             .filter(|(_, (_, deadline))| *deadline <= now_ms)
             .map(|(request, _)| *request)
             .collect();
+        let timed_out = stale.len() as u64;
         for request in stale {
             live.reads.remove(&request);
             expired.push(Outcome::Barrier(Err("read timed out".into())));
@@ -752,6 +758,7 @@ impl World {
         for outcome in expired {
             live.core.handle_outcome(outcome, now);
         }
+        self.stats.reads_timed_out += timed_out;
         self.schedule(now_ms + tick_ms, Ev::RaftTick(id, life));
         self.pump(id)
     }

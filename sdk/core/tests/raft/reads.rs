@@ -1,7 +1,7 @@
 //! §6.4 linearizable reads: ReadIndex, follower reads, lease reads.
 
-use crate::harness::Network;
-use baton_core::{MessageBody, ReadState, Role};
+use crate::harness::{membership, Network};
+use baton_core::{MembershipChange, MessageBody, ReadState, Role};
 
 #[test]
 fn s6_4_read_index_is_answered_after_a_heartbeat_round() {
@@ -49,6 +49,34 @@ fn s6_4_read_waits_until_the_leader_committed_an_entry_of_its_term() {
     assert!(
         states[0].index >= 2,
         "the read index covers the new term's no-op"
+    );
+}
+
+/// A read waits for a heartbeat round, and the voter whose ack it needs is removed: the
+/// leader, now alone in the configuration, is a quorum by itself. Waiting for an ack that
+/// would no longer count left the read pending until the runtime's deadline (15 s),
+/// and a new host's first read (its barrier) with it.
+#[test]
+fn s6_4_a_read_pending_when_its_voter_is_removed_is_confirmed_by_the_rest() {
+    let mut net = Network::new(&[1, 2]);
+    net.elect(1);
+    let id = net.propose(1, b"x");
+    net.deliver_all();
+    net.isolate(2);
+    net.raft(1).read_index(9).unwrap();
+    net.process(1);
+    net.raft(1)
+        .propose_membership(MembershipChange::RemoveNode(2))
+        .unwrap();
+    net.run(5);
+    assert_eq!(net.raft(1).membership(), &membership(&[1], &[]));
+    assert_eq!(
+        net.node(1).read_states,
+        vec![ReadState {
+            request_id: 9,
+            index: id.index
+        }],
+        "the read index taken when the read arrived"
     );
 }
 
