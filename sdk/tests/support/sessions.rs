@@ -89,6 +89,18 @@ pub async fn start_session_with(
                 == players
     })
     .await;
+    // The voter set above is the host's appended one: a configuration takes effect on
+    // append, so a host stopped before its last promotion left it takes the promotion
+    // along, and the voters left may never elect a new host. Tests crash hosts: wait
+    // until the committed set survives that.
+    let failures = (voters_wanted - 1) / 2;
+    eventually("the host to survive a crash", || async {
+        sessions[0]
+            .status()
+            .await
+            .is_ok_and(|status| status.survivable_voter_failures >= failures)
+    })
+    .await;
     eventually("every player to apply ticks", || async {
         sessions
             .iter()
