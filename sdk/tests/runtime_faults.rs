@@ -4,7 +4,7 @@
 
 mod support;
 
-use baton::raft::Role;
+use baton::raft::{MembershipChange, Role};
 use baton::runtime::{Bootstrap, Node};
 use baton::transport::{FaultController, Identity};
 use std::time::Duration;
@@ -78,6 +78,44 @@ async fn a_leader_cut_off_from_the_majority_steps_down_and_nothing_committed_is_
         acked.len()
     );
     eprintln!("fault stats: {:?}", faults.stats());
+    for node in &nodes {
+        node.shutdown().await.unwrap();
+    }
+}
+
+/// A member removed while it was cut off never hears of it: the leader no longer sends it
+/// the log, and its stale configuration still names it. Once the network heals it has
+/// known no leader for long, asks to join again, and is re-admitted as a learner that
+/// catches up with everything committed meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_removed_while_cut_off_asks_to_join_again_and_is_readmitted() {
+    support::init_logging();
+    let faults = FaultController::new(0xface);
+    let (nodes, _) = start_cluster(4, Some(&faults), &[]).await;
+    let all: Vec<&_> = nodes.iter().collect();
+    let lead_id = leader(&all).await.expect("a leader");
+    let lead = nodes.iter().position(|n| n.id() == lead_id).unwrap();
+    let cut = (lead + 1) % nodes.len();
+    let cut_id = nodes[cut].id();
+    for other in (0..nodes.len()).filter(|n| *n != cut) {
+        faults.partition(nodes[cut].local_addr(), nodes[other].local_addr());
+    }
+    nodes[lead]
+        .change_membership(MembershipChange::RemoveNode(cut_id), None)
+        .await
+        .expect("three of four voters remove the fourth");
+    let mut acked = propose_values(&nodes[lead], "while-cut", 20).await;
+    faults.heal();
+    eventually("the removed node to be a member again", || async {
+        nodes[lead].status().await.is_ok_and(|status| {
+            status.membership.learners.contains(&cut_id)
+                || status.membership.voters.contains(&cut_id)
+        })
+    })
+    .await;
+    acked.extend(propose_values(&nodes[lead], "healed", 20).await);
+    let sequence = converged_values(&all).await;
+    assert_exactly_once(&sequence, &acked);
     for node in &nodes {
         node.shutdown().await.unwrap();
     }

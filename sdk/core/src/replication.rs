@@ -208,6 +208,21 @@ impl RaftNode {
                 let Some(pr) = self.progress.get_mut(&from) else {
                     return;
                 };
+                if hint.term.is_none() && hint.index <= pr.match_index {
+                    // Its log ends before what it acknowledged: it lost its storage and
+                    // came back under the same id. Raft takes acknowledged entries as
+                    // kept; what this one held toward a commit is gone already, and
+                    // probing above its log's end would only be refused again, at once,
+                    // for ever. Replicate it from where its log ends.
+                    tracing::warn!(
+                        id = self.config.id,
+                        peer = from,
+                        acknowledged = pr.match_index,
+                        log_ends = hint.index.saturating_sub(1),
+                        "a follower lost entries it had acknowledged; replicating them again"
+                    );
+                    pr.match_index = hint.index.saturating_sub(1);
+                }
                 let next = guess.clamp(pr.match_index + 1, prev_log_index.max(pr.match_index + 1));
                 pr.become_probe();
                 pr.next_index = next;

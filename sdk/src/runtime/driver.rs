@@ -36,6 +36,14 @@ const FORWARDS_DEFERRED_LEN_MAX: usize = 1024;
 /// the last messages to it (the session's "you were removed") can still go out.
 const REMOVED_PEER_GRACE: Duration = Duration::from_secs(2);
 
+/// A node that has heard of no leader this long asks to join again, every
+/// `join_retry_interval`, until it hears of one. A host that removed it while it was cut
+/// off or down (the others' policy, or a leave of an earlier life applied late) sends it
+/// the log no more, so it would never learn and play on as a ghost of its stale
+/// configuration. A leader re-admits a non-member as a learner; a member's knock changes
+/// nothing. An election takes well under a second, so a healthy session never knocks.
+const REJOIN_AFTER_LEADERLESS: Duration = Duration::from_secs(3);
+
 /// The channels between the node's handles and its task.
 pub(crate) struct Channels<S: StateMachine> {
     pub(crate) commands: mpsc::Receiver<Command<S>>,
@@ -120,6 +128,10 @@ pub(crate) struct Driver<S: StateMachine> {
     /// Forwarded proposals refused because a transfer was under way, as (tag, log command).
     forwards_deferred: std::collections::VecDeque<(ClientTag, Vec<u8>)>,
     join_task: Option<tokio::task::JoinHandle<JoinEnd>>,
+    /// Since when this node has known no leader (see `REJOIN_AFTER_LEADERLESS`).
+    leaderless_since: Option<Instant>,
+    /// When a leaderless node knocks next.
+    next_rejoin_knock: Instant,
     /// Removed members and when their connection is dropped.
     forget_at: Vec<(NodeId, Instant)>,
     /// Whether this node is in the configuration yet, for `Node::joined`.
@@ -278,6 +290,8 @@ impl<S: StateMachine> Driver<S> {
             transfer_seen: None,
             forwards_deferred: Default::default(),
             join_task,
+            leaderless_since: None,
+            next_rejoin_knock: Instant::now(),
             forget_at: Vec::new(),
             join_state,
             last_snapshot_index,
@@ -420,6 +434,45 @@ impl<S: StateMachine> Driver<S> {
         self.retry_reads(now);
         self.expire_requests(now);
         self.record_unannounced_addresses();
+        self.rejoin_if_leaderless(now);
+    }
+
+    /// Whether this node has known no leader for `REJOIN_AFTER_LEADERLESS`.
+    fn rejoining(&self, now: Instant) -> bool {
+        self.leaderless_since
+            .is_some_and(|since| now.duration_since(since) >= REJOIN_AFTER_LEADERLESS)
+    }
+
+    /// Knocks at every member this node knows of while it has heard of no leader for long:
+    /// a host that removed it in its absence re-admits it (`on_join_request`), and a
+    /// non-leader that knows the host redirects it there.
+    fn rejoin_if_leaderless(&mut self, now: Instant) {
+        if self.core.leader_id().is_some() || self.join_task.is_some() {
+            self.leaderless_since = None;
+            return;
+        }
+        self.leaderless_since.get_or_insert(now);
+        if !self.rejoining(now) || now < self.next_rejoin_knock {
+            return;
+        }
+        self.next_rejoin_knock = now + self.config.join_retry_interval;
+        let membership = self.core.membership();
+        let peers: BTreeSet<NodeId> = membership
+            .voters
+            .iter()
+            .chain(&membership.learners)
+            .copied()
+            .filter(|peer| *peer != self.id)
+            .collect();
+        tracing::debug!(?peers, "no leader heard for long: asking to join again");
+        for peer in peers {
+            self.transport.send(
+                peer,
+                Wire::JoinRequest {
+                    addr: self.announced,
+                },
+            );
+        }
     }
 
     /// Drops the connections of removed members once their grace is over, unless they
@@ -485,7 +538,8 @@ impl<S: StateMachine> Driver<S> {
                 }
             }
             Wire::Redirect { leader, addr } => {
-                if self.join_task.is_some() && leader != self.id {
+                let knocking = self.join_task.is_some() || self.rejoining(Instant::now());
+                if knocking && leader != self.id {
                     if let Some(addr) = addr {
                         self.transport.add_peer(leader, addr);
                     }

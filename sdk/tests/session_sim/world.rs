@@ -53,6 +53,9 @@ pub const READY_DRAIN_MAX: usize = 64;
 /// Longest a membership change or a read may stay unanswered before the runtime gives
 /// up (ms; the runtime's `proposal_timeout`).
 pub const POLICY_TIMEOUT_MS: u64 = 3_000;
+/// A node that has known no leader this long asks to join again (the runtime driver's
+/// `REJOIN_AFTER_LEADERLESS`).
+const REJOIN_AFTER_LEADERLESS_MS: u64 = 3000;
 /// A joiner knocks on a random player this often until it is a member (ms).
 pub const JOIN_KNOCK_MS: u64 = 100;
 /// Player messages kept for the replay fault.
@@ -284,6 +287,11 @@ struct Live {
     /// A joiner (or a rejoiner, whose kept store may still name it in a stale
     /// configuration) knocks until it applies a configuration that includes it.
     joining: bool,
+    /// Since when (ms) the node has known no leader; past `REJOIN_AFTER_LEADERLESS_MS` it
+    /// knocks again, as the runtime's driver does, until it hears of one.
+    leaderless_since: Option<u64>,
+    /// Knocking because it knew no leader for long (not a join of its own).
+    rejoining: bool,
     /// The last index of the log the node booted with: configurations up to it are
     /// the node's own stale ones, not news from a leader.
     boot_last_index: Index,
@@ -682,6 +690,8 @@ impl World {
             wake_at: u64::MAX,
             leaving: false,
             joining,
+            leaderless_since: None,
+            rejoining: false,
             boot_last_index: log::last_index(&durable),
         });
         let tick_ms = player.tick_ms;
@@ -724,6 +734,23 @@ impl World {
             return Ok(());
         };
         live.raft.tick();
+        // The runtime driver's REJOIN_AFTER_LEADERLESS: a node removed in its absence
+        // hears from no leader again unless it asks to join.
+        let mut knock = false;
+        if live.raft.leader_id().is_some() {
+            live.leaderless_since = None;
+            if live.rejoining {
+                live.rejoining = false;
+                live.joining = false;
+            }
+        } else if !live.joining {
+            let since = *live.leaderless_since.get_or_insert(now_ms);
+            if now_ms - since >= REJOIN_AFTER_LEADERLESS_MS {
+                live.joining = true;
+                live.rejoining = true;
+                knock = true;
+            }
+        }
         let mut expired = Vec::new();
         if live
             .transfer
@@ -759,6 +786,10 @@ impl World {
             live.core.handle_outcome(outcome, now);
         }
         self.stats.reads_timed_out += timed_out;
+        if knock {
+            trace!(self, "player {id} heard no leader for {REJOIN_AFTER_LEADERLESS_MS} ms: asks to join again");
+            self.schedule(now_ms + 1, Ev::JoinKnock(id, life));
+        }
         self.schedule(now_ms + tick_ms, Ev::RaftTick(id, life));
         self.pump(id)
     }

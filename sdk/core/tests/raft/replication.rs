@@ -397,3 +397,34 @@ fn s5_3_heartbeat_commit_is_bounded_by_follower_match() {
         "a follower never learns a commit beyond what it holds"
     );
 }
+
+/// A follower comes back under its id with an empty log (a reinstall that kept the
+/// identity). The leader's progress still says it holds every entry, so each probe above
+/// its log's end is refused at once: the leader must start it over from where its log
+/// ends instead of probing the same index for ever.
+#[test]
+fn a_follower_that_lost_its_log_is_replicated_again_from_the_start() {
+    let mut net = Network::new(&[1, 2, 3]);
+    net.elect(1);
+    for n in 0..5u8 {
+        net.propose(1, &[n]);
+    }
+    net.deliver_all();
+    assert_eq!(net.node(3).applied_commands().len(), 5);
+    net.crash(3);
+    net.add_node_with(config(3), PersistedState::default());
+    net.propose(1, b"after");
+    let mut delivered = 0;
+    while net.deliver_one() {
+        delivered += 1;
+        assert!(
+            delivered < 10_000,
+            "the leader and the amnesiac follower ping-pong"
+        );
+    }
+    assert_eq!(
+        net.node(3).applied_commands(),
+        net.node(1).applied_commands(),
+        "the follower holds the whole log again"
+    );
+}
