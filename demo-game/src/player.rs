@@ -228,6 +228,13 @@ pub async fn run(args: PlayerArgs) -> Result<(), DemoError> {
 
     let mut bot = Bot::new(args.seed);
     let mut events = session.events();
+    // A founder hosts from its first moment, which can come before the subscription
+    // above: report it from the session's view, as the event would have. (A later
+    // `BecameHost` repeats the line; the orchestrator takes it once.)
+    let view = session.handle().view();
+    if view.hosting {
+        println!("became-host {} {}", view.last_tick + 1, unix_micros());
+    }
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     let think = Duration::from_millis(args.think_ms);
     let lifetime_end = tokio::time::Instant::now() + DETACHED_LIFETIME_MAX;
