@@ -506,7 +506,11 @@ impl<G: Game> Session<G> {
         self.node.invite()
     }
 
-    /// Subscribes to session events.
+    /// Subscribes to session events from now on: events sent before the subscription are
+    /// not replayed. A founder may already host when [`host`](Self::host) returns, so read
+    /// the current state after subscribing ([`SessionHandle::view`] through
+    /// [`handle`](Self::handle): `hosting`, `host`, `last_tick`) instead of waiting for a
+    /// [`SessionEvent::BecameHost`] that came first.
     pub fn events(&self) -> broadcast::Receiver<SessionEvent> {
         self.events.subscribe()
     }
