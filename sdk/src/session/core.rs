@@ -340,7 +340,7 @@ struct Leaving {
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum PolicyKind {
     Membership { removed: Option<NodeId> },
-    Transfer { target: NodeId, leaving: bool },
+    Transfer { target: NodeId },
 }
 
 /// What one player's session knows of itself right now, without asking the node: for a
@@ -959,18 +959,14 @@ impl SessionCore {
                     ) => {
                         self.tell_removed(player);
                     }
-                    (
-                        Ok(()),
-                        Some(PolicyKind::Transfer {
-                            target,
-                            leaving: true,
-                        }),
-                    ) => {
+                    // A fitness handoff that was already under way when the game asked
+                    // to leave hands the host role over just as well: the leave says so.
+                    (Ok(()), Some(PolicyKind::Transfer { target })) => {
                         if let Some(leaving) = &mut self.leaving {
                             leaving.handed_to = Some(target);
+                            // Now a follower: ask the new host for removal at once.
+                            self.next_policy = now;
                         }
-                        // Now a follower: ask the new host for removal at once.
-                        self.next_policy = now;
                     }
                     (Err(err), kind) => {
                         tracing::info!(%err, ?kind, "host policy did not apply")
@@ -1406,7 +1402,7 @@ impl SessionCore {
 
     fn run_transfer(&mut self, target: NodeId, leaving: bool) {
         tracing::info!(target = %format_args!("{target:016x}"), leaving, "handing the host role over");
-        self.policy = Some(PolicyKind::Transfer { target, leaving });
+        self.policy = Some(PolicyKind::Transfer { target });
         self.actions.push_back(Action::Transfer { target });
     }
 
@@ -1789,6 +1785,35 @@ mod tests {
         );
         core.handle_message(leaver, &leave, later);
         assert_eq!(removals(&mut core), vec![leaver], "then the leaver goes");
+    }
+
+    #[test]
+    fn a_leave_during_a_fitness_handoff_says_it_handed_over() {
+        let now = Instant::now();
+        let mut core = hosting(now);
+        // The host's policy started handing over to a fitter voter a moment ago...
+        core.run_transfer(OTHER, false);
+        while core.poll_action().is_some() {}
+        // ...when the game asks to leave: the round sees the transfer under way and waits.
+        core.leave(now).unwrap();
+        core.handle_status(&host_status(&[ME, OTHER], &[OTHER]), now);
+        core.handle_timeout(now);
+        assert!(
+            !std::iter::from_fn(|| core.poll_action())
+                .any(|action| matches!(action, Action::Transfer { .. })),
+            "no second transfer"
+        );
+        core.handle_outcome(Outcome::Policy(Ok(())), now);
+        core.handle_role(Role::Follower, Some(OTHER), now);
+        with_members(&mut core, &[OTHER], now);
+        let left: Vec<_> = drain(&mut core)
+            .into_iter()
+            .filter(|event| matches!(event, Event::Left(_)))
+            .collect();
+        assert_eq!(
+            left,
+            vec![Event::Left(LeaveOutcome::HandedOver { to: OTHER })]
+        );
     }
 
     #[test]

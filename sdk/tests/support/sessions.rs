@@ -42,7 +42,16 @@ where
     panic!("timed out after {LIMIT:?} waiting for {what}");
 }
 
+/// The host: the player that says it leads, else the leader some player last heard of.
+/// A player's view of the leader lags a handoff; the leader's own view does not.
 pub async fn host_of(sessions: &[Session<Ledger>]) -> Option<NodeId> {
+    for session in sessions {
+        if let Ok(status) = session.status().await {
+            if status.node.leader == Some(session.id()) {
+                return status.node.leader;
+            }
+        }
+    }
     for session in sessions {
         if let Ok(status) = session.status().await {
             if status.node.leader.is_some() {
