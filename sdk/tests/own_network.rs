@@ -16,7 +16,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::game::Ledger;
 use support::sessions::{
-    config, host_of, index_of, play_on_and_agree_with_departed, start_session_with, LIMIT,
+    config, host_and_join, host_of, index_of, play_on_and_agree_with_departed, start_session_with,
+    views, LIMIT,
 };
 
 /// EOS P2P's packet size: below QUIC's 1200 bytes, so every full QUIC datagram travels
@@ -114,28 +115,9 @@ async fn a_new_host(sessions: &[Session<Ledger>], crashed: NodeId) -> NodeId {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let mut views = Vec::new();
-    for session in sessions {
-        views.push(match session.status().await {
-            Ok(status) => format!(
-                "{:016x}: {:?} term {} leader {:?} voters {:?} learners {:?} \
-                 (committed voters {:?}) last index {} commit {}",
-                session.id(),
-                status.node.role,
-                status.node.term,
-                status.node.leader,
-                status.node.membership.voters,
-                status.node.membership.learners,
-                status.node.committed_membership.voters,
-                status.node.last_index,
-                status.node.commit_index,
-            ),
-            Err(e) => format!("{:016x}: no status ({e})", session.id()),
-        });
-    }
     panic!(
         "timed out after {LIMIT:?} waiting for a host other than {crashed:016x}:\n{}",
-        views.join("\n")
+        views(sessions).await
     );
 }
 
@@ -251,31 +233,11 @@ async fn an_invite_of_ip_addresses_is_refused_on_the_platform() {
 /// own, and the session never found a new host.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_crash_the_status_calls_survivable_is_survived() {
-    support::init_logging();
     let platform = Platform::new(4, 0.02, Duration::from_millis(8));
     let nets: Vec<AppNet> = (0..3)
         .map(|n| platform.join(&format!("player-{n}")))
         .collect();
-    let host = Session::host(
-        config_on(&nets[0]),
-        Identity::generate().unwrap(),
-        Ledger::default(),
-    )
-    .await
-    .unwrap();
-    let invite = host.invite();
-    let mut sessions = vec![host];
-    for net in &nets[1..] {
-        let joiner = Session::join(
-            &invite,
-            config_on(net),
-            Identity::generate().unwrap(),
-            Ledger::default(),
-        )
-        .await
-        .unwrap();
-        sessions.push(joiner);
-    }
+    let mut sessions = host_and_join(3, |n| config_on(&nets[n])).await;
     let deadline = tokio::time::Instant::now() + LIMIT;
     loop {
         let status = sessions[0].status().await.unwrap();

@@ -8,7 +8,7 @@ use baton::transport::FaultController;
 use std::time::Duration;
 use support::game::Ledger;
 use support::sessions::{
-    config, eventually, host_of, index_of, play_on_and_agree_with_departed, start_session,
+    config, eventually_among, host_of, index_of, play_on_and_agree_with_departed, start_session,
 };
 
 const FAST: TickMode = TickMode::FixedRate { hz: 60 };
@@ -26,13 +26,17 @@ async fn leave_host(sessions: &mut Vec<Session<Ledger>>, departed: &mut Vec<Sess
         sessions.iter().any(|session| session.id() == to),
         "handed over to a player still in the game"
     );
-    eventually("the leaver to be out of the configuration", || async {
-        let Ok(status) = sessions[0].status().await else {
-            return false;
-        };
-        let membership = status.node.membership;
-        !membership.voters.contains(&host) && !membership.learners.contains(&host)
-    })
+    eventually_among(
+        sessions,
+        "the leaver to be out of the configuration",
+        || async {
+            let Ok(status) = sessions[0].status().await else {
+                return false;
+            };
+            let membership = status.node.membership;
+            !membership.voters.contains(&host) && !membership.learners.contains(&host)
+        },
+    )
     .await;
     departed.push(leaver);
 }

@@ -430,11 +430,14 @@ impl Task {
     }
 
     /// Reads role and membership from the node's status, for events this task missed.
+    /// The membership is the committed one, as the events carry: the core tells a leaver
+    /// it is removed once it is out of that set, and an appended removal can still be
+    /// overwritten by the next host.
     async fn resync(&self, node: &Node<SessionMachine>) {
         if let Ok(status) = node.status().await {
             let now = Instant::now();
             let mut core = self.shared.core();
-            core.handle_membership(status.membership.clone(), now);
+            core.handle_membership(status.committed_membership.clone(), now);
             core.handle_role(status.role, status.leader, now);
         }
     }

@@ -27,7 +27,32 @@ pub fn config(tick_mode: TickMode, max_voters: usize) -> SessionConfig {
     config
 }
 
-pub async fn eventually<F, Fut>(what: &str, mut check: F)
+pub async fn eventually<F, Fut>(what: &str, check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    if !within_limit(check).await {
+        panic!("timed out after {LIMIT:?} waiting for {what}");
+    }
+}
+
+/// Like [`eventually`]; a stall panics with what every one of `sessions` knows, so that a
+/// failure on a CI machine explains itself.
+pub async fn eventually_among<F, Fut>(sessions: &[Session<Ledger>], what: &str, check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    if !within_limit(check).await {
+        panic!(
+            "timed out after {LIMIT:?} waiting for {what}; what each player knows:\n{}",
+            views(sessions).await
+        );
+    }
+}
+
+async fn within_limit<F, Fut>(mut check: F) -> bool
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
@@ -35,11 +60,35 @@ where
     let deadline = tokio::time::Instant::now() + LIMIT;
     while tokio::time::Instant::now() < deadline {
         if check().await {
-            return;
+            return true;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("timed out after {LIMIT:?} waiting for {what}");
+    false
+}
+
+/// One line per player: its role, term, leader, appended and committed voters, and log.
+pub async fn views(sessions: &[Session<Ledger>]) -> String {
+    let mut views = Vec::new();
+    for session in sessions {
+        views.push(match session.status().await {
+            Ok(status) => format!(
+                "{:016x}: {:?} term {} leader {:?} voters {:?} learners {:?} \
+                 (committed voters {:?}) last index {} commit {}",
+                session.id(),
+                status.node.role,
+                status.node.term,
+                status.node.leader,
+                status.node.membership.voters,
+                status.node.membership.learners,
+                status.node.committed_membership.voters,
+                status.node.last_index,
+                status.node.commit_index,
+            ),
+            Err(e) => format!("{:016x}: no status ({e})", session.id()),
+        });
+    }
+    views.join("\n")
 }
 
 /// The host: the player that says it leads, else the leader some player last heard of.
@@ -73,6 +122,42 @@ pub async fn start_session_with(
     players: usize,
     config: impl Fn(usize) -> SessionConfig,
 ) -> Vec<Session<Ledger>> {
+    let sessions = host_and_join(players, &config).await;
+    let voters_wanted = players.min(config(0).max_voters);
+    eventually_among(&sessions, "the voter set to fill", || async {
+        let status = sessions[0].status().await.unwrap();
+        status.node.membership.voters.len() == voters_wanted
+            && status.node.membership.voters.len() + status.node.membership.learners.len()
+                == players
+    })
+    .await;
+    // The voter set above is the host's appended one: a configuration takes effect on
+    // append, so a host stopped before its last promotion left it takes the promotion
+    // along, and the voters left may never elect a new host. Tests crash hosts: wait
+    // until the committed set survives that.
+    let failures = (voters_wanted - 1) / 2;
+    eventually_among(&sessions, "the host to survive a crash", || async {
+        sessions[0]
+            .status()
+            .await
+            .is_ok_and(|status| status.survivable_voter_failures >= failures)
+    })
+    .await;
+    eventually_among(&sessions, "every player to apply ticks", || async {
+        sessions
+            .iter()
+            .all(|session| session.with_game(|_, tick| tick > 3))
+    })
+    .await;
+    sessions
+}
+
+/// Player 0 hosts and players `1..players` join with its invite, each with the settings
+/// of `config(n)`; nothing is waited for beyond each call's return.
+pub async fn host_and_join(
+    players: usize,
+    config: impl Fn(usize) -> SessionConfig,
+) -> Vec<Session<Ledger>> {
     super::init_logging();
     let host = Session::host(config(0), Identity::generate().unwrap(), Ledger::default())
         .await
@@ -90,32 +175,6 @@ pub async fn start_session_with(
         .unwrap();
         sessions.push(joiner);
     }
-    let voters_wanted = players.min(config(0).max_voters);
-    eventually("the voter set to fill", || async {
-        let status = sessions[0].status().await.unwrap();
-        status.node.membership.voters.len() == voters_wanted
-            && status.node.membership.voters.len() + status.node.membership.learners.len()
-                == players
-    })
-    .await;
-    // The voter set above is the host's appended one: a configuration takes effect on
-    // append, so a host stopped before its last promotion left it takes the promotion
-    // along, and the voters left may never elect a new host. Tests crash hosts: wait
-    // until the committed set survives that.
-    let failures = (voters_wanted - 1) / 2;
-    eventually("the host to survive a crash", || async {
-        sessions[0]
-            .status()
-            .await
-            .is_ok_and(|status| status.survivable_voter_failures >= failures)
-    })
-    .await;
-    eventually("every player to apply ticks", || async {
-        sessions
-            .iter()
-            .all(|session| session.with_game(|_, tick| tick > 3))
-    })
-    .await;
     sessions
 }
 
