@@ -89,21 +89,8 @@ async fn a_leader_cut_off_from_the_majority_steps_down_and_nothing_committed_is_
 /// catches up with everything committed meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_removed_while_cut_off_asks_to_join_again_and_is_readmitted() {
-    support::init_logging();
-    let faults = FaultController::new(0xface);
-    let (nodes, _) = start_cluster(4, Some(&faults), &[]).await;
-    let all: Vec<&_> = nodes.iter().collect();
-    let lead_id = leader(&all).await.expect("a leader");
-    let lead = nodes.iter().position(|n| n.id() == lead_id).unwrap();
-    let cut = (lead + 1) % nodes.len();
+    let (nodes, lead, cut, faults) = remove_one_while_cut_off(false).await;
     let cut_id = nodes[cut].id();
-    for other in (0..nodes.len()).filter(|n| *n != cut) {
-        faults.partition(nodes[cut].local_addr(), nodes[other].local_addr());
-    }
-    nodes[lead]
-        .change_membership(MembershipChange::RemoveNode(cut_id), None)
-        .await
-        .expect("three of four voters remove the fourth");
     let mut acked = propose_values(&nodes[lead], "while-cut", 20).await;
     faults.heal();
     eventually("the removed node to be a member again", || async {
@@ -114,11 +101,61 @@ async fn a_member_removed_while_cut_off_asks_to_join_again_and_is_readmitted() {
     })
     .await;
     acked.extend(propose_values(&nodes[lead], "healed", 20).await);
+    let all: Vec<&_> = nodes.iter().collect();
     let sequence = converged_values(&all).await;
     assert_exactly_once(&sequence, &acked);
     for node in &nodes {
         node.shutdown().await.unwrap();
     }
+}
+
+/// A node whose player is leaving (`stop_rejoining`) hears from no leader once removed,
+/// as above, and must not knock its way back in: the leave would end with the player
+/// still listed, a learner nobody plays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leaving_member_removed_while_cut_off_stays_out() {
+    let (nodes, lead, cut, faults) = remove_one_while_cut_off(true).await;
+    let cut_id = nodes[cut].id();
+    faults.heal();
+    // Re-admission above takes 3 s without a leader and a knock (every 300 ms); give it
+    // twice that.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let status = nodes[lead].status().await.unwrap();
+    assert!(
+        !status.membership.learners.contains(&cut_id)
+            && !status.membership.voters.contains(&cut_id),
+        "a leaving node asked to join again: {:?}",
+        status.membership
+    );
+    for node in &nodes {
+        node.shutdown().await.unwrap();
+    }
+}
+
+/// Four nodes; one is cut off from the others (after `stop_rejoining` when `leaving`) and
+/// the leader removes it. Returns the nodes, the leader's and the removed one's positions,
+/// and the faults, still cutting it off.
+async fn remove_one_while_cut_off(
+    leaving: bool,
+) -> (Vec<Node<ValueList>>, usize, usize, FaultController) {
+    support::init_logging();
+    let faults = FaultController::new(0xface);
+    let (nodes, _) = start_cluster(4, Some(&faults), &[]).await;
+    let all: Vec<&_> = nodes.iter().collect();
+    let lead_id = leader(&all).await.expect("a leader");
+    let lead = nodes.iter().position(|n| n.id() == lead_id).unwrap();
+    let cut = (lead + 1) % nodes.len();
+    if leaving {
+        nodes[cut].stop_rejoining().await.unwrap();
+    }
+    for other in (0..nodes.len()).filter(|n| *n != cut) {
+        faults.partition(nodes[cut].local_addr(), nodes[other].local_addr());
+    }
+    nodes[lead]
+        .change_membership(MembershipChange::RemoveNode(nodes[cut].id()), None)
+        .await
+        .expect("three of four voters remove the fourth");
+    (nodes, lead, cut, faults)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

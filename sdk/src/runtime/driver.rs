@@ -132,6 +132,8 @@ pub(crate) struct Driver<S: StateMachine> {
     leaderless_since: Option<Instant>,
     /// When a leaderless node knocks next.
     next_rejoin_knock: Instant,
+    /// The layer above is leaving the cluster: a leaderless node does not knock.
+    rejoin_stopped: bool,
     /// Removed members and when their connection is dropped.
     forget_at: Vec<(NodeId, Instant)>,
     /// Whether this node is in the configuration yet, for `Node::joined`.
@@ -292,6 +294,7 @@ impl<S: StateMachine> Driver<S> {
             join_task,
             leaderless_since: None,
             next_rejoin_knock: Instant::now(),
+            rejoin_stopped: false,
             forget_at: Vec::new(),
             join_state,
             last_snapshot_index,
@@ -447,7 +450,7 @@ impl<S: StateMachine> Driver<S> {
     /// a host that removed it in its absence re-admits it (`on_join_request`), and a
     /// non-leader that knows the host redirects it there.
     fn rejoin_if_leaderless(&mut self, now: Instant) {
-        if self.core.leader_id().is_some() || self.join_task.is_some() {
+        if self.core.leader_id().is_some() || self.join_task.is_some() || self.rejoin_stopped {
             self.leaderless_since = None;
             return;
         }
@@ -668,6 +671,7 @@ impl<S: StateMachine> Driver<S> {
                 }
             }
             Command::SetFitness(fitness) => self.core.set_fitness(fitness),
+            Command::StopRejoining => self.rejoin_stopped = true,
             Command::Status(reply) => {
                 let _ = reply.send(self.status());
             }

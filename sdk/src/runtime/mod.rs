@@ -303,6 +303,7 @@ enum Command<S> {
         reply: Reply<()>,
     },
     SetFitness(Fitness),
+    StopRejoining,
     Status(oneshot::Sender<NodeStatus>),
     SendSession {
         to: NodeId,
@@ -537,6 +538,16 @@ impl<S: StateMachine> Node<S> {
     pub async fn transfer_leadership(&self, target: NodeId) -> Result<(), NodeError> {
         self.request(|reply| Command::TransferLeadership { target, reply })
             .await
+    }
+
+    /// Says this node is on its way out of the cluster: once a leader removes it, it hears
+    /// from no leader again, and it must not take that for a removal in its absence and
+    /// ask to join again (it otherwise does after three seconds without a leader).
+    pub async fn stop_rejoining(&self) -> Result<(), NodeError> {
+        self.commands
+            .send(Command::StopRejoining)
+            .await
+            .map_err(|_| NodeError::Stopped)
     }
 
     /// Sets this node's fitness; it biases elections and is reported to the leader.

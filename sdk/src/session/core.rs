@@ -215,6 +215,9 @@ pub enum Action {
     QueryStatus,
     /// Set this node's fitness in the Raft core.
     SetFitness(Fitness),
+    /// The player is leaving: the node must not ask to join again when it hears from no
+    /// leader, which is what a removal it was not told of looks like.
+    StopRejoining,
     /// Hand the game's newest image to the replicated state, for snapshots.
     SaveImage(GameImageHandoff),
     /// Stop the node: the session is over.
@@ -332,6 +335,9 @@ impl InboxQueue {
 struct Leaving {
     deadline: Instant,
     handed_to: Option<NodeId>,
+    /// Every host asked to remove us: the one that did says so, perhaps after we stopped
+    /// counting it as host (it no longer sends us the log, so we stop hearing from it).
+    asked: BTreeSet<NodeId>,
     /// The host found nobody to hand over to and proposed its own removal.
     removing_self: bool,
 }
@@ -408,6 +414,11 @@ pub struct SessionCore {
     policy: Option<PolicyKind>,
     handoff: HandoffHold,
     absent_since: HashMap<NodeId, Instant>,
+    /// Voters that have answered this host since it was elected (a match in its log).
+    answered: BTreeSet<NodeId>,
+    /// Players that asked this player, as host, to remove them, with the life that asked:
+    /// never handed the host role or a seat.
+    leavers: HashMap<NodeId, u64>,
     /// The newest life heard from each member (see [`encode_player`]).
     lives: HashMap<NodeId, u64>,
 }
@@ -449,6 +460,8 @@ impl SessionCore {
             policy: None,
             handoff: HandoffHold::default(),
             absent_since: HashMap::new(),
+            answered: BTreeSet::new(),
+            leavers: HashMap::new(),
             lives: HashMap::new(),
             config,
         };
@@ -651,8 +664,10 @@ impl SessionCore {
         self.leaving = Some(Leaving {
             deadline: now + LEAVE_TIMEOUT,
             handed_to: None,
+            asked: BTreeSet::new(),
             removing_self: false,
         });
+        self.actions.push_back(Action::StopRejoining);
         // The next policy round acts on it, with a fresh status.
         self.next_policy = now;
         Ok(())
@@ -808,6 +823,7 @@ impl SessionCore {
             self.hosting = Hosting::Barrier;
             self.handoff = HandoffHold::default();
             self.absent_since.clear();
+            self.answered.clear();
             self.actions.push_back(Action::Barrier);
         } else if role != Role::Leader && self.hosting != Hosting::No {
             let was_ready = self.hosting == Hosting::Ready;
@@ -835,6 +851,7 @@ impl SessionCore {
         }
         for id in old.difference(&new) {
             self.inbox.remove(id);
+            self.leavers.remove(id);
             self.lives.remove(id);
             self.absent_since.remove(id);
             self.events.push_back(Event::PlayerLeft(*id));
@@ -874,7 +891,10 @@ impl SessionCore {
             } => self.receive_inputs(from, incarnation, inputs, now),
             PlayerMessage::Leave => self.on_leave_request(from, life, now),
             PlayerMessage::Removed => {
-                if self.host == Some(from) && self.leaving.is_some() {
+                let asked = self.leaving.as_ref().is_some_and(|leaving| {
+                    self.host == Some(from) || leaving.asked.contains(&from)
+                });
+                if asked {
                     self.finish_leave(now);
                 } else if self.host == Some(from) {
                     // Only a leave of this player's earlier life, from a 1.0 host that
@@ -951,6 +971,13 @@ impl SessionCore {
             Outcome::Policy(result) => {
                 let kind = self.policy.take();
                 match (&result, kind) {
+                    // The host's own removal, when nobody could take over: the leave is done.
+                    (
+                        Ok(()),
+                        Some(PolicyKind::Membership {
+                            removed: Some(player),
+                        }),
+                    ) if player == self.me => self.finish_leave(now),
                     (
                         Ok(()),
                         Some(PolicyKind::Membership {
@@ -969,14 +996,13 @@ impl SessionCore {
                         }
                     }
                     (Err(err), kind) => {
-                        tracing::info!(%err, ?kind, "host policy did not apply")
+                        tracing::info!(%err, ?kind, "host policy did not apply");
+                        if let Some(leaving) = &mut self.leaving {
+                            // Its own removal failed: the next round tries a handoff again.
+                            leaving.removing_self = false;
+                        }
                     }
                     _ => {}
-                }
-                if let (Ok(()), Some(leaving)) = (&result, &self.leaving) {
-                    if leaving.removing_self {
-                        self.finish_leave(now);
-                    }
                 }
             }
         }
@@ -1337,6 +1363,7 @@ impl SessionCore {
             self.tell_removed(from);
             return;
         }
+        self.leavers.insert(from, life.unwrap_or(newest));
         if self.policy.is_some() {
             return;
         }
@@ -1351,7 +1378,46 @@ impl SessionCore {
             self.run_policy(MembershipChange::DemoteVoter(gone), None);
             return;
         }
+        if !self.live_majority_without(from) {
+            // Removing it now would leave the commit to voters not known to be there; if
+            // one is dead, the configuration without the leaver can never commit the fix
+            // (demoting the dead one). The leaver asks again; by then the others have
+            // answered, or the silent one is gone and demoted first (above).
+            tracing::debug!(
+                leaver = %format_args!("{from:016x}"),
+                "a leaver waits until a majority of the voters left has answered"
+            );
+            return;
+        }
         self.run_policy(MembershipChange::RemoveNode(from), Some(from));
+    }
+
+    /// Whether the voters other than `leaver` that answered this host and are not absent
+    /// (counting this host) are a majority of them.
+    fn live_majority_without(&self, leaver: NodeId) -> bool {
+        let after: Vec<NodeId> = self
+            .membership
+            .voters
+            .iter()
+            .copied()
+            .filter(|&id| id != leaver)
+            .collect();
+        let live = after
+            .iter()
+            .filter(|&&id| {
+                id == self.me
+                    || (self.answered.contains(&id) && !self.absent_since.contains_key(&id))
+            })
+            .count();
+        live * 2 > after.len()
+    }
+
+    /// Whether `id` asked to leave in its newest life: two leavers handing the host role
+    /// to each other would never be removed.
+    fn is_leaver(&self, id: NodeId) -> bool {
+        self.leavers
+            .get(&id)
+            .is_some_and(|&life| life >= self.newest_life(id))
     }
 
     /// Whether voter `id` has been unheard of for `voter_absence_limit`.
@@ -1415,11 +1481,14 @@ impl SessionCore {
         if self.stopped {
             return;
         }
-        if status.membership != self.membership && !status.membership.voters.is_empty() {
+        let committed = &status.committed_membership;
+        if *committed != self.membership && !committed.voters.is_empty() {
             // A configuration that arrived inside a snapshot is never reported as applied:
             // without this a host that caught up by snapshot would take a member who
-            // joined before it for a stranger and drop its inputs for good.
-            self.handle_membership(status.membership.clone(), now);
+            // joined before it for a stranger and drop its inputs for good. The committed
+            // one, not the appended: a host tells a leaver it is out once it is out of this
+            // set, and an appended removal may yet be overwritten by the next host.
+            self.handle_membership(committed.clone(), now);
             if self.stopped {
                 return;
             }
@@ -1475,9 +1544,15 @@ impl SessionCore {
         let best_learner = progress
             .iter()
             .filter(|peer| !peer.is_voter && Self::caught_up(peer, last_index))
+            .filter(|peer| !self.is_leaver(peer.id))
             .max_by_key(|peer| (peer.fitness, peer.id))
             .cloned();
         for peer in progress.iter().filter(|peer| peer.is_voter) {
+            // A new leader's progress starts "active" and at match 0: only a match is word
+            // from the peer.
+            if peer.match_index > 0 {
+                self.answered.insert(peer.id);
+            }
             if peer.recently_active {
                 self.absent_since.remove(&peer.id);
             } else {
@@ -1521,6 +1596,7 @@ impl SessionCore {
         let best_voter = progress
             .iter()
             .filter(|peer| peer.is_voter && Self::caught_up(peer, last_index))
+            .filter(|peer| !self.is_leaver(peer.id))
             .max_by_key(|peer| (peer.fitness, peer.id))
             .map(|peer| (peer.id, peer.fitness));
         if let Some(target) = self.handoff.observe(
@@ -1559,6 +1635,7 @@ impl SessionCore {
                     .progress
                     .iter()
                     .filter(|peer| Self::caught_up(peer, status.last_index))
+                    .filter(|peer| !self.is_leaver(peer.id))
                     .max_by_key(|peer| (peer.fitness, peer.id))
                 {
                     // A lone voter with a warm learner: seat it, then hand over to it.
@@ -1572,9 +1649,11 @@ impl SessionCore {
                 self.stop();
                 return;
             }
+            // Another leaver is no successor; it is removed on its own request meanwhile.
             let target = others
                 .iter()
                 .filter(|peer| Self::caught_up(peer, status.last_index))
+                .filter(|peer| !self.is_leaver(peer.id))
                 .max_by_key(|peer| (peer.match_index, peer.fitness, peer.id))
                 .map(|peer| peer.id);
             let patience_over = self.leaving.as_ref().is_some_and(|leaving| {
@@ -1588,12 +1667,23 @@ impl SessionCore {
                     if let Some(leaving) = &mut self.leaving {
                         leaving.removing_self = true;
                     }
-                    self.run_policy(MembershipChange::RemoveNode(self.me), None);
+                    self.run_policy(MembershipChange::RemoveNode(self.me), Some(self.me));
                 }
                 None => {}
             }
-        } else if let Some(host) = self.host {
-            self.send(host, &PlayerMessage::Leave);
+        } else if let Some(leaving) = &mut self.leaving {
+            // Leaderless, which a removal we were not told of looks like: ask every host
+            // asked before, so the one that removed us can say so.
+            if let Some(host) = self.host {
+                leaving.asked.insert(host);
+            }
+            let hosts: Vec<NodeId> = match self.host {
+                Some(host) => vec![host],
+                None => leaving.asked.iter().copied().collect(),
+            };
+            for host in hosts {
+                self.send(host, &PlayerMessage::Leave);
+            }
         }
     }
 }
@@ -1665,6 +1755,7 @@ mod tests {
         let mut core = hosting(now);
         let third = 3;
         with_members(&mut core, &[ME, OTHER, third], now);
+        answered_by(&mut core, &[ME, OTHER, third], now);
         let leave_of_life_5 = encode_player(&PlayerMessage::Leave, 5).unwrap();
         core.handle_message(third, &leave_of_life_5, now);
         assert_eq!(removals(&mut core), vec![third]);
@@ -1736,6 +1827,68 @@ mod tests {
         }
     }
 
+    /// The host's status shows every one of `voters` caught up and heard from lately.
+    fn answered_by(core: &mut SessionCore, voters: &[NodeId], now: Instant) {
+        core.handle_status(&host_status(voters, voters), now);
+        while core.poll_action().is_some() {}
+    }
+
+    /// Two leavers handing the host role to each other would never be removed.
+    #[test]
+    fn a_leaving_host_hands_over_to_a_player_that_stays() {
+        let now = Instant::now();
+        let third = 3;
+        let mut core = hosting(now);
+        with_members(&mut core, &[ME, OTHER, third], now);
+        answered_by(&mut core, &[ME, OTHER, third], now);
+        core.handle_message(
+            OTHER,
+            &encode_player(&PlayerMessage::Leave, 4).unwrap(),
+            now,
+        );
+        assert_eq!(removals(&mut core), vec![OTHER]);
+        core.handle_outcome(Outcome::Policy(Err("timed out".into())), now);
+        core.leave(now).unwrap();
+        // OTHER is the most caught up, and would be the pick but for its leave.
+        let mut status = host_status(&[ME, OTHER, third], &[OTHER, third]);
+        for peer in &mut status.progress {
+            peer.match_index = if peer.id == OTHER { 10 } else { 9 };
+        }
+        core.handle_status(&status, now);
+        let targets: Vec<NodeId> = std::iter::from_fn(|| core.poll_action())
+            .filter_map(|action| match action {
+                Action::Transfer { target } => Some(target),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(targets, vec![third]);
+    }
+
+    /// A new host has heard from nobody: its Raft progress calls every voter active.
+    #[test]
+    fn a_new_host_removes_a_leaver_once_the_voters_left_have_answered() {
+        let now = Instant::now();
+        let third = 3;
+        let mut core = hosting(now);
+        with_members(&mut core, &[ME, OTHER, third], now);
+        let mut fresh = host_status(&[ME, OTHER, third], &[OTHER, third]);
+        for peer in &mut fresh.progress {
+            peer.match_index = 0;
+        }
+        core.handle_status(&fresh, now);
+        while core.poll_action().is_some() {}
+        let leave = encode_player(&PlayerMessage::Leave, 9).unwrap();
+        core.handle_message(third, &leave, now);
+        assert_eq!(
+            removals(&mut core),
+            Vec::<NodeId>::new(),
+            "{{ME, OTHER}} commits only with OTHER, not heard from yet"
+        );
+        answered_by(&mut core, &[ME, OTHER, third], now);
+        core.handle_message(third, &leave, now);
+        assert_eq!(removals(&mut core), vec![third]);
+    }
+
     fn demotions(core: &mut SessionCore) -> Vec<NodeId> {
         std::iter::from_fn(|| core.poll_action())
             .filter_map(|action| match action {
@@ -1758,8 +1911,12 @@ mod tests {
             core
         };
         let now = Instant::now();
-        // Unheard of for a moment only (a new host, a slow link): not gone, the leaver goes.
+        // Unheard of for a moment only (a new host, a slow link): not gone, but {ME, gone}
+        // would need it to commit, so the leaver waits until it answers again.
         let mut core = host_seeing_gone_since(now);
+        core.handle_message(leaver, &leave, now);
+        assert_eq!(removals(&mut core), Vec::<NodeId>::new(), "gone is silent");
+        answered_by(&mut core, &[ME, leaver, gone], now);
         core.handle_message(leaver, &leave, now);
         assert_eq!(
             removals(&mut core),
@@ -1814,6 +1971,67 @@ mod tests {
             left,
             vec![Event::Left(LeaveOutcome::HandedOver { to: OTHER })]
         );
+    }
+
+    /// The host that removes a leaver stops sending it the log at once; with a slow link
+    /// the leaver's election timer fires before the host's word arrives.
+    #[test]
+    fn a_leaver_that_lost_its_host_still_hears_it_was_removed() {
+        let now = Instant::now();
+        let mut core = SessionCore::new(config(), ME, 7, now);
+        with_members(&mut core, &[ME, OTHER], now);
+        core.handle_role(Role::Follower, Some(OTHER), now);
+        drain(&mut core);
+        while core.poll_action().is_some() {}
+        core.leave(now).unwrap();
+        assert_eq!(core.poll_action(), Some(Action::StopRejoining));
+        let leaves_sent = |core: &mut SessionCore| {
+            std::iter::from_fn(|| core.poll_action())
+                .filter(|action| {
+                    matches!(action, Action::Send { to: OTHER, bytes }
+                        if matches!(decode_player(bytes), Some((PlayerMessage::Leave, _))))
+                })
+                .count()
+        };
+        core.handle_status(&host_status(&[ME, OTHER], &[]), now);
+        assert_eq!(leaves_sent(&mut core), 1, "asks its host");
+        core.handle_role(Role::PreCandidate, None, now);
+        core.handle_status(&host_status(&[ME, OTHER], &[]), now);
+        assert_eq!(leaves_sent(&mut core), 1, "asks the host it asked before");
+        let removed = encode_player(&PlayerMessage::Removed, 1).unwrap();
+        core.handle_message(OTHER, &removed, now);
+        let left: Vec<_> = drain(&mut core)
+            .into_iter()
+            .filter(|event| matches!(event, Event::Left(_)))
+            .collect();
+        assert_eq!(left, vec![Event::Left(LeaveOutcome::Removed)]);
+    }
+
+    #[test]
+    fn a_leaver_hears_it_is_removed_only_once_its_removal_commits() {
+        let now = Instant::now();
+        let third = 3;
+        let mut core = hosting(now);
+        with_members(&mut core, &[ME, OTHER, third], now);
+        answered_by(&mut core, &[ME, OTHER, third], now);
+        let leave = encode_player(&PlayerMessage::Leave, 9).unwrap();
+        core.handle_message(third, &leave, now);
+        assert_eq!(removals(&mut core), vec![third]);
+        // The removal is appended, not committed: the next host may still overwrite it.
+        let mut status = host_status(&[ME, OTHER], &[OTHER]);
+        status.committed_membership.voters.insert(third);
+        core.handle_status(&status, now);
+        core.handle_message(third, &leave, now);
+        let told_removed = |core: &mut SessionCore| {
+            std::iter::from_fn(|| core.poll_action()).any(|action| {
+                matches!(action, Action::Send { to, bytes }
+                    if to == third
+                        && matches!(decode_player(&bytes), Some((PlayerMessage::Removed, _))))
+            })
+        };
+        assert!(!told_removed(&mut core), "not before it commits");
+        core.handle_outcome(Outcome::Policy(Ok(())), now);
+        assert!(told_removed(&mut core), "once it has");
     }
 
     #[test]

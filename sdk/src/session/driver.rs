@@ -533,6 +533,9 @@ impl Task {
                 Action::SetFitness(fitness) => {
                     let _ = node.set_fitness(fitness).await;
                 }
+                Action::StopRejoining => {
+                    let _ = node.stop_rejoining().await;
+                }
                 Action::SaveImage(image) => port.save_image(image),
                 Action::Stop => stop = true,
             }

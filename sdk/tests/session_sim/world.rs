@@ -292,6 +292,8 @@ struct Live {
     leaderless_since: Option<u64>,
     /// Knocking because it knew no leader for long (not a join of its own).
     rejoining: bool,
+    /// The core said the player is leaving (`Action::StopRejoining`): no rejoin knocks.
+    rejoin_stopped: bool,
     /// The last index of the log the node booted with: configurations up to it are
     /// the node's own stale ones, not news from a leader.
     boot_last_index: Index,
@@ -692,6 +694,7 @@ impl World {
             joining,
             leaderless_since: None,
             rejoining: false,
+            rejoin_stopped: false,
             boot_last_index: log::last_index(&durable),
         });
         let tick_ms = player.tick_ms;
@@ -743,7 +746,7 @@ impl World {
                 live.rejoining = false;
                 live.joining = false;
             }
-        } else if !live.joining {
+        } else if !live.joining && !live.rejoin_stopped {
             let since = *live.leaderless_since.get_or_insert(now_ms);
             if now_ms - since >= REJOIN_AFTER_LEADERLESS_MS {
                 live.joining = true;
@@ -1269,6 +1272,7 @@ impl World {
             }
             Action::QueryStatus => self.schedule(now_ms + 1, Ev::Status(id, life)),
             Action::SetFitness(fitness) => live.raft.set_fitness(fitness),
+            Action::StopRejoining => live.rejoin_stopped = true,
             Action::SaveImage(image) => live.port.save_image(image),
             Action::Stop => {
                 // The game hears what the core said last (Left, a warning) first.
