@@ -1392,16 +1392,20 @@ impl SessionCore {
         self.run_policy(MembershipChange::RemoveNode(from), Some(from));
     }
 
-    /// Whether the voters other than `leaver` that answered this host and are not absent
-    /// (counting this host) are a majority of them.
-    fn live_majority_without(&self, leaver: NodeId) -> bool {
-        let after: Vec<NodeId> = self
-            .membership
+    /// The voters once `leaver` is removed.
+    fn voters_without(&self, leaver: NodeId) -> Vec<NodeId> {
+        self.membership
             .voters
             .iter()
             .copied()
             .filter(|&id| id != leaver)
-            .collect();
+            .collect()
+    }
+
+    /// Whether the voters other than `leaver` that answered this host and are not absent
+    /// (counting this host) are a majority of them.
+    fn live_majority_without(&self, leaver: NodeId) -> bool {
+        let after = self.voters_without(leaver);
         let live = after
             .iter()
             .filter(|&&id| {
@@ -1431,13 +1435,7 @@ impl SessionCore {
     /// leave the live voters no majority: with voters {leaver, gone, host}, removing the
     /// leaver first leaves {gone, host}, which never commits again.
     fn voter_gone_beside(&self, leaver: NodeId, now: Instant) -> Option<NodeId> {
-        let after: Vec<NodeId> = self
-            .membership
-            .voters
-            .iter()
-            .copied()
-            .filter(|&id| id != leaver)
-            .collect();
+        let after = self.voters_without(leaver);
         let gone: Vec<NodeId> = after
             .iter()
             .copied()
