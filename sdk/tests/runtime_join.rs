@@ -4,10 +4,11 @@
 
 mod support;
 
+use baton::raft::MembershipChange;
 use baton::runtime::{Bootstrap, Node, NodeError};
-use baton::transport::{Identity, SessionCredentials, SessionSecret};
+use baton::transport::{FaultController, Identity, SessionCredentials, SessionSecret};
 use std::time::{Duration, Instant};
-use support::runtime::{any_port, node_config, TestNode, ValueList};
+use support::runtime::{any_port, loopback, node_config, propose_values, TestNode, ValueList};
 
 /// Far above what a refusal takes (one QUIC handshake on loopback).
 const JOIN_WAIT: Duration = Duration::from_secs(20);
@@ -128,4 +129,55 @@ async fn joined_fails_with_stopped_when_the_node_stops_first() {
     joiner.shutdown().await.unwrap();
     let outcome = waiting.await.unwrap();
     assert!(matches!(outcome, Err(NodeError::Stopped)), "{outcome:?}");
+}
+
+/// A joiner added while it could not hear the leader catches up from a snapshot taken
+/// after its own addition: the configuration that names it arrives inside the snapshot,
+/// never as an applied entry, and `joined` must resolve all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joiner_whose_addition_arrives_inside_a_snapshot_joins() {
+    support::init_logging();
+    let faults = FaultController::new(0x5a);
+    let credentials = SessionCredentials::generate();
+    let founder = Node::start(
+        node_config(any_port(), Some(&faults), None),
+        Identity::generate().unwrap(),
+        credentials.clone(),
+        ValueList::default(),
+        Bootstrap::NewCluster,
+    )
+    .await
+    .unwrap();
+    // Cut off before its first knock, so that only the addition below admits it.
+    let joiner_addr = std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|socket| socket.local_addr())
+        .unwrap();
+    faults.partition(founder.local_addr(), joiner_addr);
+    let joiner = Node::start(
+        node_config(joiner_addr, Some(&faults), None),
+        Identity::generate().unwrap(),
+        credentials,
+        ValueList::default(),
+        Bootstrap::Join {
+            addrs: vec![loopback(founder.advertise_addr())],
+        },
+    )
+    .await
+    .unwrap();
+    support::sessions::eventually("the founder to add the joiner", || async {
+        founder
+            .change_membership(MembershipChange::AddLearner(joiner.id()), Some(joiner_addr))
+            .await
+            .is_ok()
+    })
+    .await;
+    // Past `snapshot_interval_entries` (64): the log that held the addition is compacted.
+    propose_values(&founder, "while-cut", 100).await;
+    faults.heal();
+    joiner
+        .joined(JOIN_WAIT)
+        .await
+        .expect("the joiner hears it joined from the snapshot");
+    joiner.shutdown().await.unwrap();
+    founder.shutdown().await.unwrap();
 }

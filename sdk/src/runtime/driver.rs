@@ -982,6 +982,9 @@ impl<S: StateMachine> Driver<S> {
                 index = snapshot.meta.last_index,
                 "restored from the leader's snapshot"
             );
+            // Its configuration is applied too, though no entry carries it: a joiner added
+            // while it could not hear the leader learns of its own addition only here.
+            self.membership_applied(snapshot.meta.membership.clone());
         }
         let snapshot = newest_snapshot(ready.snapshot, ready.compaction);
         let job = PersistJob {
@@ -1138,24 +1141,28 @@ impl<S: StateMachine> Driver<S> {
                             .push((id, Instant::now() + REMOVED_PEER_GRACE));
                     }
                 }
-                let member =
-                    membership.voters.contains(&self.id) || membership.learners.contains(&self.id);
-                if member {
-                    self.join_state.send_if_modified(|state| {
-                        let changed = *state != JoinState::Joined;
-                        *state = JoinState::Joined;
-                        changed
-                    });
-                    if let Some(task) = self.join_task.take() {
-                        task.abort();
-                        tracing::info!("joined the cluster");
-                        let _ = self.events.send(NodeEvent::Joined);
-                    }
-                }
-                tracing::info!(voters = ?membership.voters, learners = ?membership.learners, "membership applied");
-                let _ = self.events.send(NodeEvent::MembershipChanged(membership));
+                self.membership_applied(membership);
             }
         }
+    }
+
+    /// A configuration took effect in the applied state: from a log entry or a snapshot.
+    fn membership_applied(&mut self, membership: Membership) {
+        let member = membership.voters.contains(&self.id) || membership.learners.contains(&self.id);
+        if member {
+            self.join_state.send_if_modified(|state| {
+                let changed = *state != JoinState::Joined;
+                *state = JoinState::Joined;
+                changed
+            });
+            if let Some(task) = self.join_task.take() {
+                task.abort();
+                tracing::info!("joined the cluster");
+                let _ = self.events.send(NodeEvent::Joined);
+            }
+        }
+        tracing::info!(voters = ?membership.voters, learners = ?membership.learners, "membership applied");
+        let _ = self.events.send(NodeEvent::MembershipChanged(membership));
     }
 
     /// After a snapshot replaced the address book: stop dialing who left it, dial who is in it.
