@@ -1750,10 +1750,7 @@ mod tests {
     #[test]
     fn a_leave_of_a_players_earlier_life_does_not_remove_its_new_life() {
         let now = Instant::now();
-        let mut core = hosting(now);
-        let third = 3;
-        with_members(&mut core, &[ME, OTHER, third], now);
-        answered_by(&mut core, &[ME, OTHER, third], now);
+        let (mut core, third) = hosting_three_voters(now);
         let leave_of_life_5 = encode_player(&PlayerMessage::Leave, 5).unwrap();
         core.handle_message(third, &leave_of_life_5, now);
         assert_eq!(removals(&mut core), vec![third]);
@@ -1825,6 +1822,15 @@ mod tests {
         }
     }
 
+    /// A host of voters `ME`, `OTHER` and the third it returns, each heard from.
+    fn hosting_three_voters(now: Instant) -> (SessionCore, NodeId) {
+        let third = 3;
+        let mut core = hosting(now);
+        with_members(&mut core, &[ME, OTHER, third], now);
+        answered_by(&mut core, &[ME, OTHER, third], now);
+        (core, third)
+    }
+
     /// The host's status shows every one of `voters` caught up and heard from lately.
     fn answered_by(core: &mut SessionCore, voters: &[NodeId], now: Instant) {
         core.handle_status(&host_status(voters, voters), now);
@@ -1835,10 +1841,7 @@ mod tests {
     #[test]
     fn a_leaving_host_hands_over_to_a_player_that_stays() {
         let now = Instant::now();
-        let third = 3;
-        let mut core = hosting(now);
-        with_members(&mut core, &[ME, OTHER, third], now);
-        answered_by(&mut core, &[ME, OTHER, third], now);
+        let (mut core, third) = hosting_three_voters(now);
         core.handle_message(
             OTHER,
             &encode_player(&PlayerMessage::Leave, 4).unwrap(),
@@ -2008,10 +2011,7 @@ mod tests {
     #[test]
     fn a_leaver_hears_it_is_removed_only_once_its_removal_commits() {
         let now = Instant::now();
-        let third = 3;
-        let mut core = hosting(now);
-        with_members(&mut core, &[ME, OTHER, third], now);
-        answered_by(&mut core, &[ME, OTHER, third], now);
+        let (mut core, third) = hosting_three_voters(now);
         let leave = encode_player(&PlayerMessage::Leave, 9).unwrap();
         core.handle_message(third, &leave, now);
         assert_eq!(removals(&mut core), vec![third]);
