@@ -16,8 +16,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::game::Ledger;
 use support::sessions::{
-    config, host_and_join, host_of, index_of, play_on_and_agree_with_departed, start_session_with,
-    views, LIMIT,
+    config, eventually_among, host_and_join, host_of, index_of, play_on_and_agree_with_departed,
+    start_session_with, LIMIT,
 };
 
 /// EOS P2P's packet size: below QUIC's 1200 bytes, so every full QUIC datagram travels
@@ -108,17 +108,17 @@ async fn session_on_platform(platform: &Platform, players: usize) -> Vec<Session
 /// Waits for a host other than `crashed`; on timeout, panics with what every player
 /// knows, so that a stall explains itself.
 async fn a_new_host(sessions: &[Session<Ledger>], crashed: NodeId) -> NodeId {
-    let deadline = tokio::time::Instant::now() + LIMIT;
-    while tokio::time::Instant::now() < deadline {
-        if let Some(host) = host_of(sessions).await.filter(|&host| host != crashed) {
-            return host;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!(
-        "timed out after {LIMIT:?} waiting for a host other than {crashed:016x}:\n{}",
-        views(sessions).await
-    );
+    let found = std::cell::Cell::new(None);
+    eventually_among(
+        sessions,
+        &format!("a host other than {crashed:016x}"),
+        || async {
+            found.set(host_of(sessions).await.filter(|&host| host != crashed));
+            found.get().is_some()
+        },
+    )
+    .await;
+    found.get().expect("the wait ends on a host")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
